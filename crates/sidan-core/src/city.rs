@@ -1,0 +1,166 @@
+//! A city's static data (units, skills, services) and the JSON city file that
+//! also lists its teams.
+//!
+//! Parsing is pure: it takes text and returns a typed error that names the
+//! entry (`teams[3] (t-0003)`) and the field (`base.lat`). Reading the file
+//! and naming it is the caller's job (the `sidan` facade does both).
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::ServiceSpec;
+use crate::id::ServiceId;
+use crate::index::TeamIndex;
+use crate::skills::{SkillSpec, SkillTaxonomy};
+use crate::team::TeamSpec;
+use crate::units::{UnitSpec, UnitTree};
+
+/// The largest city file accepted, in bytes.
+pub const MAX_CITY_FILE_BYTES: usize = 512 * 1024 * 1024;
+
+/// The city file: everything needed to start dispatching.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CityFile {
+    /// The unit hierarchy, in any order.
+    pub units: Vec<UnitSpec>,
+    /// The skill taxonomy.
+    pub skills: Vec<SkillSpec>,
+    /// The service catalog.
+    pub services: Vec<ServiceSpec>,
+    /// The teams.
+    #[serde(default)]
+    pub teams: Vec<TeamSpec>,
+}
+
+/// Why a city file cannot be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CityError {
+    /// The text is not valid JSON of the expected shape.
+    #[error("at {path} (line {line}, column {column}): {message}")]
+    Syntax {
+        /// Path of the offending value, like `teams[3].base.lat`.
+        path: String,
+        /// Line of the error.
+        line: usize,
+        /// Column of the error.
+        column: usize,
+        /// What the parser said.
+        message: String,
+    },
+    /// The file is larger than [`MAX_CITY_FILE_BYTES`].
+    #[error("the file is {0} bytes, at most {MAX_CITY_FILE_BYTES} are accepted")]
+    TooLarge(usize),
+    /// An entry is well-formed but invalid.
+    #[error("entry {entry}, field `{field}`: {message}")]
+    Invalid {
+        /// The entry, like `teams[3] (t-0003)`.
+        entry: String,
+        /// The field, like `reach_km`.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl CityError {
+    fn invalid(entry: String, field: &str, message: impl ToString) -> Self {
+        Self::Invalid { entry, field: field.to_owned(), message: message.to_string() }
+    }
+}
+
+impl CityFile {
+    /// Parses a city file from JSON text.
+    pub fn from_json(text: &str) -> Result<Self, CityError> {
+        if text.len() > MAX_CITY_FILE_BYTES {
+            return Err(CityError::TooLarge(text.len()));
+        }
+        let de = &mut serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            CityError::Syntax { path, line: inner.line(), column: inner.column(), message: inner.to_string() }
+        })
+    }
+
+    /// Validates the file and builds the city and its team index.
+    pub fn build(self) -> Result<(City, TeamIndex), CityError> {
+        let city = City::new(&self.units, self.skills, self.services)?;
+        let index = TeamIndex::build(&city, self.teams.clone()).map_err(|(i, e)| {
+            CityError::invalid(format!("teams[{i}] ({})", e.team), e.field, &e.problem)
+        })?;
+        Ok((city, index))
+    }
+}
+
+/// A city's static data: the unit hierarchy, the skill taxonomy and the service catalog.
+#[derive(Debug, Clone, Default)]
+pub struct City {
+    units: UnitTree,
+    skills: SkillTaxonomy,
+    services: Vec<ServiceSpec>,
+    service_by_id: HashMap<ServiceId, usize>,
+}
+
+impl City {
+    /// Validates and assembles a city.
+    pub fn new(units: &[UnitSpec], skills: Vec<SkillSpec>, services: Vec<ServiceSpec>) -> Result<Self, CityError> {
+        let units = UnitTree::build(units).map_err(|(i, e)| {
+            let field = match e {
+                crate::units::UnitError::DuplicateUnit(_) => "id",
+                _ => "parent",
+            };
+            CityError::invalid(format!("units[{i}] ({})", units[i].id), field, e)
+        })?;
+        let skill_ids: Vec<_> = skills.iter().map(|s| s.id.clone()).collect();
+        let skills = SkillTaxonomy::build(skills).map_err(|(i, e)| {
+            let entry = skill_ids.get(i).map_or_else(|| "skills".to_owned(), |id| format!("skills[{i}] ({id})"));
+            let field = match e {
+                crate::skills::SkillError::DuplicateSkill(_) => "id",
+                _ => "broader",
+            };
+            CityError::invalid(entry, field, e)
+        })?;
+        let mut service_by_id = HashMap::new();
+        for (i, s) in services.iter().enumerate() {
+            let entry = || format!("services[{i}] ({})", s.id);
+            if service_by_id.insert(s.id.clone(), i).is_some() {
+                return Err(CityError::invalid(entry(), "id", "a service with this id already exists"));
+            }
+            if let Err(e) = skills.set_of(&s.skills) {
+                return Err(CityError::invalid(entry(), "skills", e));
+            }
+            if s.default_duration_min == 0 {
+                return Err(CityError::invalid(entry(), "default_duration_min", "must be at least 1"));
+            }
+        }
+        Ok(Self { units, skills, services, service_by_id })
+    }
+
+    /// The unit hierarchy.
+    pub fn units(&self) -> &UnitTree {
+        &self.units
+    }
+
+    /// Adds units at run time (the hierarchy grows; teams keep their places).
+    pub fn units_mut(&mut self) -> &mut UnitTree {
+        &mut self.units
+    }
+
+    /// The skill taxonomy.
+    pub fn skills(&self) -> &SkillTaxonomy {
+        &self.skills
+    }
+
+    /// The service catalog.
+    pub fn services(&self) -> &[ServiceSpec] {
+        &self.services
+    }
+
+    /// A service by id.
+    pub fn service(&self, id: &ServiceId) -> Option<&ServiceSpec> {
+        self.service_by_id.get(id).map(|&i| &self.services[i])
+    }
+}

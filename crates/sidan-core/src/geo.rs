@@ -1,0 +1,164 @@
+//! Locations, great-circle distance and travel time.
+//!
+//! A [`Location`] can only be built from finite, in-range coordinates, so the
+//! rest of the engine never sees NaN. Distances use the haversine formula on a
+//! sphere of the mean Earth radius; road-network travel times plug in through
+//! the [`TravelTime`] trait.
+
+use serde::{Deserialize, Serialize};
+
+/// Mean Earth radius in metres (IUGG), used by every distance in the engine.
+pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
+
+/// Why a pair of coordinates is not a location.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LocationError {
+    /// The latitude is NaN or infinite.
+    #[error("latitude {0} is not a finite number")]
+    LatNotFinite(f64),
+    /// The longitude is NaN or infinite.
+    #[error("longitude {0} is not a finite number")]
+    LonNotFinite(f64),
+    /// The latitude lies outside [-90, 90].
+    #[error("latitude {0} is outside [-90, 90]")]
+    LatOutOfRange(f64),
+    /// The longitude lies outside [-180, 180].
+    #[error("longitude {0} is outside [-180, 180]")]
+    LonOutOfRange(f64),
+}
+
+/// A validated WGS84 position in degrees.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Location {
+    lat: f64,
+    lon: f64,
+}
+
+impl Location {
+    /// Makes a location, rejecting NaN, infinities and out-of-range values.
+    pub fn new(lat: f64, lon: f64) -> Result<Self, LocationError> {
+        if !lat.is_finite() {
+            return Err(LocationError::LatNotFinite(lat));
+        }
+        if !lon.is_finite() {
+            return Err(LocationError::LonNotFinite(lon));
+        }
+        if !(-90.0..=90.0).contains(&lat) {
+            return Err(LocationError::LatOutOfRange(lat));
+        }
+        if !(-180.0..=180.0).contains(&lon) {
+            return Err(LocationError::LonOutOfRange(lon));
+        }
+        Ok(Self { lat, lon })
+    }
+
+    /// Latitude in degrees.
+    pub fn lat(self) -> f64 {
+        self.lat
+    }
+
+    /// Longitude in degrees.
+    pub fn lon(self) -> f64 {
+        self.lon
+    }
+
+    /// Great-circle (haversine) distance to `other`, in metres.
+    pub fn distance_m(self, other: Location) -> f64 {
+        haversine_m(self.lat, self.lon, other.lat, other.lon)
+    }
+}
+
+impl<'de> Deserialize<'de> for Location {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Raw {
+            lat: f64,
+            lon: f64,
+        }
+        let raw = Raw::deserialize(d)?;
+        Location::new(raw.lat, raw.lon).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Haversine distance between two points given in degrees, in metres.
+pub fn haversine_m(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
+    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
+    let dp = p2 - p1;
+    let dl = (lon2 - lon1).to_radians();
+    let a = (dp * 0.5).sin().powi(2) + p1.cos() * p2.cos() * (dl * 0.5).sin().powi(2);
+    2.0 * EARTH_RADIUS_M * a.sqrt().min(1.0).asin()
+}
+
+/// Travel time between two places: the seam where road-network routing plugs in.
+pub trait TravelTime {
+    /// Seconds needed to travel from `from` to `to`.
+    fn travel_s(&self, from: Location, to: Location) -> f64;
+}
+
+/// Straight-line travel at a constant speed, with a detour factor for roads.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StraightLine {
+    /// Average speed in km/h.
+    pub speed_kmh: f64,
+    /// Road distance divided by great-circle distance (≥ 1).
+    pub detour_factor: f64,
+}
+
+impl Default for StraightLine {
+    fn default() -> Self {
+        Self {
+            speed_kmh: 30.0,
+            detour_factor: 1.3,
+        }
+    }
+}
+
+impl TravelTime for StraightLine {
+    fn travel_s(&self, from: Location, to: Location) -> f64 {
+        from.distance_m(to) * self.detour_factor / (self.speed_kmh / 3.6)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn rejects_bad_coordinates() {
+        assert!(matches!(Location::new(f64::NAN, 0.0), Err(LocationError::LatNotFinite(_))));
+        assert!(matches!(Location::new(0.0, f64::INFINITY), Err(LocationError::LonNotFinite(_))));
+        assert!(matches!(Location::new(90.5, 0.0), Err(LocationError::LatOutOfRange(_))));
+        assert!(matches!(Location::new(0.0, -180.1), Err(LocationError::LonOutOfRange(_))));
+        assert!(Location::new(-90.0, 180.0).is_ok());
+        assert!(serde_json::from_str::<Location>(r#"{"lat": 91, "lon": 0}"#).is_err());
+        assert!(serde_json::from_str::<Location>(r#"{"lat": 1, "lon": 0, "alt": 3}"#).is_err());
+    }
+
+    #[test]
+    fn known_distance() {
+        // Cangzhou station to Beijing South, about 180 km.
+        let a = Location::new(38.3037, 116.8388).expect("valid");
+        let b = Location::new(39.8652, 116.3786).expect("valid");
+        let d = a.distance_m(b);
+        assert!((d - 178_000.0).abs() < 3_000.0, "{d}");
+    }
+
+    proptest! {
+        #[test]
+        fn distance_is_a_symmetric_metric(
+            la in -90.0..90.0f64, lo in -180.0..180.0f64,
+            lb in -90.0..90.0f64, lob in -180.0..180.0f64,
+        ) {
+            let a = Location::new(la, lo).expect("in range");
+            let b = Location::new(lb, lob).expect("in range");
+            let d = a.distance_m(b);
+            prop_assert!(d >= 0.0 && d <= std::f64::consts::PI * EARTH_RADIUS_M + 1.0);
+            prop_assert!((d - b.distance_m(a)).abs() < 1e-6);
+            prop_assert!(a.distance_m(a) < 1e-6);
+        }
+    }
+}

@@ -1,0 +1,439 @@
+//! The spatial team index.
+//!
+//! Team bases live in R-trees (`rstar`), one per reach class, so a request
+//! only visits teams whose reach could cover it: for each class the query is
+//! the bounding box of a spherical cap of the class's largest reach around the
+//! request, then the exact haversine test against each team's own reach.
+//!
+//! Team records are stored densely, in Z-order of their bases at build time,
+//! so the candidates of one query sit close together in memory. Load,
+//! availability, location, reach and reputation are updated in place;
+//! a move or a reach change touches only that team's tree entry.
+
+use std::collections::HashMap;
+
+use chrono_tz::Tz;
+use rstar::primitives::GeomWithData;
+use rstar::{AABB, RTree};
+
+use crate::city::City;
+use crate::geo::{EARTH_RADIUS_M, Location};
+use crate::id::{HouseholdId, TeamId};
+use crate::skills::SkillSet;
+use crate::team::{MAX_REACH_KM, TeamError, TeamKind, TeamProblem, TeamSpec};
+use crate::time::{Availability, AvailabilitySpec};
+use crate::units::UnitIdx;
+
+/// Dense index of a team inside a [`TeamIndex`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TeamIdx(pub u32);
+
+/// Upper bounds of the reach classes, in metres.
+const REACH_CLASSES_M: [f64; 8] = [1e3, 2e3, 5e3, 10e3, 20e3, 50e3, 100e3, MAX_REACH_KM * 1e3];
+
+type Point = GeomWithData<[f64; 2], u32>;
+
+/// A team as the dispatcher sees it.
+#[derive(Debug, Clone)]
+pub struct TeamRecord {
+    /// Its id.
+    pub id: TeamId,
+    /// Display name.
+    pub name: String,
+    /// Its unit.
+    pub unit: UnitIdx,
+    /// Its kind.
+    pub kind: TeamKind,
+    /// Its base.
+    pub base: Location,
+    /// Its reach in metres.
+    pub reach_m: f64,
+    /// Its skills and every broader skill they satisfy.
+    pub skills: SkillSet,
+    /// Number of volunteers.
+    pub members: u32,
+    /// Requests it can hold at once.
+    pub capacity: u32,
+    /// Requests it holds now.
+    pub load: u32,
+    /// Requests served recently.
+    pub recent_jobs: u32,
+    /// Reputation in [0, 1], if rated.
+    pub reputation: Option<f64>,
+    /// When it can serve.
+    pub availability: Availability,
+    /// The time zone of its availability (its unit's).
+    pub tz: Tz,
+    /// Households served before, sorted.
+    pub households_served: Vec<HouseholdId>,
+    /// Households paired with it, sorted.
+    pub paired_households: Vec<HouseholdId>,
+    /// Whether it takes offers.
+    pub active: bool,
+    class: u8,
+}
+
+/// The team table and its spatial index.
+#[derive(Debug, Clone, Default)]
+pub struct TeamIndex {
+    teams: Vec<TeamRecord>,
+    by_id: HashMap<TeamId, TeamIdx>,
+    trees: Vec<RTree<Point>>,
+    /// The largest reach present in each class (never shrinks between rebuilds).
+    class_reach_m: Vec<f64>,
+}
+
+fn class_of(reach_m: f64) -> u8 {
+    REACH_CLASSES_M.iter().position(|&b| reach_m <= b).unwrap_or(REACH_CLASSES_M.len() - 1) as u8
+}
+
+fn point(loc: Location, idx: u32) -> Point {
+    GeomWithData::new([loc.lon(), loc.lat()], idx)
+}
+
+/// Interleaves the bits of quantised coordinates: a Z-order key.
+fn z_order(loc: Location) -> u64 {
+    let q = |v: f64, lo: f64, span: f64| (((v - lo) / span) * f64::from(u32::MAX)) as u32;
+    let (x, y) = (q(loc.lon(), -180.0, 360.0), q(loc.lat(), -90.0, 180.0));
+    let spread = |v: u32| {
+        let mut v = u64::from(v);
+        v = (v | (v << 16)) & 0x0000_FFFF_0000_FFFF;
+        v = (v | (v << 8)) & 0x00FF_00FF_00FF_00FF;
+        v = (v | (v << 4)) & 0x0F0F_0F0F_0F0F_0F0F;
+        v = (v | (v << 2)) & 0x3333_3333_3333_3333;
+        (v | (v << 1)) & 0x5555_5555_5555_5555
+    };
+    spread(x) | (spread(y) << 1)
+}
+
+/// The lon/lat boxes (one, or two across the antimeridian) that contain every
+/// point within `radius_m` of `at`.
+pub fn cap_boxes(at: Location, radius_m: f64) -> [Option<AABB<[f64; 2]>>; 2] {
+    let ang = radius_m / EARTH_RADIUS_M;
+    let dlat = ang.to_degrees();
+    let (lat, lon) = (at.lat(), at.lon());
+    let (lat_lo, lat_hi) = ((lat - dlat).max(-90.0), (lat + dlat).min(90.0));
+    let full = |lo, hi| [Some(AABB::from_corners([-180.0, lo], [180.0, hi])), None];
+    if ang >= std::f64::consts::PI || lat - dlat <= -90.0 || lat + dlat >= 90.0 {
+        return full(lat_lo, lat_hi);
+    }
+    let s = ang.sin() / lat.to_radians().cos();
+    if s >= 1.0 {
+        return full(lat_lo, lat_hi);
+    }
+    // Pad by a micro-degree against rounding at the box edge.
+    let dlon = s.asin().to_degrees() + 1e-6;
+    let (lo, hi) = (lon - dlon, lon + dlon);
+    let b = |lo, hi| Some(AABB::from_corners([lo, lat_lo], [hi, lat_hi]));
+    if lo < -180.0 {
+        [b(lo + 360.0, 180.0), b(-180.0, hi)]
+    } else if hi > 180.0 {
+        [b(lo, 180.0), b(-180.0, hi - 360.0)]
+    } else {
+        [b(lo, hi), None]
+    }
+}
+
+fn validate(city: &City, spec: &TeamSpec) -> Result<TeamRecord, TeamError> {
+    let err = |field, problem| TeamError { team: spec.id.clone(), field, problem };
+    let unit = city
+        .units()
+        .idx(&spec.unit)
+        .ok_or_else(|| err("unit", TeamProblem::UnknownUnit(spec.unit.clone())))?;
+    let skills = city.skills().closure_of(&spec.skills).map_err(|e| err("skills", e.into()))?;
+    if !(spec.reach_km.is_finite() && spec.reach_km > 0.0 && spec.reach_km <= MAX_REACH_KM) {
+        return Err(err("reach_km", TeamProblem::BadReach(spec.reach_km)));
+    }
+    if spec.members == 0 {
+        return Err(err("members", TeamProblem::Zero));
+    }
+    if spec.capacity == 0 {
+        return Err(err("capacity", TeamProblem::Zero));
+    }
+    if spec.load > spec.capacity {
+        return Err(err("load", TeamProblem::LoadOverCapacity { load: spec.load, capacity: spec.capacity }));
+    }
+    if let Some(r) = spec.reputation
+        && !(0.0..=1.0).contains(&r)
+    {
+        return Err(err("reputation", TeamProblem::BadReputation(r)));
+    }
+    let availability = Availability::compile(&spec.availability).map_err(|e| err("availability", e.into()))?;
+    let sorted = |v: &[HouseholdId]| {
+        let mut v = v.to_vec();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let reach_m = spec.reach_km * 1000.0;
+    Ok(TeamRecord {
+        id: spec.id.clone(),
+        name: spec.name.clone(),
+        unit,
+        kind: spec.kind,
+        base: spec.base,
+        reach_m,
+        skills,
+        members: spec.members,
+        capacity: spec.capacity,
+        load: spec.load,
+        recent_jobs: spec.recent_jobs,
+        reputation: spec.reputation,
+        availability,
+        tz: city.units().get(unit).tz,
+        households_served: sorted(&spec.households_served),
+        paired_households: sorted(&spec.paired_households),
+        active: spec.active,
+        class: class_of(reach_m),
+    })
+}
+
+impl TeamIndex {
+    /// Validates the teams and bulk-loads the index. An error carries the
+    /// position of the offending spec.
+    pub fn build(city: &City, specs: Vec<TeamSpec>) -> Result<Self, (usize, TeamError)> {
+        let mut records = Vec::with_capacity(specs.len());
+        let mut seen = HashMap::with_capacity(specs.len());
+        for (i, spec) in specs.iter().enumerate() {
+            if seen.insert(spec.id.clone(), i).is_some() {
+                let e = TeamError { team: spec.id.clone(), field: "id", problem: TeamProblem::DuplicateId };
+                return Err((i, e));
+            }
+            records.push(validate(city, spec).map_err(|e| (i, e))?);
+        }
+        records.sort_by_cached_key(|r| z_order(r.base));
+        let by_id = records.iter().enumerate().map(|(i, r)| (r.id.clone(), TeamIdx(i as u32))).collect();
+        let mut per_class: Vec<Vec<Point>> = vec![Vec::new(); REACH_CLASSES_M.len()];
+        let mut class_reach_m = vec![0.0f64; REACH_CLASSES_M.len()];
+        for (i, r) in records.iter().enumerate() {
+            per_class[r.class as usize].push(point(r.base, i as u32));
+            class_reach_m[r.class as usize] = class_reach_m[r.class as usize].max(r.reach_m);
+        }
+        let trees = per_class.into_iter().map(RTree::bulk_load).collect();
+        Ok(Self { teams: records, by_id, trees, class_reach_m })
+    }
+
+    /// Adds one team without rebuilding.
+    pub fn insert(&mut self, city: &City, spec: &TeamSpec) -> Result<TeamIdx, TeamError> {
+        if self.by_id.contains_key(&spec.id) {
+            return Err(TeamError { team: spec.id.clone(), field: "id", problem: TeamProblem::DuplicateId });
+        }
+        if self.trees.is_empty() {
+            self.trees = vec![RTree::new(); REACH_CLASSES_M.len()];
+            self.class_reach_m = vec![0.0; REACH_CLASSES_M.len()];
+        }
+        let rec = validate(city, spec)?;
+        let idx = TeamIdx(u32::try_from(self.teams.len()).expect("fewer than 2^32 teams"));
+        self.place(idx, &rec);
+        self.by_id.insert(rec.id.clone(), idx);
+        self.teams.push(rec);
+        Ok(idx)
+    }
+
+    fn place(&mut self, idx: TeamIdx, rec: &TeamRecord) {
+        let c = rec.class as usize;
+        self.trees[c].insert(point(rec.base, idx.0));
+        self.class_reach_m[c] = self.class_reach_m[c].max(rec.reach_m);
+    }
+
+    fn unplace(&mut self, idx: TeamIdx) {
+        let rec = &self.teams[idx.0 as usize];
+        let removed = self.trees[rec.class as usize].remove(&point(rec.base, idx.0));
+        debug_assert!(removed.is_some(), "every team has exactly one tree entry");
+    }
+
+    /// Number of teams.
+    pub fn len(&self) -> usize {
+        self.teams.len()
+    }
+
+    /// Whether there are no teams.
+    pub fn is_empty(&self) -> bool {
+        self.teams.is_empty()
+    }
+
+    /// The dense index of a team.
+    pub fn idx(&self, id: &TeamId) -> Option<TeamIdx> {
+        self.by_id.get(id).copied()
+    }
+
+    /// The record of a team.
+    ///
+    /// # Panics
+    /// If `idx` does not come from this index.
+    pub fn get(&self, idx: TeamIdx) -> &TeamRecord {
+        &self.teams[idx.0 as usize]
+    }
+
+    /// All records, in index order.
+    pub fn records(&self) -> &[TeamRecord] {
+        &self.teams
+    }
+
+    fn record_mut(&mut self, id: &TeamId) -> Result<(TeamIdx, &mut TeamRecord), TeamError> {
+        let idx = self.idx(id).ok_or_else(|| TeamError {
+            team: id.clone(),
+            field: "id",
+            problem: TeamProblem::UnknownTeam,
+        })?;
+        Ok((idx, &mut self.teams[idx.0 as usize]))
+    }
+
+    /// Sets how many requests a team holds now.
+    pub fn set_load(&mut self, id: &TeamId, load: u32) -> Result<(), TeamError> {
+        self.record_mut(id)?.1.load = load;
+        Ok(())
+    }
+
+    /// Sets how many requests a team can hold.
+    pub fn set_capacity(&mut self, id: &TeamId, capacity: u32) -> Result<(), TeamError> {
+        if capacity == 0 {
+            return Err(TeamError { team: id.clone(), field: "capacity", problem: TeamProblem::Zero });
+        }
+        self.record_mut(id)?.1.capacity = capacity;
+        Ok(())
+    }
+
+    /// Counts one more recently served request.
+    pub fn record_job(&mut self, id: &TeamId, household: Option<&HouseholdId>) -> Result<(), TeamError> {
+        let (_, rec) = self.record_mut(id)?;
+        rec.recent_jobs += 1;
+        if let Some(h) = household
+            && let Err(pos) = rec.households_served.binary_search(h)
+        {
+            rec.households_served.insert(pos, h.clone());
+        }
+        Ok(())
+    }
+
+    /// Sets a team's reputation.
+    pub fn set_reputation(&mut self, id: &TeamId, reputation: f64) -> Result<(), TeamError> {
+        if !(0.0..=1.0).contains(&reputation) {
+            return Err(TeamError {
+                team: id.clone(),
+                field: "reputation",
+                problem: TeamProblem::BadReputation(reputation),
+            });
+        }
+        self.record_mut(id)?.1.reputation = Some(reputation);
+        Ok(())
+    }
+
+    /// Replaces a team's availability.
+    pub fn set_availability(&mut self, id: &TeamId, spec: &AvailabilitySpec) -> Result<(), TeamError> {
+        let av = Availability::compile(spec).map_err(|e| TeamError {
+            team: id.clone(),
+            field: "availability",
+            problem: e.into(),
+        })?;
+        self.record_mut(id)?.1.availability = av;
+        Ok(())
+    }
+
+    /// Turns offers to a team on or off.
+    pub fn set_active(&mut self, id: &TeamId, active: bool) -> Result<(), TeamError> {
+        self.record_mut(id)?.1.active = active;
+        Ok(())
+    }
+
+    /// Moves a team's base and sets its reach, re-indexing only that team.
+    pub fn relocate(&mut self, id: &TeamId, base: Location, reach_km: f64) -> Result<(), TeamError> {
+        if !(reach_km.is_finite() && reach_km > 0.0 && reach_km <= MAX_REACH_KM) {
+            return Err(TeamError { team: id.clone(), field: "reach_km", problem: TeamProblem::BadReach(reach_km) });
+        }
+        let (idx, _) = self.record_mut(id)?;
+        self.unplace(idx);
+        let rec = &mut self.teams[idx.0 as usize];
+        rec.base = base;
+        rec.reach_m = reach_km * 1000.0;
+        rec.class = class_of(rec.reach_m);
+        let rec = rec.clone();
+        self.place(idx, &rec);
+        Ok(())
+    }
+
+    /// Calls `visit` with every team whose reach class could cover `at`: a
+    /// superset of the teams within their own reach of `at`, each once.
+    pub fn for_each_candidate(&self, at: Location, mut visit: impl FnMut(TeamIdx, &TeamRecord)) {
+        for (tree, &reach) in self.trees.iter().zip(&self.class_reach_m) {
+            if tree.size() == 0 {
+                continue;
+            }
+            for bx in cap_boxes(at, reach).into_iter().flatten() {
+                for p in tree.locate_in_envelope(&bx) {
+                    visit(TeamIdx(p.data), &self.teams[p.data as usize]);
+                }
+            }
+        }
+    }
+
+    /// Calls `visit` with every team within `radius_m` of `at` by base distance.
+    pub fn for_each_within(&self, at: Location, radius_m: f64, mut visit: impl FnMut(TeamIdx, &TeamRecord, f64)) {
+        for tree in &self.trees {
+            for bx in cap_boxes(at, radius_m).into_iter().flatten() {
+                for p in tree.locate_in_envelope(&bx) {
+                    let rec = &self.teams[p.data as usize];
+                    let d = rec.base.distance_m(at);
+                    if d <= radius_m {
+                        visit(TeamIdx(p.data), rec, d);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Approximate heap and inline bytes of the spatial trees (not the team table).
+    pub fn spatial_bytes(&self) -> usize {
+        // rstar stores leaves inline in parent nodes: one Point per team, plus
+        // about one node (envelope + Vec header) per six leaves at its default
+        // fan-out of six.
+        let leaf = std::mem::size_of::<Point>();
+        let node = std::mem::size_of::<rstar::ParentNode<Point>>() + std::mem::size_of::<AABB<[f64; 2]>>();
+        let n: usize = self.trees.iter().map(|t| t.size()).sum();
+        n * leaf + n.div_ceil(4) * node
+    }
+
+    /// Approximate bytes of the team table (records, ids, availability, households).
+    pub fn table_bytes(&self) -> usize {
+        let base = std::mem::size_of::<TeamRecord>() + std::mem::size_of::<(TeamId, TeamIdx)>() * 2;
+        self.teams
+            .iter()
+            .map(|r| {
+                base + r.id.as_str().len()
+                    + 16
+                    + r.name.len()
+                    + r.availability.heap_bytes()
+                    + (r.households_served.len() + r.paired_households.len()) * std::mem::size_of::<HouseholdId>()
+            })
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Every point within the radius lies in one of the boxes.
+        #[test]
+        fn cap_boxes_contain_the_cap(
+            lat in -89.9..89.9f64, lon in -180.0..180.0f64,
+            radius_km in 0.1..600.0f64, bearing in 0.0..std::f64::consts::TAU, frac in 0.0..1.0f64,
+        ) {
+            let at = Location::new(lat, lon).expect("in range");
+            // Walk `frac * radius` along `bearing` on the sphere.
+            let d = frac * radius_km * 1000.0 / EARTH_RADIUS_M;
+            let (p1, l1) = (lat.to_radians(), lon.to_radians());
+            let p2 = (p1.sin() * d.cos() + p1.cos() * d.sin() * bearing.cos()).asin();
+            let l2 = l1 + (bearing.sin() * d.sin() * p1.cos()).atan2(d.cos() - p1.sin() * p2.sin());
+            let lon2 = (l2.to_degrees() + 540.0).rem_euclid(360.0) - 180.0;
+            let q = [lon2, p2.to_degrees()];
+            let inside = cap_boxes(at, radius_km * 1000.0).into_iter().flatten().any(|b| {
+                let (lo, hi) = (b.lower(), b.upper());
+                lo[0] - 1e-9 <= q[0] && q[0] <= hi[0] + 1e-9 && lo[1] - 1e-9 <= q[1] && q[1] <= hi[1] + 1e-9
+            });
+            prop_assert!(inside, "{q:?} not in boxes of {at:?} r={radius_km}");
+        }
+    }
+}

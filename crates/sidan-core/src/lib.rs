@@ -1,0 +1,33 @@
+//! The pure core of the sidan volunteer-service dispatch engine.
+//!
+//! Everything here is synchronous and deterministic: no I/O, no clock, no
+//! threads. Time is always an argument (`now`), iteration order is fixed, and
+//! the same inputs give the same outputs bit for bit. The async runtime, the
+//! stores and the buses live in crates of their own.
+//!
+//! Module map:
+//! - [`id`]: typed identifiers.
+//! - [`geo`]: validated locations, great-circle distance, the [`geo::TravelTime`] port.
+//! - [`units`]: the unit hierarchy (city → county → institute → station).
+//! - [`skills`]: the skill taxonomy (a DAG) and skill bitsets.
+//! - [`time`]: validated time windows, weekly availability and dated exceptions.
+//! - [`team`], [`request`], [`catalog`]: the domain records.
+//! - [`city`]: a whole city's static data and its JSON file format.
+//! - [`index`]: the spatial team index with incremental updates.
+//! - [`score`]: the configurable scoring policy.
+//! - [`dispatch`]: online ranking of eligible teams, with explanations.
+//! - [`batch`]: batch assignment (optimal min-cost flow and greedy).
+
+pub mod batch;
+pub mod catalog;
+pub mod city;
+pub mod dispatch;
+pub mod geo;
+pub mod id;
+pub mod index;
+pub mod request;
+pub mod score;
+pub mod skills;
+pub mod team;
+pub mod time;
+pub mod units;

@@ -1,0 +1,273 @@
+//! The skill taxonomy: a DAG in which a specific skill satisfies its broader
+//! categories ("psychological counselling" satisfies "emotional support"), and
+//! fixed-size skill bitsets so eligibility is a handful of AND instructions.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::SkillId;
+
+/// The largest taxonomy a [`SkillSet`] can hold.
+pub const MAX_SKILLS: usize = 256;
+
+/// A set of skills as a 256-bit bitset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct SkillSet([u64; MAX_SKILLS / 64]);
+
+impl SkillSet {
+    /// The empty set.
+    pub const EMPTY: SkillSet = SkillSet([0; MAX_SKILLS / 64]);
+
+    /// Adds the skill at dense index `bit`.
+    pub fn insert(&mut self, bit: SkillIdx) {
+        self.0[bit.0 as usize / 64] |= 1 << (bit.0 % 64);
+    }
+
+    /// Whether the skill at dense index `bit` is in the set.
+    pub fn contains(&self, bit: SkillIdx) -> bool {
+        self.0[bit.0 as usize / 64] & (1 << (bit.0 % 64)) != 0
+    }
+
+    /// Whether every skill of `self` is in `other`.
+    pub fn is_subset(&self, other: &SkillSet) -> bool {
+        self.0.iter().zip(&other.0).all(|(a, b)| a & !b == 0)
+    }
+
+    /// The union of two sets.
+    pub fn union(&self, other: &SkillSet) -> SkillSet {
+        let mut out = *self;
+        for (a, b) in out.0.iter_mut().zip(&other.0) {
+            *a |= b;
+        }
+        out
+    }
+
+    /// Number of skills in the set.
+    pub fn len(&self) -> u32 {
+        self.0.iter().map(|w| w.count_ones()).sum()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|&w| w == 0)
+    }
+
+    /// The skills of `self` missing from `other`.
+    pub fn difference(&self, other: &SkillSet) -> SkillSet {
+        let mut out = *self;
+        for (a, b) in out.0.iter_mut().zip(&other.0) {
+            *a &= !b;
+        }
+        out
+    }
+
+    /// The dense indices in the set, ascending.
+    pub fn iter(&self) -> impl Iterator<Item = SkillIdx> + '_ {
+        (0..MAX_SKILLS as u16).map(SkillIdx).filter(|&b| self.contains(b))
+    }
+}
+
+/// Dense index of a skill inside a [`SkillTaxonomy`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SkillIdx(pub u16);
+
+/// A skill as described in a city file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SkillSpec {
+    /// Its id.
+    pub id: SkillId,
+    /// Its display name.
+    pub name: String,
+    /// The broader categories this skill satisfies.
+    #[serde(default)]
+    pub broader: Vec<SkillId>,
+}
+
+/// Why a taxonomy is invalid, or a skill unknown.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SkillError {
+    /// Two skills share an id.
+    #[error("skill {0} is defined twice")]
+    DuplicateSkill(SkillId),
+    /// A skill names a broader skill that does not exist, or a record names an unknown skill.
+    #[error("unknown skill {0}")]
+    UnknownSkill(SkillId),
+    /// The broader-than relation has a cycle through this skill.
+    #[error("the skill taxonomy has a cycle through {0}")]
+    Cycle(SkillId),
+    /// More skills than a [`SkillSet`] holds.
+    #[error("the taxonomy has {0} skills, at most {MAX_SKILLS} are supported")]
+    TooManySkills(usize),
+}
+
+/// The skill taxonomy with each skill's closure (itself and everything broader).
+#[derive(Debug, Clone, Default)]
+pub struct SkillTaxonomy {
+    specs: Vec<SkillSpec>,
+    by_id: HashMap<SkillId, SkillIdx>,
+    closure: Vec<SkillSet>,
+}
+
+impl SkillTaxonomy {
+    /// Validates the specs (unique ids, known broader skills, no cycle) and
+    /// computes closures. An error carries the index of the offending spec.
+    pub fn build(specs: Vec<SkillSpec>) -> Result<Self, (usize, SkillError)> {
+        if specs.len() > MAX_SKILLS {
+            return Err((MAX_SKILLS, SkillError::TooManySkills(specs.len())));
+        }
+        let mut by_id = HashMap::new();
+        for (i, s) in specs.iter().enumerate() {
+            if by_id.insert(s.id.clone(), SkillIdx(i as u16)).is_some() {
+                return Err((i, SkillError::DuplicateSkill(s.id.clone())));
+            }
+        }
+        let mut parents: Vec<Vec<usize>> = Vec::with_capacity(specs.len());
+        for (i, s) in specs.iter().enumerate() {
+            let mut ps = Vec::new();
+            for b in &s.broader {
+                let p = by_id.get(b).ok_or_else(|| (i, SkillError::UnknownSkill(b.clone())))?;
+                ps.push(p.0 as usize);
+            }
+            parents.push(ps);
+        }
+        // Depth-first closure with three colours to find cycles.
+        #[derive(Clone, Copy, PartialEq)]
+        enum Mark {
+            New,
+            Active,
+            Done,
+        }
+        let n = specs.len();
+        let mut mark = vec![Mark::New; n];
+        let mut closure = vec![SkillSet::EMPTY; n];
+        for start in 0..n {
+            if mark[start] == Mark::Done {
+                continue;
+            }
+            let mut stack = vec![(start, 0usize)];
+            mark[start] = Mark::Active;
+            while let Some(&mut (node, ref mut pos)) = stack.last_mut() {
+                if let Some(&p) = parents[node].get(*pos) {
+                    *pos += 1;
+                    match mark[p] {
+                        Mark::Active => return Err((p, SkillError::Cycle(specs[p].id.clone()))),
+                        Mark::New => {
+                            mark[p] = Mark::Active;
+                            stack.push((p, 0));
+                        }
+                        Mark::Done => {}
+                    }
+                } else {
+                    let mut set = SkillSet::EMPTY;
+                    set.insert(SkillIdx(node as u16));
+                    for &p in &parents[node] {
+                        set = set.union(&closure[p]);
+                    }
+                    closure[node] = set;
+                    mark[node] = Mark::Done;
+                    stack.pop();
+                }
+            }
+        }
+        Ok(Self { specs, by_id, closure })
+    }
+
+    /// Number of skills.
+    pub fn len(&self) -> usize {
+        self.specs.len()
+    }
+
+    /// Whether the taxonomy is empty.
+    pub fn is_empty(&self) -> bool {
+        self.specs.is_empty()
+    }
+
+    /// The dense index of a skill.
+    pub fn idx(&self, id: &SkillId) -> Result<SkillIdx, SkillError> {
+        self.by_id.get(id).copied().ok_or_else(|| SkillError::UnknownSkill(id.clone()))
+    }
+
+    /// The spec of a skill.
+    pub fn spec(&self, idx: SkillIdx) -> &SkillSpec {
+        &self.specs[idx.0 as usize]
+    }
+
+    /// The set of exactly these skills.
+    pub fn set_of(&self, ids: &[SkillId]) -> Result<SkillSet, SkillError> {
+        let mut set = SkillSet::EMPTY;
+        for id in ids {
+            set.insert(self.idx(id)?);
+        }
+        Ok(set)
+    }
+
+    /// These skills and every broader skill they satisfy.
+    pub fn closure_of(&self, ids: &[SkillId]) -> Result<SkillSet, SkillError> {
+        let mut set = SkillSet::EMPTY;
+        for id in ids {
+            set = set.union(&self.closure[self.idx(id)?.0 as usize]);
+        }
+        Ok(set)
+    }
+
+    /// The ids of the skills in a set, in taxonomy order.
+    pub fn ids(&self, set: &SkillSet) -> Vec<SkillId> {
+        set.iter().map(|b| self.specs[b.0 as usize].id.clone()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(id: &str, broader: &[&str]) -> SkillSpec {
+        SkillSpec {
+            id: SkillId::new(id).expect("valid"),
+            name: id.into(),
+            broader: broader.iter().map(|b| SkillId::new(b).expect("valid")).collect(),
+        }
+    }
+
+    fn ids(xs: &[&str]) -> Vec<SkillId> {
+        xs.iter().map(|x| SkillId::new(x).expect("valid")).collect()
+    }
+
+    #[test]
+    fn specific_skill_satisfies_broader() {
+        let t = SkillTaxonomy::build(vec![
+            s("counselling", &["emotional-support", "professional"]),
+            s("emotional-support", &["care"]),
+            s("care", &[]),
+            s("professional", &[]),
+            s("haircut", &[]),
+        ])
+        .expect("valid");
+        let team = t.closure_of(&ids(&["counselling"])).expect("known");
+        assert!(t.set_of(&ids(&["care", "emotional-support"])).expect("known").is_subset(&team));
+        assert!(!t.set_of(&ids(&["haircut"])).expect("known").is_subset(&team));
+        assert_eq!(team.len(), 4);
+        assert_eq!(t.set_of(&ids(&["nope"])), Err(SkillError::UnknownSkill(SkillId::new("nope").expect("valid"))));
+    }
+
+    #[test]
+    fn rejects_cycles_duplicates_unknowns() {
+        assert!(matches!(
+            SkillTaxonomy::build(vec![s("a", &["b"]), s("b", &["c"]), s("c", &["a"])]),
+            Err((_, SkillError::Cycle(_)))
+        ));
+        assert!(matches!(SkillTaxonomy::build(vec![s("a", &["a"])]), Err((0, SkillError::Cycle(_)))));
+        assert!(matches!(
+            SkillTaxonomy::build(vec![s("a", &[]), s("a", &[])]),
+            Err((1, SkillError::DuplicateSkill(_)))
+        ));
+        assert!(matches!(
+            SkillTaxonomy::build(vec![s("a", &["zz"])]),
+            Err((0, SkillError::UnknownSkill(_)))
+        ));
+        let many: Vec<_> = (0..257).map(|i| s(&format!("k{i}"), &[])).collect();
+        assert!(matches!(SkillTaxonomy::build(many), Err((_, SkillError::TooManySkills(257)))));
+    }
+}
