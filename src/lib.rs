@@ -1,8 +1,49 @@
 //! `sidan`: a volunteer-service dispatch engine.
 //!
 //! This facade re-exports the workspace's library crates so an embedding
-//! platform depends on one crate. The pure core is [`core`]; the seeded city
-//! and demand generators are [`sim`].
+//! platform depends on one crate, and adds what needs the file system:
+//! [`load_city`] reads a city file and names it in every error. The pure core
+//! is [`core`]; the seeded city and demand generators are [`sim`].
+
+use std::path::{Path, PathBuf};
 
 pub use sidan_core as core;
 pub use sidan_sim as sim;
+
+use sidan_core::city::{City, CityError, CityFile, MAX_CITY_FILE_BYTES};
+use sidan_core::index::TeamIndex;
+
+/// Why a city file could not be loaded: the file, then what is wrong in it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadCityError {
+    /// The file could not be read.
+    #[error("{file}: {source}")]
+    Read {
+        /// The file.
+        file: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file's content is invalid.
+    #[error("{file}: {source}")]
+    Invalid {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong, naming the entry and the field.
+        source: CityError,
+    },
+}
+
+/// Reads, parses and validates a JSON city file.
+pub fn load_city(path: &Path) -> Result<(City, TeamIndex), LoadCityError> {
+    let file = path.to_path_buf();
+    let len = std::fs::metadata(path).map_err(|source| LoadCityError::Read { file: file.clone(), source })?.len();
+    if len > MAX_CITY_FILE_BYTES as u64 {
+        return Err(LoadCityError::Invalid { file, source: CityError::TooLarge(len as usize) });
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| LoadCityError::Read { file: file.clone(), source })?;
+    CityFile::from_json(&text)
+        .and_then(CityFile::build)
+        .map_err(|source| LoadCityError::Invalid { file, source })
+}

@@ -129,6 +129,9 @@ impl City {
             if service_by_id.insert(s.id.clone(), i).is_some() {
                 return Err(CityError::invalid(entry(), "id", "a service with this id already exists"));
             }
+            if s.skills.is_empty() {
+                return Err(CityError::invalid(entry(), "skills", "a service needs at least one skill"));
+            }
             if let Err(e) = skills.set_of(&s.skills) {
                 return Err(CityError::invalid(entry(), "skills", e));
             }

@@ -122,7 +122,8 @@ pub struct Explanation {
     pub scope: UnitId,
     /// The best eligible teams, best first.
     pub ranked: Vec<Ranked>,
-    /// Nearby teams that are not eligible, nearest first.
+    /// Nearby teams that are not eligible: those with the needed skills
+    /// first, then the rest, nearest first in each group.
     pub rejected: Vec<Rejected>,
 }
 
@@ -214,12 +215,7 @@ impl<T: TravelTime> Dispatcher<T> {
     fn ctx<'a>(&'a self, req: &'a Request, q: &'a RankQuery, now: DateTime<Utc>) -> Ctx<'a> {
         let units = self.city.units();
         let scope = q.scope.unwrap_or_else(|| units.county_of(req.unit()));
-        let req_closure_len = self
-            .city
-            .skills()
-            .closure_of(&self.city.skills().ids(&req.skills()))
-            .expect("request skills come from the taxonomy")
-            .len();
+        let req_closure_len = self.city.skills().closure_of_set(&req.skills()).len();
         Ctx {
             city: &self.city,
             req,
@@ -294,7 +290,8 @@ impl<T: TravelTime> Dispatcher<T> {
         let cx = self.ctx(req, q, now);
         let mut top = Vec::with_capacity(q.k + 1);
         let mut scratch = Vec::new();
-        self.index.for_each_candidate(req.location(), |idx, t| {
+        let skills = self.city.skills();
+        self.index.for_each_candidate(req.location(), &req.skills(), |s| skills.narrower_or_self(s), |idx, t| {
             if let Some(r) = self.evaluate(&cx, idx, t, &mut scratch) {
                 Self::push_top(&mut top, q.k, r);
             }
@@ -349,7 +346,7 @@ impl<T: TravelTime> Dispatcher<T> {
 
     /// The ranking with its reasons: the top `q.k`, and for up to
     /// `max_rejected` teams based within `radius_m` of the request that are
-    /// not eligible, every reason why.
+    /// not eligible, every reason why (near misses first).
     pub fn explain(
         &self,
         req: &Request,
@@ -367,7 +364,14 @@ impl<T: TravelTime> Dispatcher<T> {
                 rejected.push(Rejected { team: t.id.clone(), distance_m: d, reasons });
             }
         });
-        rejected.sort_by(|a, b| a.distance_m.total_cmp(&b.distance_m).then_with(|| a.team.cmp(&b.team)));
+        // Near misses (teams with the skills) first: they are the informative ones.
+        let lacks = |r: &Rejected| r.reasons.iter().any(|x| matches!(x, Rejection::MissingSkills { .. }));
+        rejected.sort_by(|a, b| {
+            lacks(a)
+                .cmp(&lacks(b))
+                .then(a.distance_m.total_cmp(&b.distance_m))
+                .then_with(|| a.team.cmp(&b.team))
+        });
         rejected.truncate(max_rejected);
         Explanation {
             request: req.id().clone(),

@@ -1,9 +1,11 @@
 //! The spatial team index.
 //!
-//! Team bases live in R-trees (`rstar`), one per reach class, so a request
-//! only visits teams whose reach could cover it: for each class the query is
-//! the bounding box of a spherical cap of the class's largest reach around the
-//! request, then the exact haversine test against each team's own reach.
+//! Team bases live in R-trees (`rstar`), one per (declared skill, reach
+//! class). A request asks only the trees of the skills that satisfy its
+//! rarest needed skill, and in each only the box of a spherical cap of the
+//! class's largest reach around the request; the exact haversine test against
+//! each team's own reach follows. A team with several declared skills sits in
+//! several trees and is visited once, from the first tree that can hold it.
 //!
 //! Team records are stored densely, in Z-order of their bases at build time,
 //! so the candidates of one query sit close together in memory. Load,
@@ -11,6 +13,7 @@
 //! a move or a reach change touches only that team's tree entry.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono_tz::Tz;
 use rstar::primitives::GeomWithData;
@@ -28,8 +31,13 @@ use crate::units::UnitIdx;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TeamIdx(pub u32);
 
-/// Upper bounds of the reach classes, in metres.
-const REACH_CLASSES_M: [f64; 8] = [1e3, 2e3, 5e3, 10e3, 20e3, 50e3, 100e3, MAX_REACH_KM * 1e3];
+/// Upper bounds of the reach classes, in metres: steps of about 1.3× keep
+/// each class's query box close to its teams' actual reach.
+const REACH_CLASSES_M: [f64; 20] = [
+    1e3, 1.5e3, 2e3, 3e3, 4e3, 5e3, 6.5e3, 8e3, 10e3, 13e3, 16e3, 20e3, 25e3, 32e3, 40e3, 50e3, 75e3, 100e3, 200e3,
+    MAX_REACH_KM * 1e3,
+];
+const N_CLASSES: usize = REACH_CLASSES_M.len();
 
 type Point = GeomWithData<[f64; 2], u32>;
 
@@ -50,6 +58,8 @@ pub struct TeamRecord {
     pub reach_m: f64,
     /// Its skills and every broader skill they satisfy.
     pub skills: SkillSet,
+    /// The skills it declared.
+    pub declared_skills: SkillSet,
     /// Number of volunteers.
     pub members: u32,
     /// Requests it can hold at once.
@@ -60,8 +70,8 @@ pub struct TeamRecord {
     pub recent_jobs: u32,
     /// Reputation in [0, 1], if rated.
     pub reputation: Option<f64>,
-    /// When it can serve.
-    pub availability: Availability,
+    /// When it can serve (shared between teams with the same declaration).
+    pub availability: Arc<Availability>,
     /// The time zone of its availability (its unit's).
     pub tz: Tz,
     /// Households served before, sorted.
@@ -78,9 +88,14 @@ pub struct TeamRecord {
 pub struct TeamIndex {
     teams: Vec<TeamRecord>,
     by_id: HashMap<TeamId, TeamIdx>,
+    /// One tree per (declared skill, reach class), at `skill * N_CLASSES + class`.
     trees: Vec<RTree<Point>>,
-    /// The largest reach present in each class (never shrinks between rebuilds).
-    class_reach_m: Vec<f64>,
+    /// The largest reach present in each tree (never shrinks between rebuilds).
+    tree_reach_m: Vec<f64>,
+    /// Number of teams that declared each skill.
+    skill_count: Vec<u32>,
+    /// Identical availability declarations share one compiled copy.
+    interned: HashMap<Arc<Availability>, ()>,
 }
 
 fn class_of(reach_m: f64) -> u8 {
@@ -141,6 +156,7 @@ fn validate(city: &City, spec: &TeamSpec) -> Result<TeamRecord, TeamError> {
         .idx(&spec.unit)
         .ok_or_else(|| err("unit", TeamProblem::UnknownUnit(spec.unit.clone())))?;
     let skills = city.skills().closure_of(&spec.skills).map_err(|e| err("skills", e.into()))?;
+    let declared_skills = city.skills().set_of(&spec.skills).map_err(|e| err("skills", e.into()))?;
     if !(spec.reach_km.is_finite() && spec.reach_km > 0.0 && spec.reach_km <= MAX_REACH_KM) {
         return Err(err("reach_km", TeamProblem::BadReach(spec.reach_km)));
     }
@@ -174,12 +190,13 @@ fn validate(city: &City, spec: &TeamSpec) -> Result<TeamRecord, TeamError> {
         base: spec.base,
         reach_m,
         skills,
+        declared_skills,
         members: spec.members,
         capacity: spec.capacity,
         load: spec.load,
         recent_jobs: spec.recent_jobs,
         reputation: spec.reputation,
-        availability,
+        availability: Arc::new(availability),
         tz: city.units().get(unit).tz,
         households_served: sorted(&spec.households_served),
         paired_households: sorted(&spec.paired_households),
@@ -202,15 +219,41 @@ impl TeamIndex {
             records.push(validate(city, spec).map_err(|e| (i, e))?);
         }
         records.sort_by_cached_key(|r| z_order(r.base));
-        let by_id = records.iter().enumerate().map(|(i, r)| (r.id.clone(), TeamIdx(i as u32))).collect();
-        let mut per_class: Vec<Vec<Point>> = vec![Vec::new(); REACH_CLASSES_M.len()];
-        let mut class_reach_m = vec![0.0f64; REACH_CLASSES_M.len()];
-        for (i, r) in records.iter().enumerate() {
-            per_class[r.class as usize].push(point(r.base, i as u32));
-            class_reach_m[r.class as usize] = class_reach_m[r.class as usize].max(r.reach_m);
+        let mut index = Self::empty();
+        let mut per_tree: Vec<Vec<Point>> = vec![Vec::new(); index.trees.len()];
+        for (i, r) in records.iter_mut().enumerate() {
+            r.availability = index.intern(&r.availability);
+            for s in r.declared_skills.iter() {
+                let t = s.0 as usize * N_CLASSES + r.class as usize;
+                per_tree[t].push(point(r.base, i as u32));
+                index.tree_reach_m[t] = index.tree_reach_m[t].max(r.reach_m);
+                index.skill_count[s.0 as usize] += 1;
+            }
         }
-        let trees = per_class.into_iter().map(RTree::bulk_load).collect();
-        Ok(Self { teams: records, by_id, trees, class_reach_m })
+        index.trees = per_tree.into_iter().map(RTree::bulk_load).collect();
+        index.by_id = records.iter().enumerate().map(|(i, r)| (r.id.clone(), TeamIdx(i as u32))).collect();
+        index.teams = records;
+        Ok(index)
+    }
+
+    fn empty() -> Self {
+        let n = crate::skills::MAX_SKILLS * N_CLASSES;
+        Self {
+            teams: Vec::new(),
+            by_id: HashMap::new(),
+            trees: (0..n).map(|_| RTree::new()).collect(),
+            tree_reach_m: vec![0.0; n],
+            skill_count: vec![0; crate::skills::MAX_SKILLS],
+            interned: HashMap::new(),
+        }
+    }
+
+    fn intern(&mut self, av: &Arc<Availability>) -> Arc<Availability> {
+        if let Some((k, ())) = self.interned.get_key_value(av) {
+            return Arc::clone(k);
+        }
+        self.interned.insert(Arc::clone(av), ());
+        Arc::clone(av)
     }
 
     /// Adds one team without rebuilding.
@@ -219,10 +262,10 @@ impl TeamIndex {
             return Err(TeamError { team: spec.id.clone(), field: "id", problem: TeamProblem::DuplicateId });
         }
         if self.trees.is_empty() {
-            self.trees = vec![RTree::new(); REACH_CLASSES_M.len()];
-            self.class_reach_m = vec![0.0; REACH_CLASSES_M.len()];
+            *self = Self::empty();
         }
-        let rec = validate(city, spec)?;
+        let mut rec = validate(city, spec)?;
+        rec.availability = self.intern(&rec.availability);
         let idx = TeamIdx(u32::try_from(self.teams.len()).expect("fewer than 2^32 teams"));
         self.place(idx, &rec);
         self.by_id.insert(rec.id.clone(), idx);
@@ -231,15 +274,22 @@ impl TeamIndex {
     }
 
     fn place(&mut self, idx: TeamIdx, rec: &TeamRecord) {
-        let c = rec.class as usize;
-        self.trees[c].insert(point(rec.base, idx.0));
-        self.class_reach_m[c] = self.class_reach_m[c].max(rec.reach_m);
+        for s in rec.declared_skills.iter() {
+            let t = s.0 as usize * N_CLASSES + rec.class as usize;
+            self.trees[t].insert(point(rec.base, idx.0));
+            self.tree_reach_m[t] = self.tree_reach_m[t].max(rec.reach_m);
+            self.skill_count[s.0 as usize] += 1;
+        }
     }
 
     fn unplace(&mut self, idx: TeamIdx) {
         let rec = &self.teams[idx.0 as usize];
-        let removed = self.trees[rec.class as usize].remove(&point(rec.base, idx.0));
-        debug_assert!(removed.is_some(), "every team has exactly one tree entry");
+        for s in rec.declared_skills.iter() {
+            let t = s.0 as usize * N_CLASSES + rec.class as usize;
+            let removed = self.trees[t].remove(&point(rec.base, idx.0));
+            debug_assert!(removed.is_some(), "a team sits in one tree per declared skill");
+            self.skill_count[s.0 as usize] -= 1;
+        }
     }
 
     /// Number of teams.
@@ -326,6 +376,7 @@ impl TeamIndex {
             field: "availability",
             problem: e.into(),
         })?;
+        let av = self.intern(&Arc::new(av));
         self.record_mut(id)?.1.availability = av;
         Ok(())
     }
@@ -352,27 +403,71 @@ impl TeamIndex {
         Ok(())
     }
 
-    /// Calls `visit` with every team whose reach class could cover `at`: a
-    /// superset of the teams within their own reach of `at`, each once.
-    pub fn for_each_candidate(&self, at: Location, mut visit: impl FnMut(TeamIdx, &TeamRecord)) {
-        for (tree, &reach) in self.trees.iter().zip(&self.class_reach_m) {
-            if tree.size() == 0 {
-                continue;
-            }
-            for bx in cap_boxes(at, reach).into_iter().flatten() {
-                for p in tree.locate_in_envelope(&bx) {
-                    visit(TeamIdx(p.data), &self.teams[p.data as usize]);
+    /// Calls `visit` with every team that declared a skill satisfying all of
+    /// `needed` (checked on its rarest member only) and whose reach class
+    /// could cover `at`: a superset of the teams within reach of `at` that
+    /// have the needed skills, each once. `narrower` maps a skill to itself
+    /// and every narrower skill (see [`SkillTaxonomy::narrower_or_self`]).
+    ///
+    /// [`SkillTaxonomy::narrower_or_self`]: crate::skills::SkillTaxonomy::narrower_or_self
+    pub fn for_each_candidate(
+        &self,
+        at: Location,
+        needed: &SkillSet,
+        narrower: impl Fn(crate::skills::SkillIdx) -> SkillSet,
+        mut visit: impl FnMut(TeamIdx, &TeamRecord),
+    ) {
+        if self.teams.is_empty() {
+            return;
+        }
+        // Search the skill with the fewest declaring teams.
+        let Some(via) = needed
+            .iter()
+            .map(|r| {
+                let via = narrower(r);
+                (via.iter().map(|s| self.skill_count[s.0 as usize]).sum::<u32>(), via)
+            })
+            .min_by_key(|(n, _)| *n)
+            .map(|(_, via)| via)
+        else {
+            // A request needing no skill can go to any team: visit each once.
+            return self.for_each_within(at, MAX_REACH_KM * 1e3, |i, r, _| visit(i, r));
+        };
+        for s in via.iter() {
+            for class in 0..N_CLASSES {
+                let t = s.0 as usize * N_CLASSES + class;
+                let tree = &self.trees[t];
+                if tree.size() == 0 {
+                    continue;
+                }
+                for bx in cap_boxes(at, self.tree_reach_m[t]).into_iter().flatten() {
+                    for p in tree.locate_in_envelope(&bx) {
+                        let rec = &self.teams[p.data as usize];
+                        // A team declaring several skills of `via` is visited from the first.
+                        if rec.declared_skills.intersection(&via).first() == Some(s) {
+                            visit(TeamIdx(p.data), rec);
+                        }
+                    }
                 }
             }
         }
     }
 
-    /// Calls `visit` with every team within `radius_m` of `at` by base distance.
+    /// Calls `visit` with every team within `radius_m` of `at` by base
+    /// distance (teams that declared no skill are not indexed and not visited).
     pub fn for_each_within(&self, at: Location, radius_m: f64, mut visit: impl FnMut(TeamIdx, &TeamRecord, f64)) {
-        for tree in &self.trees {
-            for bx in cap_boxes(at, radius_m).into_iter().flatten() {
-                for p in tree.locate_in_envelope(&bx) {
+        let boxes = cap_boxes(at, radius_m);
+        for (t, tree) in self.trees.iter().enumerate() {
+            if tree.size() == 0 {
+                continue;
+            }
+            let s = crate::skills::SkillIdx((t / N_CLASSES) as u16);
+            for bx in boxes.iter().flatten() {
+                for p in tree.locate_in_envelope(bx) {
                     let rec = &self.teams[p.data as usize];
+                    if rec.declared_skills.first() != Some(s) {
+                        continue;
+                    }
                     let d = rec.base.distance_m(at);
                     if d <= radius_m {
                         visit(TeamIdx(p.data), rec, d);
@@ -390,7 +485,7 @@ impl TeamIndex {
         let leaf = std::mem::size_of::<Point>();
         let node = std::mem::size_of::<rstar::ParentNode<Point>>() + std::mem::size_of::<AABB<[f64; 2]>>();
         let n: usize = self.trees.iter().map(|t| t.size()).sum();
-        n * leaf + n.div_ceil(4) * node
+        n * leaf + n.div_ceil(4) * node + self.trees.len() * std::mem::size_of::<RTree<Point>>()
     }
 
     /// Approximate bytes of the team table (records, ids, availability, households).
@@ -402,10 +497,10 @@ impl TeamIndex {
                 base + r.id.as_str().len()
                     + 16
                     + r.name.len()
-                    + r.availability.heap_bytes()
                     + (r.households_served.len() + r.paired_households.len()) * std::mem::size_of::<HouseholdId>()
             })
-            .sum()
+            .sum::<usize>()
+            + self.interned.keys().map(|a| a.heap_bytes() + std::mem::size_of::<Availability>()).sum::<usize>()
     }
 }
 

@@ -64,7 +64,17 @@ impl SkillSet {
 
     /// The dense indices in the set, ascending.
     pub fn iter(&self) -> impl Iterator<Item = SkillIdx> + '_ {
-        (0..MAX_SKILLS as u16).map(SkillIdx).filter(|&b| self.contains(b))
+        self.0.iter().enumerate().flat_map(|(i, &w)| {
+            let mut w = w;
+            std::iter::from_fn(move || {
+                if w == 0 {
+                    return None;
+                }
+                let b = w.trailing_zeros();
+                w &= w - 1;
+                Some(SkillIdx((i * 64) as u16 + b as u16))
+            })
+        })
     }
 }
 
@@ -109,6 +119,28 @@ pub struct SkillTaxonomy {
     specs: Vec<SkillSpec>,
     by_id: HashMap<SkillId, SkillIdx>,
     closure: Vec<SkillSet>,
+    /// For each skill, itself and every narrower skill that satisfies it.
+    narrower: Vec<SkillSet>,
+}
+
+impl SkillSet {
+    /// The lowest dense index in the set.
+    pub fn first(&self) -> Option<SkillIdx> {
+        self.0
+            .iter()
+            .enumerate()
+            .find(|(_, w)| **w != 0)
+            .map(|(i, w)| SkillIdx((i * 64) as u16 + w.trailing_zeros() as u16))
+    }
+
+    /// The intersection of two sets.
+    pub fn intersection(&self, other: &SkillSet) -> SkillSet {
+        let mut out = *self;
+        for (a, b) in out.0.iter_mut().zip(&other.0) {
+            *a &= b;
+        }
+        out
+    }
 }
 
 impl SkillTaxonomy {
@@ -172,7 +204,23 @@ impl SkillTaxonomy {
                 }
             }
         }
-        Ok(Self { specs, by_id, closure })
+        let mut narrower = vec![SkillSet::EMPTY; n];
+        for (i, c) in closure.iter().enumerate() {
+            for b in c.iter() {
+                narrower[b.0 as usize].insert(SkillIdx(i as u16));
+            }
+        }
+        Ok(Self { specs, by_id, closure, narrower })
+    }
+
+    /// A set and every broader skill its members satisfy.
+    pub fn closure_of_set(&self, set: &SkillSet) -> SkillSet {
+        set.iter().fold(SkillSet::EMPTY, |acc, b| acc.union(&self.closure[b.0 as usize]))
+    }
+
+    /// A skill and every narrower skill that satisfies it.
+    pub fn narrower_or_self(&self, idx: SkillIdx) -> SkillSet {
+        self.narrower[idx.0 as usize]
     }
 
     /// Number of skills.
@@ -249,6 +297,10 @@ mod tests {
         assert!(t.set_of(&ids(&["care", "emotional-support"])).expect("known").is_subset(&team));
         assert!(!t.set_of(&ids(&["haircut"])).expect("known").is_subset(&team));
         assert_eq!(team.len(), 4);
+        let care = t.idx(&SkillId::new("care").expect("valid")).expect("known");
+        assert_eq!(t.ids(&t.narrower_or_self(care)), ids(&["counselling", "emotional-support", "care"]));
+        assert_eq!(t.closure_of_set(&t.set_of(&ids(&["counselling"])).expect("known")), team);
+        assert_eq!(team.first(), Some(SkillIdx(0)));
         assert_eq!(t.set_of(&ids(&["nope"])), Err(SkillError::UnknownSkill(SkillId::new("nope").expect("valid"))));
     }
 

@@ -260,7 +260,7 @@ pub enum AvailabilityError {
 }
 
 /// Compiled availability: integer intervals on the local timeline.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Availability {
     /// Minute-of-week intervals `[a, b)` with `0 <= a < b <= WEEK_MIN + DAY_MIN`, sorted, merged.
     weekly: Vec<(i64, i64)>,

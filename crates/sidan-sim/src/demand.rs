@@ -87,6 +87,8 @@ pub fn generate_requests(city: &City, cfg: &DemandConfig) -> Vec<RequestSpec> {
             let day = rng.random_range(0..cfg.days.max(1));
             let start = cfg.start + Duration::days(i64::from(day)) + Duration::hours(rng.random_range(7..19));
             let hours = if urgency == Urgency::Normal { rng.random_range(3..8) } else { 4 };
+            // The window always holds the service's usual length, plus an hour.
+            let hours = hours.max(i64::from(service.3.div_ceil(60)) + 1);
             let window = TimeWindow::new(start, start + Duration::hours(hours)).expect("positive and short");
             let household = rng.random_range(0..cfg.households.max(1));
             let community = format!("{unit} community");

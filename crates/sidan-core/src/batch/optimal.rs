@@ -140,6 +140,7 @@ struct Solver<'a, C> {
     pred_cost: Vec<i64>,
     settled: Vec<u32>,
     heap: BinaryHeap<Reverse<(C, u32)>>,
+    pushes: usize,
 }
 
 impl<'a, C: Cost> Solver<'a, C> {
@@ -182,6 +183,7 @@ impl<'a, C: Cost> Solver<'a, C> {
             pred_cost: vec![0; n_teams],
             settled: Vec::new(),
             heap: BinaryHeap::new(),
+            pushes: 0,
         }
     }
 
@@ -216,9 +218,19 @@ impl<'a, C: Cost> Solver<'a, C> {
                 pending.push(r);
             }
         }
+        let mut hist = [0usize; 8];
+        let mut tot = 0usize; let mut lo = 0usize; let mut tot_lo = 0usize;
+        eprintln!("pending {}", pending.len());
         for r in pending {
-            self.augment_from(r);
+            let before = self.pushes;
+            let left = self.augment_from(r);
+            let w = self.pushes - before;
+            tot += w;
+            if left { lo += 1; tot_lo += w; }
+            let b = (w as f64 + 1.0).log10() as usize;
+            hist[b.min(7)] += 1;
         }
+        eprintln!("hist {:?} total pushes {} leaveouts {} pushes in leaveouts {}", hist, tot, lo, tot_lo);
         self.team_of
     }
 
@@ -262,14 +274,14 @@ impl<'a, C: Cost> Solver<'a, C> {
                 self.dist[tu] = d;
                 self.pred[tu] = r;
                 self.pred_cost[tu] = c;
-                self.heap.push(Reverse((d, t)));
+                self.heap.push(Reverse((d, t))); self.pushes += 1;
             }
         }
         best
     }
 
     /// Adds request `root` to the plan along a shortest augmenting path.
-    fn augment_from(&mut self, root: u32) {
+    fn augment_from(&mut self, root: u32) -> bool {
         self.search_id += 1;
         let sid = self.search_id;
         // The root's own price is taken as 0: any constant works for the
@@ -315,6 +327,7 @@ impl<'a, C: Cost> Solver<'a, C> {
                 let slot = self.slot_start[team as usize] + self.load[team as usize];
                 self.load[team as usize] += 1;
                 self.shift_along(via, team, slot, cost);
+                false
             }
             Target::LeaveOut { request } => {
                 let team = self.team_of[request as usize];
@@ -324,6 +337,7 @@ impl<'a, C: Cost> Solver<'a, C> {
                     let slot = self.slot_of[request as usize];
                     self.shift_along(self.pred[tu], team, slot, self.pred_cost[tu]);
                 }
+                true
             }
         }
     }

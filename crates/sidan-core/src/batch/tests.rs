@@ -103,7 +103,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(600))]
 
     #[test]
-    fn optimal_equals_exhaustive_on_small_batches(problem in batch(0..7, 1..5, 4, 3, 30)) {
+    fn optimal_equals_exhaustive_on_small_batches(problem in batch(0..8, 1..4, 4, 2, 30)) {
         let optimal = solve_optimal(&problem);
         let exhaustive = solve_exhaustive(&problem);
         assert_feasible(&problem, &optimal);

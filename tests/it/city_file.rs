@@ -1,0 +1,71 @@
+//! Loading city files: every validation names the file, the entry and the field.
+
+use std::path::PathBuf;
+
+use sidan::sim::{CityConfig, generate_city};
+
+fn write(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sidan-it-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write fixture");
+    path
+}
+
+fn small() -> serde_json::Value {
+    let file = generate_city(&CityConfig { teams: 6, ..CityConfig::default() });
+    serde_json::to_value(&file).expect("serialises")
+}
+
+/// Loads a mutated city and returns the error text.
+fn error_of(name: &str, mutate: impl FnOnce(&mut serde_json::Value)) -> String {
+    let mut v = small();
+    mutate(&mut v);
+    let path = write(name, &v.to_string());
+    let err = sidan::load_city(&path).expect_err("the mutation makes the file invalid");
+    let text = err.to_string();
+    assert!(text.contains(name), "error does not name the file: {text}");
+    text
+}
+
+#[test]
+fn a_valid_file_loads() {
+    let path = write("ok.json", &small().to_string());
+    let (city, index) = sidan::load_city(&path).expect("valid");
+    assert_eq!(index.len(), 6);
+    assert_eq!(city.services().len(), 17);
+}
+
+#[test]
+fn bad_values_name_entry_and_field() {
+    let cases: Vec<(&str, Box<dyn FnOnce(&mut serde_json::Value)>, &[&str])> = vec![
+        ("nan.json", Box::new(|v| v["teams"][2]["base"]["lat"] = serde_json::json!(123.0)), &["teams[2].base", "latitude"]),
+        ("reach.json", Box::new(|v| v["teams"][1]["reach_km"] = serde_json::json!(-1.0)), &["teams[1]", "reach_km"]),
+        ("skill.json", Box::new(|v| v["teams"][0]["skills"] = serde_json::json!(["juggling"])), &["teams[0]", "skills", "juggling"]),
+        ("unit.json", Box::new(|v| v["teams"][3]["unit"] = serde_json::json!("nowhere")), &["teams[3]", "unit", "nowhere"]),
+        ("dup.json", Box::new(|v| { let t = v["teams"][0].clone(); v["teams"].as_array_mut().expect("array").push(t); }), &["teams[6]", "id"]),
+        ("cap.json", Box::new(|v| v["teams"][4]["capacity"] = serde_json::json!(0)), &["teams[4]", "capacity"]),
+        ("neg.json", Box::new(|v| v["teams"][4]["capacity"] = serde_json::json!(-2)), &["teams[4].capacity"]),
+        ("field.json", Box::new(|v| v["teams"][0]["colour"] = serde_json::json!("red")), &["teams[0]", "colour"]),
+        ("cycle.json", Box::new(|v| v["skills"][0]["broader"] = serde_json::json!(["elderly-care"])), &["skills", "cycle"]),
+        ("parent.json", Box::new(|v| v["units"][1]["parent"] = serde_json::json!("atlantis")), &["units[1]", "parent", "atlantis"]),
+        ("service.json", Box::new(|v| v["services"][0]["skills"] = serde_json::json!(["nope"])), &["services[0]", "skills"]),
+        ("slot.json", Box::new(|v| v["teams"][0]["availability"] = serde_json::json!({"weekly": [{"days": ["mon"], "start": "25:00", "end": "10:00"}]})), &["teams[0].availability.weekly[0].start"]),
+        ("window.json", Box::new(|v| v["teams"][0]["availability"] = serde_json::json!({"exceptions": [{"start": "2026-12-02T00:00:00", "end": "2026-12-01T00:00:00", "available": true}]})), &["teams[0]", "availability", "exception 0"]),
+    ];
+    for (name, mutate, needles) in cases {
+        let text = error_of(name, mutate);
+        for n in needles {
+            assert!(text.contains(n), "{name}: {text:?} lacks {n:?}");
+        }
+    }
+}
+
+#[test]
+fn unreadable_and_malformed_files_are_errors() {
+    let missing = sidan::load_city(std::path::Path::new("/nonexistent/city.json")).expect_err("missing");
+    assert!(missing.to_string().contains("/nonexistent/city.json"));
+    let path = write("trunc.json", "{\"units\": [");
+    let err = sidan::load_city(&path).expect_err("truncated").to_string();
+    assert!(err.contains("trunc.json") && err.contains("line 1"), "{err}");
+}

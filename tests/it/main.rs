@@ -1,0 +1,4 @@
+//! Integration tests of the `sidan` workspace (one binary, several modules).
+
+mod city_file;
+mod dispatch;
