@@ -65,11 +65,7 @@ fn bench(c: &mut Criterion) {
         let mut g = c.benchmark_group("index_build");
         g.sample_size(10).measurement_time(Duration::from_secs(if n >= 1_000_000 { 20 } else { 3 }));
         g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
-            b.iter_batched(
-                || teams.clone(),
-                |t| black_box(TeamIndex::build(&city, t).expect("valid")),
-                criterion::BatchSize::LargeInput,
-            )
+            b.iter_with_large_drop(|| TeamIndex::build(&city, &teams).expect("valid"))
         });
         g.finish();
     }

@@ -111,7 +111,11 @@ fn render(out: &mut String, d: &Dispatcher, req: &Request, ex: &Explanation) -> 
     )?;
     let c = s.contact.masked();
     writeln!(out, "  contact (masked): {} {} · {}", c.name, c.phone, c.community)?;
-    writeln!(out, "  needs: {}", d.city().skills().ids(&req.skills()).iter().map(|x| x.as_str()).collect::<Vec<_>>().join(", "))?;
+    writeln!(
+        out,
+        "  needs: {}",
+        d.city().skills().ids(&req.skills()).iter().map(|x| x.as_str()).collect::<Vec<_>>().join(", ")
+    )?;
     writeln!(out, "  scope: {} · {} shown", ex.scope, ex.ranked.len())?;
     if ex.ranked.is_empty() {
         writeln!(out, "  no eligible team: the request would be escalated")?;

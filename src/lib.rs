@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 pub use sidan_core as core;
 pub use sidan_sim as sim;
 
+pub mod batch_file;
+
 use sidan_core::city::{City, CityError, CityFile, MAX_CITY_FILE_BYTES};
 use sidan_core::index::TeamIndex;
 
@@ -43,7 +45,5 @@ pub fn load_city(path: &Path) -> Result<(City, TeamIndex), LoadCityError> {
         return Err(LoadCityError::Invalid { file, source: CityError::TooLarge(len as usize) });
     }
     let text = std::fs::read_to_string(path).map_err(|source| LoadCityError::Read { file: file.clone(), source })?;
-    CityFile::from_json(&text)
-        .and_then(CityFile::build)
-        .map_err(|source| LoadCityError::Invalid { file, source })
+    CityFile::from_json(&text).and_then(CityFile::build).map_err(|source| LoadCityError::Invalid { file, source })
 }

@@ -36,22 +36,69 @@ fn a_valid_file_loads() {
     assert_eq!(city.services().len(), 17);
 }
 
+/// A fixture name, how to break the file, and what the error must mention.
+type Case = (&'static str, Box<dyn FnOnce(&mut serde_json::Value)>, &'static [&'static str]);
+
 #[test]
 fn bad_values_name_entry_and_field() {
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut serde_json::Value)>, &[&str])> = vec![
-        ("nan.json", Box::new(|v| v["teams"][2]["base"]["lat"] = serde_json::json!(123.0)), &["teams[2].base", "latitude"]),
+    let cases: Vec<Case> = vec![
+        (
+            "nan.json",
+            Box::new(|v| v["teams"][2]["base"]["lat"] = serde_json::json!(123.0)),
+            &["teams[2].base", "latitude"],
+        ),
         ("reach.json", Box::new(|v| v["teams"][1]["reach_km"] = serde_json::json!(-1.0)), &["teams[1]", "reach_km"]),
-        ("skill.json", Box::new(|v| v["teams"][0]["skills"] = serde_json::json!(["juggling"])), &["teams[0]", "skills", "juggling"]),
-        ("unit.json", Box::new(|v| v["teams"][3]["unit"] = serde_json::json!("nowhere")), &["teams[3]", "unit", "nowhere"]),
-        ("dup.json", Box::new(|v| { let t = v["teams"][0].clone(); v["teams"].as_array_mut().expect("array").push(t); }), &["teams[6]", "id"]),
+        (
+            "skill.json",
+            Box::new(|v| v["teams"][0]["skills"] = serde_json::json!(["juggling"])),
+            &["teams[0]", "skills", "juggling"],
+        ),
+        (
+            "unit.json",
+            Box::new(|v| v["teams"][3]["unit"] = serde_json::json!("nowhere")),
+            &["teams[3]", "unit", "nowhere"],
+        ),
+        (
+            "dup.json",
+            Box::new(|v| {
+                let t = v["teams"][0].clone();
+                v["teams"].as_array_mut().expect("array").push(t);
+            }),
+            &["teams[6]", "id"],
+        ),
         ("cap.json", Box::new(|v| v["teams"][4]["capacity"] = serde_json::json!(0)), &["teams[4]", "capacity"]),
         ("neg.json", Box::new(|v| v["teams"][4]["capacity"] = serde_json::json!(-2)), &["teams[4].capacity"]),
         ("field.json", Box::new(|v| v["teams"][0]["colour"] = serde_json::json!("red")), &["teams[0]", "colour"]),
-        ("cycle.json", Box::new(|v| v["skills"][0]["broader"] = serde_json::json!(["elderly-care"])), &["skills", "cycle"]),
-        ("parent.json", Box::new(|v| v["units"][1]["parent"] = serde_json::json!("atlantis")), &["units[1]", "parent", "atlantis"]),
-        ("service.json", Box::new(|v| v["services"][0]["skills"] = serde_json::json!(["nope"])), &["services[0]", "skills"]),
-        ("slot.json", Box::new(|v| v["teams"][0]["availability"] = serde_json::json!({"weekly": [{"days": ["mon"], "start": "25:00", "end": "10:00"}]})), &["teams[0].availability.weekly[0].start"]),
-        ("window.json", Box::new(|v| v["teams"][0]["availability"] = serde_json::json!({"exceptions": [{"start": "2026-12-02T00:00:00", "end": "2026-12-01T00:00:00", "available": true}]})), &["teams[0]", "availability", "exception 0"]),
+        (
+            "cycle.json",
+            Box::new(|v| v["skills"][0]["broader"] = serde_json::json!(["elderly-care"])),
+            &["skills", "cycle"],
+        ),
+        (
+            "parent.json",
+            Box::new(|v| v["units"][1]["parent"] = serde_json::json!("atlantis")),
+            &["units[1]", "parent", "atlantis"],
+        ),
+        (
+            "service.json",
+            Box::new(|v| v["services"][0]["skills"] = serde_json::json!(["nope"])),
+            &["services[0]", "skills"],
+        ),
+        (
+            "slot.json",
+            Box::new(|v| {
+                v["teams"][0]["availability"] =
+                    serde_json::json!({"weekly": [{"days": ["mon"], "start": "25:00", "end": "10:00"}]})
+            }),
+            &["teams[0].availability.weekly[0].start"],
+        ),
+        (
+            "window.json",
+            Box::new(
+                |v| v["teams"][0]["availability"] = serde_json::json!({"exceptions": [{"start": "2026-12-02T00:00:00", "end": "2026-12-01T00:00:00", "available": true}]}),
+            ),
+            &["teams[0]", "availability", "exception 0"],
+        ),
     ];
     for (name, mutate, needles) in cases {
         let text = error_of(name, mutate);

@@ -36,7 +36,13 @@ fn city_config() -> impl Strategy<Value = CityConfig> {
 }
 
 /// The eligibility rule of design.md invariant 3, from the declarations alone.
-fn oracle_eligible(city: &City, spec: &TeamSpec, req: &Request, now: DateTime<Utc>, scope: &sidan::core::id::UnitId) -> bool {
+fn oracle_eligible(
+    city: &City,
+    spec: &TeamSpec,
+    req: &Request,
+    now: DateTime<Utc>,
+    scope: &sidan::core::id::UnitId,
+) -> bool {
     let units = city.units();
     let team_unit = units.idx(&spec.unit).expect("known unit");
     let scope_idx = units.idx(scope).expect("known scope");

@@ -88,9 +88,8 @@ impl CityFile {
     /// Validates the file and builds the city and its team index.
     pub fn build(self) -> Result<(City, TeamIndex), CityError> {
         let city = City::new(&self.units, self.skills, self.services)?;
-        let index = TeamIndex::build(&city, self.teams.clone()).map_err(|(i, e)| {
-            CityError::invalid(format!("teams[{i}] ({})", e.team), e.field, &e.problem)
-        })?;
+        let index = TeamIndex::build(&city, &self.teams)
+            .map_err(|(i, e)| CityError::invalid(format!("teams[{i}] ({})", e.team), e.field, &e.problem))?;
         Ok((city, index))
     }
 }

@@ -250,7 +250,7 @@ impl<T: TravelTime> Dispatcher<T> {
 
     fn score(&self, cx: &Ctx<'_>, idx: TeamIdx, t: &TeamRecord, distance_m: f64) -> Ranked {
         let p = &self.policy;
-        let travel_s = self.travel.travel_s(t.base, cx.req.location());
+        let travel_s = self.travel.travel_s(t.base, cx.req.location(), distance_m);
         let continuity = match cx.req.household() {
             Some(h) if t.paired_households.binary_search(h).is_ok() => p.continuity_paired,
             Some(h) if t.households_served.binary_search(h).is_ok() => p.continuity_served_before,
@@ -263,14 +263,7 @@ impl<T: TravelTime> Dispatcher<T> {
             continuity,
             specificity: f64::from(cx.req_closure_len) / f64::from(t.skills.len().max(1)),
         };
-        Ranked {
-            team: t.id.clone(),
-            idx,
-            score: p.combine(&terms, cx.req.urgency()),
-            distance_m,
-            travel_s,
-            terms,
-        }
+        Ranked { team: t.id.clone(), idx, score: p.combine(&terms, cx.req.urgency()), distance_m, travel_s, terms }
     }
 
     fn push_top(top: &mut Vec<Ranked>, k: usize, r: Ranked) {
@@ -291,11 +284,16 @@ impl<T: TravelTime> Dispatcher<T> {
         let mut top = Vec::with_capacity(q.k + 1);
         let mut scratch = Vec::new();
         let skills = self.city.skills();
-        self.index.for_each_candidate(req.location(), &req.skills(), |s| skills.narrower_or_self(s), |idx, t| {
-            if let Some(r) = self.evaluate(&cx, idx, t, &mut scratch) {
-                Self::push_top(&mut top, q.k, r);
-            }
-        });
+        self.index.for_each_candidate(
+            req.location(),
+            &req.skills(),
+            |s| skills.narrower_or_self(s),
+            |idx, t| {
+                if let Some(r) = self.evaluate(&cx, idx, t, &mut scratch) {
+                    Self::push_top(&mut top, q.k, r);
+                }
+            },
+        );
         top
     }
 
@@ -322,7 +320,10 @@ impl<T: TravelTime> Dispatcher<T> {
             out.push(Rejection::Inactive);
         }
         if !units.is_in_subtree(t.unit, cx.scope) {
-            out.push(Rejection::OutOfScope { unit: units.get(t.unit).id.clone(), scope: units.get(cx.scope).id.clone() });
+            out.push(Rejection::OutOfScope {
+                unit: units.get(t.unit).id.clone(),
+                scope: units.get(cx.scope).id.clone(),
+            });
         }
         let missing = cx.req.skills().difference(&t.skills);
         if !missing.is_empty() {
@@ -367,17 +368,9 @@ impl<T: TravelTime> Dispatcher<T> {
         // Near misses (teams with the skills) first: they are the informative ones.
         let lacks = |r: &Rejected| r.reasons.iter().any(|x| matches!(x, Rejection::MissingSkills { .. }));
         rejected.sort_by(|a, b| {
-            lacks(a)
-                .cmp(&lacks(b))
-                .then(a.distance_m.total_cmp(&b.distance_m))
-                .then_with(|| a.team.cmp(&b.team))
+            lacks(a).cmp(&lacks(b)).then(a.distance_m.total_cmp(&b.distance_m)).then_with(|| a.team.cmp(&b.team))
         });
         rejected.truncate(max_rejected);
-        Explanation {
-            request: req.id().clone(),
-            scope: self.city.units().get(cx.scope).id.clone(),
-            ranked,
-            rejected,
-        }
+        Explanation { request: req.id().clone(), scope: self.city.units().get(cx.scope).id.clone(), ranked, rejected }
     }
 }

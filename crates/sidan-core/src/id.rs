@@ -42,10 +42,7 @@ fn validate(s: &str) -> Result<(), IdError> {
     if s.len() > ID_MAX_LEN {
         return Err(IdError::TooLong { len: s.len() });
     }
-    if let Some(ch) = s
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
-    {
+    if let Some(ch) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))) {
         return Err(IdError::BadChar { ch });
     }
     Ok(())

@@ -31,15 +31,44 @@ use crate::units::UnitIdx;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TeamIdx(pub u32);
 
-/// Upper bounds of the reach classes, in metres: steps of about 1.3× keep
-/// each class's query box close to its teams' actual reach.
-const REACH_CLASSES_M: [f64; 20] = [
-    1e3, 1.5e3, 2e3, 3e3, 4e3, 5e3, 6.5e3, 8e3, 10e3, 13e3, 16e3, 20e3, 25e3, 32e3, 40e3, 50e3, 75e3, 100e3, 200e3,
-    MAX_REACH_KM * 1e3,
-];
+/// Upper bounds of the reach classes, in metres. Coarse on purpose: each
+/// leaf carries its team's reach, so teams in a box but out of reach are
+/// dropped without touching their records, and fewer trees mean fewer walks.
+const REACH_CLASSES_M: [f64; 6] = [2e3, 5e3, 12e3, 30e3, 80e3, MAX_REACH_KM * 1e3];
 const N_CLASSES: usize = REACH_CLASSES_M.len();
 
-type Point = GeomWithData<[f64; 2], u32>;
+/// What a tree leaf carries besides the base: enough to drop a team that is
+/// out of reach without reading its record.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Leaf {
+    idx: u32,
+    /// The team's reach in metres.
+    reach_m: f32,
+    /// The base on the unit sphere.
+    xyz: [f32; 3],
+}
+
+/// A tree leaf: the base as `[lon, lat]` and its [`Leaf`] data.
+type Point = GeomWithData<[f64; 2], Leaf>;
+
+/// Wider nodes than rstar's default (6): shallower trees and fewer pointer
+/// hops per query, at the price of slower single inserts.
+#[derive(Debug, Clone, Copy)]
+struct Params;
+
+impl rstar::RTreeParams for Params {
+    const MIN_SIZE: usize = 8;
+    const MAX_SIZE: usize = 24;
+    const REINSERTION_COUNT: usize = 6;
+    type DefaultInsertionStrategy = rstar::RStarInsertionStrategy;
+}
+
+type Tree = RTree<Point, Params>;
+
+fn unit_xyz(loc: Location) -> [f64; 3] {
+    let (lat, lon) = (loc.lat().to_radians(), loc.lon().to_radians());
+    [lat.cos() * lon.cos(), lat.cos() * lon.sin(), lat.sin()]
+}
 
 /// A team as the dispatcher sees it.
 #[derive(Debug, Clone)]
@@ -89,7 +118,7 @@ pub struct TeamIndex {
     teams: Vec<TeamRecord>,
     by_id: HashMap<TeamId, TeamIdx>,
     /// One tree per (declared skill, reach class), at `skill * N_CLASSES + class`.
-    trees: Vec<RTree<Point>>,
+    trees: Vec<Tree>,
     /// The largest reach present in each tree (never shrinks between rebuilds).
     tree_reach_m: Vec<f64>,
     /// Number of teams that declared each skill.
@@ -102,8 +131,20 @@ fn class_of(reach_m: f64) -> u8 {
     REACH_CLASSES_M.iter().position(|&b| reach_m <= b).unwrap_or(REACH_CLASSES_M.len() - 1) as u8
 }
 
-fn point(loc: Location, idx: u32) -> Point {
-    GeomWithData::new([loc.lon(), loc.lat()], idx)
+fn point(rec: &TeamRecord, idx: u32) -> Point {
+    let [x, y, z] = unit_xyz(rec.base);
+    let leaf = Leaf { idx, reach_m: rec.reach_m as f32, xyz: [x as f32, y as f32, z as f32] };
+    GeomWithData::new([rec.base.lon(), rec.base.lat()], leaf)
+}
+
+/// Whether a leaf might be within its reach of the point `at_xyz` on the
+/// unit sphere. The chord never exceeds the arc, so `R·chord > reach` proves
+/// the team out of reach; the margin covers `f32` rounding (a few metres),
+/// and the exact haversine test follows for the teams that pass.
+fn maybe_in_reach(leaf: &Leaf, at_xyz: [f64; 3]) -> bool {
+    let d2: f64 = (0..3).map(|i| (f64::from(leaf.xyz[i]) - at_xyz[i]).powi(2)).sum();
+    let reach = (f64::from(leaf.reach_m) + 10.0) / EARTH_RADIUS_M;
+    d2 <= reach * reach
 }
 
 /// Interleaves the bits of quantised coordinates: a Z-order key.
@@ -149,12 +190,9 @@ pub fn cap_boxes(at: Location, radius_m: f64) -> [Option<AABB<[f64; 2]>>; 2] {
     }
 }
 
-fn validate(city: &City, spec: &TeamSpec) -> Result<TeamRecord, TeamError> {
+fn validate(city: &City, spec: &TeamSpec, availability: Arc<Availability>) -> Result<TeamRecord, TeamError> {
     let err = |field, problem| TeamError { team: spec.id.clone(), field, problem };
-    let unit = city
-        .units()
-        .idx(&spec.unit)
-        .ok_or_else(|| err("unit", TeamProblem::UnknownUnit(spec.unit.clone())))?;
+    let unit = city.units().idx(&spec.unit).ok_or_else(|| err("unit", TeamProblem::UnknownUnit(spec.unit.clone())))?;
     let skills = city.skills().closure_of(&spec.skills).map_err(|e| err("skills", e.into()))?;
     let declared_skills = city.skills().set_of(&spec.skills).map_err(|e| err("skills", e.into()))?;
     if !(spec.reach_km.is_finite() && spec.reach_km > 0.0 && spec.reach_km <= MAX_REACH_KM) {
@@ -174,7 +212,6 @@ fn validate(city: &City, spec: &TeamSpec) -> Result<TeamRecord, TeamError> {
     {
         return Err(err("reputation", TeamProblem::BadReputation(r)));
     }
-    let availability = Availability::compile(&spec.availability).map_err(|e| err("availability", e.into()))?;
     let sorted = |v: &[HouseholdId]| {
         let mut v = v.to_vec();
         v.sort();
@@ -196,7 +233,7 @@ fn validate(city: &City, spec: &TeamSpec) -> Result<TeamRecord, TeamError> {
         load: spec.load,
         recent_jobs: spec.recent_jobs,
         reputation: spec.reputation,
-        availability: Arc::new(availability),
+        availability,
         tz: city.units().get(unit).tz,
         households_served: sorted(&spec.households_served),
         paired_households: sorted(&spec.paired_households),
@@ -208,16 +245,29 @@ fn validate(city: &City, spec: &TeamSpec) -> Result<TeamRecord, TeamError> {
 impl TeamIndex {
     /// Validates the teams and bulk-loads the index. An error carries the
     /// position of the offending spec.
-    pub fn build(city: &City, specs: Vec<TeamSpec>) -> Result<Self, (usize, TeamError)> {
+    pub fn build(city: &City, specs: &[TeamSpec]) -> Result<Self, (usize, TeamError)> {
         let mut records = Vec::with_capacity(specs.len());
-        let mut seen = HashMap::with_capacity(specs.len());
+        let mut seen = std::collections::HashSet::with_capacity(specs.len());
+        // Identical declarations compile once.
+        let mut compiled: HashMap<&AvailabilitySpec, Arc<Availability>> = HashMap::new();
         for (i, spec) in specs.iter().enumerate() {
-            if seen.insert(spec.id.clone(), i).is_some() {
+            if !seen.insert(&spec.id) {
                 let e = TeamError { team: spec.id.clone(), field: "id", problem: TeamProblem::DuplicateId };
                 return Err((i, e));
             }
-            records.push(validate(city, spec).map_err(|e| (i, e))?);
+            let av = match compiled.get(&spec.availability) {
+                Some(av) => Arc::clone(av),
+                None => {
+                    let av = Arc::new(Availability::compile(&spec.availability).map_err(|e| {
+                        (i, TeamError { team: spec.id.clone(), field: "availability", problem: e.into() })
+                    })?);
+                    compiled.insert(&spec.availability, Arc::clone(&av));
+                    av
+                }
+            };
+            records.push(validate(city, spec, av).map_err(|e| (i, e))?);
         }
+        drop(seen);
         records.sort_by_cached_key(|r| z_order(r.base));
         let mut index = Self::empty();
         let mut per_tree: Vec<Vec<Point>> = vec![Vec::new(); index.trees.len()];
@@ -225,12 +275,12 @@ impl TeamIndex {
             r.availability = index.intern(&r.availability);
             for s in r.declared_skills.iter() {
                 let t = s.0 as usize * N_CLASSES + r.class as usize;
-                per_tree[t].push(point(r.base, i as u32));
+                per_tree[t].push(point(r, i as u32));
                 index.tree_reach_m[t] = index.tree_reach_m[t].max(r.reach_m);
                 index.skill_count[s.0 as usize] += 1;
             }
         }
-        index.trees = per_tree.into_iter().map(RTree::bulk_load).collect();
+        index.trees = per_tree.into_iter().map(RTree::bulk_load_with_params).collect();
         index.by_id = records.iter().enumerate().map(|(i, r)| (r.id.clone(), TeamIdx(i as u32))).collect();
         index.teams = records;
         Ok(index)
@@ -241,7 +291,7 @@ impl TeamIndex {
         Self {
             teams: Vec::new(),
             by_id: HashMap::new(),
-            trees: (0..n).map(|_| RTree::new()).collect(),
+            trees: (0..n).map(|_| RTree::new_with_params()).collect(),
             tree_reach_m: vec![0.0; n],
             skill_count: vec![0; crate::skills::MAX_SKILLS],
             interned: HashMap::new(),
@@ -264,8 +314,13 @@ impl TeamIndex {
         if self.trees.is_empty() {
             *self = Self::empty();
         }
-        let mut rec = validate(city, spec)?;
-        rec.availability = self.intern(&rec.availability);
+        let av = Availability::compile(&spec.availability).map_err(|e| TeamError {
+            team: spec.id.clone(),
+            field: "availability",
+            problem: e.into(),
+        })?;
+        let av = self.intern(&Arc::new(av));
+        let rec = validate(city, spec, av)?;
         let idx = TeamIdx(u32::try_from(self.teams.len()).expect("fewer than 2^32 teams"));
         self.place(idx, &rec);
         self.by_id.insert(rec.id.clone(), idx);
@@ -276,7 +331,7 @@ impl TeamIndex {
     fn place(&mut self, idx: TeamIdx, rec: &TeamRecord) {
         for s in rec.declared_skills.iter() {
             let t = s.0 as usize * N_CLASSES + rec.class as usize;
-            self.trees[t].insert(point(rec.base, idx.0));
+            self.trees[t].insert(point(rec, idx.0));
             self.tree_reach_m[t] = self.tree_reach_m[t].max(rec.reach_m);
             self.skill_count[s.0 as usize] += 1;
         }
@@ -286,7 +341,7 @@ impl TeamIndex {
         let rec = &self.teams[idx.0 as usize];
         for s in rec.declared_skills.iter() {
             let t = s.0 as usize * N_CLASSES + rec.class as usize;
-            let removed = self.trees[t].remove(&point(rec.base, idx.0));
+            let removed = self.trees[t].remove(&point(rec, idx.0));
             debug_assert!(removed.is_some(), "a team sits in one tree per declared skill");
             self.skill_count[s.0 as usize] -= 1;
         }
@@ -403,10 +458,10 @@ impl TeamIndex {
         Ok(())
     }
 
-    /// Calls `visit` with every team that declared a skill satisfying all of
-    /// `needed` (checked on its rarest member only) and whose reach class
-    /// could cover `at`: a superset of the teams within reach of `at` that
-    /// have the needed skills, each once. `narrower` maps a skill to itself
+    /// Calls `visit` with every team that declared a skill satisfying the
+    /// rarest member of `needed` and that is about within its reach of `at`:
+    /// a superset of the teams within reach of `at` that have the needed
+    /// skills, each once. `narrower` maps a skill to itself
     /// and every narrower skill (see [`SkillTaxonomy::narrower_or_self`]).
     ///
     /// [`SkillTaxonomy::narrower_or_self`]: crate::skills::SkillTaxonomy::narrower_or_self
@@ -433,6 +488,7 @@ impl TeamIndex {
             // A request needing no skill can go to any team: visit each once.
             return self.for_each_within(at, MAX_REACH_KM * 1e3, |i, r, _| visit(i, r));
         };
+        let at_xyz = unit_xyz(at);
         for s in via.iter() {
             for class in 0..N_CLASSES {
                 let t = s.0 as usize * N_CLASSES + class;
@@ -442,10 +498,13 @@ impl TeamIndex {
                 }
                 for bx in cap_boxes(at, self.tree_reach_m[t]).into_iter().flatten() {
                     for p in tree.locate_in_envelope(&bx) {
-                        let rec = &self.teams[p.data as usize];
+                        if !maybe_in_reach(&p.data, at_xyz) {
+                            continue;
+                        }
+                        let rec = &self.teams[p.data.idx as usize];
                         // A team declaring several skills of `via` is visited from the first.
                         if rec.declared_skills.intersection(&via).first() == Some(s) {
-                            visit(TeamIdx(p.data), rec);
+                            visit(TeamIdx(p.data.idx), rec);
                         }
                     }
                 }
@@ -464,13 +523,13 @@ impl TeamIndex {
             let s = crate::skills::SkillIdx((t / N_CLASSES) as u16);
             for bx in boxes.iter().flatten() {
                 for p in tree.locate_in_envelope(bx) {
-                    let rec = &self.teams[p.data as usize];
+                    let rec = &self.teams[p.data.idx as usize];
                     if rec.declared_skills.first() != Some(s) {
                         continue;
                     }
                     let d = rec.base.distance_m(at);
                     if d <= radius_m {
-                        visit(TeamIdx(p.data), rec, d);
+                        visit(TeamIdx(p.data.idx), rec, d);
                     }
                 }
             }
@@ -479,13 +538,13 @@ impl TeamIndex {
 
     /// Approximate heap and inline bytes of the spatial trees (not the team table).
     pub fn spatial_bytes(&self) -> usize {
-        // rstar stores leaves inline in parent nodes: one Point per team, plus
-        // about one node (envelope + Vec header) per six leaves at its default
-        // fan-out of six.
+        // rstar stores leaves inline in parent nodes: one Point per entry, plus
+        // about one node (envelope + Vec header) per `fanout` entries.
         let leaf = std::mem::size_of::<Point>();
         let node = std::mem::size_of::<rstar::ParentNode<Point>>() + std::mem::size_of::<AABB<[f64; 2]>>();
+        let fanout = <Params as rstar::RTreeParams>::MAX_SIZE * 3 / 4;
         let n: usize = self.trees.iter().map(|t| t.size()).sum();
-        n * leaf + n.div_ceil(4) * node + self.trees.len() * std::mem::size_of::<RTree<Point>>()
+        n * leaf + n.div_ceil(fanout) * node + self.trees.len() * std::mem::size_of::<Tree>()
     }
 
     /// Approximate bytes of the team table (records, ids, availability, households).

@@ -59,11 +59,7 @@ impl Contact {
     /// The contact with personal data masked: `138****1234`, the address cut
     /// to community level, the name to its first character.
     pub fn masked(&self) -> MaskedContact {
-        MaskedContact {
-            name: mask_name(&self.name),
-            phone: mask_phone(&self.phone),
-            community: self.community.clone(),
-        }
+        MaskedContact { name: mask_name(&self.name), phone: mask_phone(&self.phone), community: self.community.clone() }
     }
 }
 
@@ -188,20 +184,19 @@ pub struct Request {
 impl Request {
     /// Validates a submission against the city.
     pub fn new(spec: RequestSpec, city: &City) -> Result<Self, RequestError> {
-        let unit = city.units().idx(&spec.unit).ok_or_else(|| RequestError::UnknownUnit {
-            request: spec.id.clone(),
-            unit: spec.unit.clone(),
-        })?;
-        let service = city.service(&spec.service).ok_or_else(|| RequestError::UnknownService {
-            request: spec.id.clone(),
-            service: spec.service.clone(),
-        })?;
+        let unit = city
+            .units()
+            .idx(&spec.unit)
+            .ok_or_else(|| RequestError::UnknownUnit { request: spec.id.clone(), unit: spec.unit.clone() })?;
+        let service = city
+            .service(&spec.service)
+            .ok_or_else(|| RequestError::UnknownService { request: spec.id.clone(), service: spec.service.clone() })?;
         let mut skills = city.skills().set_of(&service.skills).expect("catalog skills are validated at load");
         for s in &spec.extra_skills {
-            let idx = city.skills().idx(s).map_err(|_| RequestError::UnknownSkill {
-                request: spec.id.clone(),
-                skill: s.clone(),
-            })?;
+            let idx = city
+                .skills()
+                .idx(s)
+                .map_err(|_| RequestError::UnknownSkill { request: spec.id.clone(), skill: s.clone() })?;
             skills.insert(idx);
         }
         let duration_min = spec.duration_min.unwrap_or(service.default_duration_min);

@@ -184,11 +184,9 @@ mod tests {
         let mut p = ScoringPolicy::default();
         p.weights.fairness = f64::NAN;
         assert_eq!(p.validate().map_err(|e| e.key), Err("weights.fairness"));
-        let mut p = ScoringPolicy::default();
-        p.max_travel_min = 0.0;
+        let p = ScoringPolicy { max_travel_min: 0.0, ..ScoringPolicy::default() };
         assert_eq!(p.validate().map_err(|e| e.key), Err("max_travel_min"));
-        let mut p = ScoringPolicy::default();
-        p.reputation_prior = 1.5;
+        let p = ScoringPolicy { reputation_prior: 1.5, ..ScoringPolicy::default() };
         assert_eq!(p.validate().map_err(|e| e.key), Err("reputation_prior"));
         let bad: Result<ScoringPolicy, _> = serde_json::from_str(r#"{"weights": {"proximty": 1}}"#);
         assert!(bad.is_err());

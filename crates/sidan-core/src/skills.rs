@@ -315,10 +315,7 @@ mod tests {
             SkillTaxonomy::build(vec![s("a", &[]), s("a", &[])]),
             Err((1, SkillError::DuplicateSkill(_)))
         ));
-        assert!(matches!(
-            SkillTaxonomy::build(vec![s("a", &["zz"])]),
-            Err((0, SkillError::UnknownSkill(_)))
-        ));
+        assert!(matches!(SkillTaxonomy::build(vec![s("a", &["zz"])]), Err((0, SkillError::UnknownSkill(_)))));
         let many: Vec<_> = (0..257).map(|i| s(&format!("k{i}"), &[])).collect();
         assert!(matches!(SkillTaxonomy::build(many), Err((_, SkillError::TooManySkills(257)))));
     }

@@ -198,7 +198,7 @@ impl<'de> Deserialize<'de> for ClockTime {
 }
 
 /// A weekly slot: the same hours on some days of every week, in local time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WeeklySlot {
     /// The days it applies to.
@@ -210,7 +210,7 @@ pub struct WeeklySlot {
 }
 
 /// A dated exception in local time: extra availability or a blocked period.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatedException {
     /// Local start.
@@ -222,7 +222,7 @@ pub struct DatedException {
 }
 
 /// A team's availability as declared.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AvailabilitySpec {
     /// Weekly slots.
@@ -237,11 +237,7 @@ impl AvailabilitySpec {
     /// Available at all times.
     pub fn always() -> Self {
         Self {
-            weekly: vec![WeeklySlot {
-                days: Day::ALL.to_vec(),
-                start: ClockTime(0),
-                end: ClockTime(1440),
-            }],
+            weekly: vec![WeeklySlot { days: Day::ALL.to_vec(), start: ClockTime(0), end: ClockTime(1440) }],
             exceptions: Vec::new(),
         }
     }
@@ -298,11 +294,7 @@ impl Availability {
             }
         }
         // Slots that run past the end of the week also cover its start.
-        let wrapped: Vec<_> = weekly
-            .iter()
-            .filter(|&&(_, b)| b > WEEK_MIN)
-            .map(|&(_, b)| (0, b - WEEK_MIN))
-            .collect();
+        let wrapped: Vec<_> = weekly.iter().filter(|&&(_, b)| b > WEEK_MIN).map(|&(_, b)| (0, b - WEEK_MIN)).collect();
         weekly.extend(wrapped);
         let weekly: Vec<_> = weekly.into_iter().map(|(a, b)| (a, b.min(WEEK_MIN))).collect();
         let mut extra = Vec::new();
@@ -314,11 +306,7 @@ impl Availability {
             let iv = (naive_local_minutes(ex.start), naive_local_minutes(ex.end));
             if ex.available { extra.push(iv) } else { blocked.push(iv) }
         }
-        Ok(Self {
-            weekly: merge(weekly),
-            extra: merge(extra),
-            blocked: merge(blocked),
-        })
+        Ok(Self { weekly: merge(weekly), extra: merge(extra), blocked: merge(blocked) })
     }
 
     /// Whether some available stretch holds `duration_min` inside the local
@@ -413,9 +401,8 @@ mod tests {
         assert!(matches!(TimeWindow::new(a, a), Err(WindowError::Reversed { .. })));
         let far = utc("2027-02-01T09:00:00+08:00");
         assert!(matches!(TimeWindow::new(a, far), Err(WindowError::TooLong { .. })));
-        let w: Result<TimeWindow, _> = serde_json::from_str(
-            r#"{"start": "2026-12-01T11:00:00+08:00", "end": "2026-12-01T09:00:00+08:00"}"#,
-        );
+        let w: Result<TimeWindow, _> =
+            serde_json::from_str(r#"{"start": "2026-12-01T11:00:00+08:00", "end": "2026-12-01T09:00:00+08:00"}"#);
         assert!(w.is_err());
         let w = TimeWindow::new(a, b).expect("valid");
         let (ls, le) = w.to_local_minutes(chrono_tz::Asia::Shanghai);
@@ -454,7 +441,10 @@ mod tests {
         // Sunday 22:00 to Monday 02:00 crosses the week boundary.
         assert!(av.fits(m(at(2026, 12, 6, 21, 0)), m(at(2026, 12, 7, 3, 0)), 240, &mut s));
         assert!(!av.fits(m(at(2026, 12, 6, 21, 0)), m(at(2026, 12, 7, 3, 0)), 241, &mut s));
-        let bad = AvailabilitySpec { weekly: vec![WeeklySlot { days: vec![], start: ClockTime(0), end: ClockTime(60) }], exceptions: vec![] };
+        let bad = AvailabilitySpec {
+            weekly: vec![WeeklySlot { days: vec![], start: ClockTime(0), end: ClockTime(60) }],
+            exceptions: vec![],
+        };
         assert_eq!(Availability::compile(&bad), Err(AvailabilityError::NoDays(0)));
     }
 

@@ -206,10 +206,10 @@ impl UnitTree {
                 });
             }
             (Some(expected), Some(pid)) => {
-                let &p = self.by_id.get(pid).ok_or_else(|| UnitError::UnknownParent {
-                    unit: spec.id.clone(),
-                    parent: pid.clone(),
-                })?;
+                let &p = self
+                    .by_id
+                    .get(pid)
+                    .ok_or_else(|| UnitError::UnknownParent { unit: spec.id.clone(), parent: pid.clone() })?;
                 let found = self.units[p.0 as usize].kind;
                 if found != expected {
                     return Err(UnitError::BadParentKind {
@@ -223,10 +223,7 @@ impl UnitTree {
                 Some(p)
             }
         };
-        let tz = spec
-            .tz
-            .or_else(|| parent.map(|p| self.units[p.0 as usize].tz))
-            .unwrap_or(DEFAULT_TZ);
+        let tz = spec.tz.or_else(|| parent.map(|p| self.units[p.0 as usize].tz)).unwrap_or(DEFAULT_TZ);
         let idx = UnitIdx(u32::try_from(self.units.len()).expect("fewer than 2^32 units"));
         self.units.push(Unit {
             id: spec.id.clone(),
@@ -334,9 +331,7 @@ impl UnitTree {
 
     /// The nearest unit of `kind` at or above `idx`, if any.
     pub fn ancestor_of_kind(&self, idx: UnitIdx, kind: UnitKind) -> Option<UnitIdx> {
-        std::iter::once(idx)
-            .chain(self.ancestors(idx))
-            .find(|&u| self.get(u).kind == kind)
+        std::iter::once(idx).chain(self.ancestors(idx)).find(|&u| self.get(u).kind == kind)
     }
 
     /// The county a unit belongs to (the unit itself for a county; a city maps to itself).

@@ -76,11 +76,8 @@ fn profile(kind: TeamKind, rng: &mut ChaCha8Rng) -> Vec<SkillId> {
         &["elderly-care", "emotional-support"],
     ];
     const TROUPE: &[&[&str]] = &[&["folk-arts"], &["folk-arts", "reading"], &["reading", "child-care"]];
-    const PROFESSIONAL: &[&[&str]] = &[
-        &["emergency-rescue"],
-        &["psychological-counselling"],
-        &["health-check", "psychological-counselling"],
-    ];
+    const PROFESSIONAL: &[&[&str]] =
+        &[&["emergency-rescue"], &["psychological-counselling"], &["health-check", "psychological-counselling"]];
     const SPECIAL: &[&[&str]] = &[&["street-patrol"], &["hairdressing"], &["hairdressing", "elderly-care"]];
     let table = match kind {
         TeamKind::Standing => STANDING,
@@ -108,7 +105,9 @@ fn availability(kind: TeamKind, rng: &mut ChaCha8Rng) -> AvailabilitySpec {
         (_, 0) => AvailabilitySpec { weekly: vec![slot(&weekdays, 18, 21), slot(&weekend, 8, 18)], exceptions: vec![] },
         (_, 1) => AvailabilitySpec { weekly: vec![slot(&weekdays, 8, 17)], exceptions: vec![] },
         (_, 2) => AvailabilitySpec { weekly: vec![slot(&Day::ALL, 7, 21)], exceptions: vec![] },
-        _ => AvailabilitySpec { weekly: vec![slot(&[Mon, Wed, Fri], 9, 12), slot(&weekend, 14, 20)], exceptions: vec![] },
+        _ => {
+            AvailabilitySpec { weekly: vec![slot(&[Mon, Wed, Fri], 9, 12), slot(&weekend, 14, 20)], exceptions: vec![] }
+        }
     };
     if rng.random_bool(0.1) {
         // A blocked day in the first weeks of December 2026.

@@ -15,8 +15,7 @@ pub fn solve_greedy(problem: &BatchProblem) -> BatchPlan {
     let mut n_served = 0;
     for r in priority_order(problem) {
         let r = r as usize;
-        let range = problem.row(r);
-        for (&t, &cost) in problem.col[range.clone()].iter().zip(&problem.cost[range]) {
+        for &super::problem::Candidate { cost, team: t } in &problem.adj[problem.row(r)] {
             if load[t as usize] < problem.capacity[t as usize] {
                 load[t as usize] += 1;
                 assignment[r] = Some(t);
@@ -27,10 +26,5 @@ pub fn solve_greedy(problem: &BatchProblem) -> BatchPlan {
             }
         }
     }
-    BatchPlan {
-        assignment,
-        served_priority,
-        total_cost,
-        n_served,
-    }
+    BatchPlan { assignment, served_priority, total_cost, n_served }
 }

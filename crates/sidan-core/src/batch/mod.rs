@@ -130,12 +130,7 @@ impl BatchPlan {
             total_cost += cost;
             n_served += 1;
         }
-        Some(Self {
-            assignment,
-            served_priority,
-            total_cost,
-            n_served,
-        })
+        Some(Self { assignment, served_priority, total_cost, n_served })
     }
 
     /// Merges the plans of the pieces returned by [`BatchProblem::split`]
@@ -144,17 +139,12 @@ impl BatchPlan {
     /// # Panics
     /// If `parts` and `plans` do not come from `problem.split()` and the
     /// matching solver calls (a bug in the caller).
-    pub fn merge_components(
-        problem: &BatchProblem,
-        parts: &[BatchComponent],
-        plans: &[BatchPlan],
-    ) -> Self {
+    pub fn merge_components(problem: &BatchProblem, parts: &[BatchComponent], plans: &[BatchPlan]) -> Self {
         assert_eq!(parts.len(), plans.len(), "one plan per component");
         let mut assignment = vec![None; problem.n_requests()];
         for (part, plan) in parts.iter().zip(plans) {
             for (local_r, team) in plan.assignment.iter().enumerate() {
-                assignment[part.request_idx[local_r] as usize] =
-                    team.map(|t| part.team_idx[t as usize]);
+                assignment[part.request_idx[local_r] as usize] = team.map(|t| part.team_idx[t as usize]);
             }
         }
         Self::from_assignment(problem, assignment).expect("merged component plans are feasible")
@@ -204,12 +194,8 @@ pub fn solve_exhaustive(problem: &BatchProblem) -> BatchPlan {
             }
         }
     }
-    let mut search = Search {
-        problem,
-        load: vec![0; problem.n_teams()],
-        current: vec![None; problem.n_requests()],
-        best: None,
-    };
+    let mut search =
+        Search { problem, load: vec![0; problem.n_teams()], current: vec![None; problem.n_requests()], best: None };
     search.go(0, 0, 0);
     let (_, _, assignment) = search.best.expect("the empty plan is always feasible");
     BatchPlan::from_assignment(problem, assignment).expect("the search only builds feasible plans")

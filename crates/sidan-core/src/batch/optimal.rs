@@ -42,15 +42,9 @@ pub fn solve_optimal(problem: &BatchProblem) -> BatchPlan {
     let m = 2 * i128::from(problem.cost_bound) + 1;
     // Every distance and price stays below about 3·M·p_max (see the module
     // doc of `docs/batch.md`), so i64 is exact when 4·M·p_max fits.
-    let fits_i64 = m
-        .checked_mul(i128::from(p_max) + 1)
-        .and_then(|x| x.checked_mul(4))
-        .is_some_and(|x| x < i128::from(i64::MAX));
-    let team_of = if fits_i64 {
-        Solver::<i64>::new(problem, m).run()
-    } else {
-        Solver::<i128>::new(problem, m).run()
-    };
+    let fits_i64 =
+        m.checked_mul(i128::from(p_max) + 1).and_then(|x| x.checked_mul(4)).is_some_and(|x| x < i128::from(i64::MAX));
+    let team_of = if fits_i64 { Solver::<i64>::new(problem, m).run() } else { Solver::<i128>::new(problem, m).run() };
     let mut assignment = vec![None; problem.n_requests()];
     let mut served_priority = 0u64;
     let mut total_cost = 0i64;
@@ -59,18 +53,11 @@ pub fn solve_optimal(problem: &BatchProblem) -> BatchPlan {
         if (t as usize) < problem.n_teams() {
             assignment[r] = Some(t);
             served_priority += u64::from(problem.priority[r]);
-            total_cost += problem
-                .edge_cost(r, t)
-                .expect("the solver only assigns along edges");
+            total_cost += problem.edge_cost(r, t).expect("the solver only assigns along edges");
             n_served += 1;
         }
     }
-    BatchPlan {
-        assignment,
-        served_priority,
-        total_cost,
-        n_served,
-    }
+    BatchPlan { assignment, served_priority, total_cost, n_served }
 }
 
 /// The integer type of distances and prices: `i64` when the bound allows,
@@ -116,31 +103,61 @@ enum Target {
     LeaveOut { request: u32 },
 }
 
+/// Everything a relaxation touches about a team, in one cache line.
+#[derive(Clone, Copy)]
+struct TeamHot<C> {
+    /// Price π(t).
+    pi: C,
+    /// Tentative distance in the current search, valid when `seen == search_id`.
+    dist: C,
+    seen: u32,
+    /// `== search_id` once the team is settled in the current search.
+    settled: u32,
+    /// Free slots left.
+    room: u32,
+    /// The request that reached the team in the current search.
+    pred: u32,
+    /// No alternating path leads from this team to a team with room, and
+    /// none ever will: it was reached by a search that could only end by
+    /// leaving someone out. Such a closed region stays closed, because
+    /// later paths that enter it end inside it. Searches first skip these.
+    dead: bool,
+}
+
+/// A request's state.
+#[derive(Clone, Copy)]
+struct RequestState<C> {
+    /// `M · priority(r)`: the price of leaving `r` out.
+    leave_out: C,
+    /// Lower bounds on the two smallest `cost + π` over the request's
+    /// candidates (its own team included), and the team of the smallest. Prices only rise, so a value
+    /// computed once stays a lower bound; it lets a search skip a member
+    /// whose row cannot beat the best target found so far.
+    min1: C,
+    min2: C,
+    team1: u32,
+    /// Team serving the request, or [`UNASSIGNED`] / [`LEFT_OUT`].
+    team: u32,
+    slot: u32,
+    /// Cost of the chosen edge.
+    chosen_cost: i64,
+}
+
 struct Solver<'a, C> {
     pb: &'a BatchProblem,
-    /// `M · priority(r)`: the price of leaving `r` out.
-    leave_out: Vec<C>,
-    /// Team prices π(t).
-    pi: Vec<C>,
-    /// Team `t`'s members live in `slots[slot_start[t]..slot_start[t] + load[t]]`.
-    slot_start: Vec<u32>,
-    load: Vec<u32>,
-    slots: Vec<u32>,
-    /// Team serving each request, or [`UNASSIGNED`] / [`LEFT_OUT`].
-    team_of: Vec<u32>,
-    slot_of: Vec<u32>,
-    /// Cost of the chosen edge of each served request.
-    chosen_cost: Vec<i64>,
-    // Search scratch, valid where `seen[t] == search_id`.
-    search_id: u32,
-    seen: Vec<u32>,
-    settled_in: Vec<u32>,
-    dist: Vec<C>,
-    pred: Vec<u32>,
+    teams: Vec<TeamHot<C>>,
+    /// Cost of the edge from `pred` into each team in the current search.
     pred_cost: Vec<i64>,
+    /// Team `t`'s members live in `slots[slot_start[t]..slot_start[t] + load]`.
+    slot_start: Vec<u32>,
+    slots: Vec<u32>,
+    requests: Vec<RequestState<C>>,
+    search_id: u32,
     settled: Vec<u32>,
     heap: BinaryHeap<Reverse<(C, u32)>>,
-    pushes: usize,
+    /// Whether the current search skips dead teams, and whether it met one.
+    skip_dead: bool,
+    skipped_dead: bool,
 }
 
 impl<'a, C: Cost> Solver<'a, C> {
@@ -149,47 +166,46 @@ impl<'a, C: Cost> Solver<'a, C> {
         // A team never takes more requests than it has candidates, so the
         // slots stay O(edges) even with huge capacities.
         let mut degree = vec![0u32; n_teams];
-        for &t in &pb.col {
-            degree[t as usize] += 1;
+        for c in &pb.adj {
+            degree[c.team as usize] += 1;
         }
         let mut slot_start = Vec::with_capacity(n_teams + 1);
+        let mut teams = Vec::with_capacity(n_teams);
         let mut total = 0u32;
         slot_start.push(0);
-        for t in 0..n_teams {
-            total += pb.capacity[t].min(degree[t]);
+        for (&capacity, &degree) in pb.capacity.iter().zip(&degree) {
+            let cap = capacity.min(degree);
+            total += cap;
             slot_start.push(total);
+            teams.push(TeamHot { pi: C::ZERO, dist: C::ZERO, seen: 0, settled: 0, room: cap, pred: 0, dead: false });
         }
-        let leave_out = pb
+        let requests = pb
             .priority
             .iter()
-            // M·p fits C by the check in `solve_optimal`.
-            .map(|&p| C::from_i128(m * i128::from(p)))
+            .map(|&p| RequestState {
+                // M·p fits C by the check in `solve_optimal`.
+                leave_out: C::from_i128(m * i128::from(p)),
+                min1: C::ZERO,
+                min2: C::ZERO,
+                team1: UNASSIGNED,
+                team: UNASSIGNED,
+                slot: 0,
+                chosen_cost: 0,
+            })
             .collect();
         Self {
             pb,
-            leave_out,
-            pi: vec![C::ZERO; n_teams],
-            slot_start,
-            load: vec![0; n_teams],
-            slots: vec![0; total as usize],
-            team_of: vec![UNASSIGNED; pb.n_requests()],
-            slot_of: vec![0; pb.n_requests()],
-            chosen_cost: vec![0; pb.n_requests()],
-            search_id: 0,
-            seen: vec![0; n_teams],
-            settled_in: vec![0; n_teams],
-            dist: vec![C::ZERO; n_teams],
-            pred: vec![0; n_teams],
+            teams,
             pred_cost: vec![0; n_teams],
+            slot_start,
+            slots: vec![0; total as usize],
+            requests,
+            search_id: 0,
             settled: Vec::new(),
             heap: BinaryHeap::new(),
-            pushes: 0,
+            skip_dead: false,
+            skipped_dead: false,
         }
-    }
-
-    fn room(&self, t: u32) -> bool {
-        let t = t as usize;
-        self.load[t] < self.slot_start[t + 1] - self.slot_start[t]
     }
 
     fn run(mut self) -> Vec<u32> {
@@ -200,144 +216,175 @@ impl<'a, C: Cost> Solver<'a, C> {
         // ones are 0, so the dual invariants hold before the first search.
         let mut pending = Vec::new();
         for &r in &order {
-            let range = self.pb.row(r as usize);
-            let cheapest = self.pb.cost[range.start];
-            let mut placed = false;
-            for i in range {
-                if self.pb.cost[i] != cheapest {
-                    break;
+            let row = &self.pb.adj[self.pb.row(r as usize)];
+            let cheapest = row[0].cost;
+            let free = row.iter().take_while(|c| c.cost == cheapest).find(|c| self.teams[c.team as usize].room > 0);
+            match free {
+                Some(c) => {
+                    let t = c.team;
+                    let t_room = &mut self.teams[t as usize].room;
+                    *t_room -= 1;
+                    let slot = self.slot_start[t as usize + 1] - 1 - *t_room;
+                    self.put(r, t, slot, cheapest);
                 }
-                let t = self.pb.col[i];
-                if self.room(t) {
-                    self.place_new(r, t, cheapest);
-                    placed = true;
-                    break;
-                }
-            }
-            if !placed {
-                pending.push(r);
+                None => pending.push(r),
             }
         }
-        let mut hist = [0usize; 8];
-        let mut tot = 0usize; let mut lo = 0usize; let mut tot_lo = 0usize;
-        eprintln!("pending {}", pending.len());
         for r in pending {
-            let before = self.pushes;
-            let left = self.augment_from(r);
-            let w = self.pushes - before;
-            tot += w;
-            if left { lo += 1; tot_lo += w; }
-            let b = (w as f64 + 1.0).log10() as usize;
-            hist[b.min(7)] += 1;
+            self.augment_from(r);
         }
-        eprintln!("hist {:?} total pushes {} leaveouts {} pushes in leaveouts {}", hist, tot, lo, tot_lo);
-        self.team_of
+        self.requests.iter().map(|s| s.team).collect()
     }
 
-    fn place_new(&mut self, r: u32, t: u32, cost: i64) {
-        let slot = self.slot_start[t as usize] + self.load[t as usize];
-        self.load[t as usize] += 1;
+    fn put(&mut self, r: u32, t: u32, slot: u32, cost: i64) {
         self.slots[slot as usize] = r;
-        self.team_of[r as usize] = t;
-        self.slot_of[r as usize] = slot;
-        self.chosen_cost[r as usize] = cost;
+        let s = &mut self.requests[r as usize];
+        s.team = t;
+        s.slot = slot;
+        s.chosen_cost = cost;
     }
 
-    /// Relaxes the candidates of request `r`, reached at distance `base`
-    /// with price `u`. Returns the updated best target.
+    /// Relaxes the candidates of request `r`, reached at a distance of
+    /// `base_minus_u` + its price. Returns the updated best target.
     #[inline]
     fn relax(&mut self, r: u32, base_minus_u: C, mut best: (C, Target)) -> (C, Target) {
         let sid = self.search_id;
-        let range = self.pb.row(r as usize);
-        for i in range {
-            let t = self.pb.col[i];
-            let tu = t as usize;
-            if self.settled_in[tu] == sid {
+        let (mut min1, mut min2, mut team1) = (None::<C>, None::<C>, UNASSIGNED);
+        for c in &self.pb.adj[self.pb.row(r as usize)] {
+            let t = c.team;
+            let hot = &mut self.teams[t as usize];
+            let raw = C::from_i64(c.cost) + hot.pi;
+            // Its own team counts too: after the request moves, the team it
+            // left becomes one of its alternatives.
+            if min1.is_none_or(|m| raw < m) {
+                min2 = min1;
+                min1 = Some(raw);
+                team1 = t;
+            } else if min2.is_none_or(|m| raw < m) {
+                min2 = Some(raw);
+            }
+            if hot.settled == sid {
                 continue;
             }
-            let c = self.pb.cost[i];
-            let d = base_minus_u + C::from_i64(c) + self.pi[tu];
+            if hot.dead && self.skip_dead {
+                self.skipped_dead = true;
+                continue;
+            }
+            let d = base_minus_u + raw;
             if d >= best.0 {
                 continue;
             }
-            if self.room(t) {
-                best = (
-                    d,
-                    Target::Room {
-                        team: t,
-                        via: r,
-                        cost: c,
-                    },
-                );
-            } else if self.seen[tu] != sid || d < self.dist[tu] {
-                self.seen[tu] = sid;
-                self.dist[tu] = d;
-                self.pred[tu] = r;
-                self.pred_cost[tu] = c;
-                self.heap.push(Reverse((d, t))); self.pushes += 1;
+            if hot.room > 0 {
+                best = (d, Target::Room { team: t, via: r, cost: c.cost });
+            } else if hot.seen != sid || d < hot.dist {
+                hot.seen = sid;
+                hot.dist = d;
+                hot.pred = r;
+                self.pred_cost[t as usize] = c.cost;
+                self.heap.push(Reverse((d, t)));
             }
         }
+        let s = &mut self.requests[r as usize];
+        // A missing value means no such candidate; any bound is then valid,
+        // and the leave-out price keeps the arithmetic in range.
+        s.min1 = min1.unwrap_or(s.leave_out);
+        s.min2 = min2.unwrap_or(s.leave_out);
+        s.team1 = team1;
         best
     }
 
     /// Adds request `root` to the plan along a shortest augmenting path.
-    fn augment_from(&mut self, root: u32) -> bool {
+    fn augment_from(&mut self, root: u32) {
+        // First search around the dead teams: if it reaches a team with
+        // room, no path through a dead team could be shorter (it would end
+        // by leaving someone out, which costs more than any path to room).
+        self.skip_dead = true;
+        self.skipped_dead = false;
+        let mut best = self.search(root);
+        if matches!(best.1, Target::LeaveOut { .. }) {
+            if self.skipped_dead {
+                self.settled.clear();
+                self.skip_dead = false;
+                best = self.search(root);
+            }
+            // Nothing the root reaches can reach a team with room, now or
+            // later (see `TeamHot::dead`).
+            for &t in &self.settled {
+                self.teams[t as usize].dead = true;
+            }
+        }
+        self.finish(root, best);
+    }
+
+    /// Dijkstra from `root`; leaves the settled teams in `self.settled`.
+    fn search(&mut self, root: u32) -> (C, Target) {
         self.search_id += 1;
         let sid = self.search_id;
         // The root's own price is taken as 0: any constant works for the
         // search, and afterwards it is implied by its chosen pair.
-        let mut best = (
-            self.leave_out[root as usize],
-            Target::LeaveOut { request: root },
-        );
+        let mut best = (self.requests[root as usize].leave_out, Target::LeaveOut { request: root });
         best = self.relax(root, C::ZERO, best);
         while let Some(Reverse((d, t))) = self.heap.pop() {
             if d >= best.0 {
                 break;
             }
             let tu = t as usize;
-            if self.settled_in[tu] == sid || d > self.dist[tu] {
+            let hot = &mut self.teams[tu];
+            if hot.settled == sid || d > hot.dist {
                 continue;
             }
-            self.settled_in[tu] = sid;
+            hot.settled = sid;
+            let pi_t = hot.pi;
             self.settled.push(t);
             let start = self.slot_start[tu] as usize;
-            for s in start..start + self.load[tu] as usize {
+            let load = self.slot_start[tu + 1] as usize - start - hot.room as usize;
+            for s in start..start + load {
                 let member = self.slots[s];
+                let st = &self.requests[member as usize];
                 // u(member) = cost of its chosen pair + π(t).
-                let u = C::from_i64(self.chosen_cost[member as usize]) + self.pi[tu];
-                let out = d + self.leave_out[member as usize] - u;
+                let u = C::from_i64(st.chosen_cost) + pi_t;
+                let out = d + st.leave_out - u;
                 if out < best.0 {
                     best = (out, Target::LeaveOut { request: member });
+                }
+                // Skip the row when even its cheapest other candidate (a
+                // lower bound, see `RequestState`) cannot beat `best`.
+                let alt = if st.team1 == t { st.min2 } else { st.min1 };
+                if d - u + alt >= best.0 {
+                    continue;
                 }
                 best = self.relax(member, d - u, best);
             }
         }
         self.heap.clear();
+        best
+    }
+
+    /// Applies the search's result: new prices, then the augmentation.
+    fn finish(&mut self, root: u32, best: (C, Target)) {
         let (total, target) = best;
         // Raise the prices of the settled teams so every reduced cost stays
         // ≥ 0 and the new path has reduced cost 0.
         for &t in &self.settled {
-            let tu = t as usize;
-            self.pi[tu] = self.pi[tu] + (total - self.dist[tu]);
+            let hot = &mut self.teams[t as usize];
+            hot.pi = hot.pi + (total - hot.dist);
         }
         self.settled.clear();
         match target {
             Target::Room { team, via, cost } => {
-                let slot = self.slot_start[team as usize] + self.load[team as usize];
-                self.load[team as usize] += 1;
+                let t_room = &mut self.teams[team as usize].room;
+                *t_room -= 1;
+                let slot = self.slot_start[team as usize + 1] - 1 - *t_room;
                 self.shift_along(via, team, slot, cost);
-                false
             }
             Target::LeaveOut { request } => {
-                let team = self.team_of[request as usize];
-                self.team_of[request as usize] = LEFT_OUT;
+                let st = &mut self.requests[request as usize];
+                let (team, slot) = (st.team, st.slot);
+                st.team = LEFT_OUT;
                 if request != root {
                     let tu = team as usize;
-                    let slot = self.slot_of[request as usize];
-                    self.shift_along(self.pred[tu], team, slot, self.pred_cost[tu]);
+                    self.shift_along(self.teams[tu].pred, team, slot, self.pred_cost[tu]);
                 }
-                true
             }
         }
     }
@@ -347,19 +394,15 @@ impl<'a, C: Cost> Solver<'a, C> {
     fn shift_along(&mut self, mut req: u32, mut team: u32, mut slot: u32, mut cost: i64) {
         // A path visits each team once, so it has at most n_teams + 1 steps.
         for _ in 0..=self.pb.n_teams() {
-            let old_team = self.team_of[req as usize];
-            let old_slot = self.slot_of[req as usize];
-            self.slots[slot as usize] = req;
-            self.team_of[req as usize] = team;
-            self.slot_of[req as usize] = slot;
-            self.chosen_cost[req as usize] = cost;
-            if old_team == UNASSIGNED {
+            let st = self.requests[req as usize];
+            self.put(req, team, slot, cost);
+            if st.team == UNASSIGNED {
                 return;
             }
-            let tu = old_team as usize;
-            team = old_team;
-            slot = old_slot;
-            req = self.pred[tu];
+            let tu = st.team as usize;
+            team = st.team;
+            slot = st.slot;
+            req = self.teams[tu].pred;
             cost = self.pred_cost[tu];
         }
         unreachable!("an augmenting path is simple, so it reaches the root");

@@ -22,11 +22,7 @@ pub struct BatchEdge {
 impl BatchEdge {
     /// Shorthand constructor.
     pub fn new(request_idx: u32, team_idx: u32, cost: i64) -> Self {
-        Self {
-            request_idx,
-            team_idx,
-            cost,
-        }
+        Self { request_idx, team_idx, cost }
     }
 }
 
@@ -39,13 +35,20 @@ impl BatchEdge {
 pub struct BatchProblem {
     pub(crate) priority: Vec<u32>,
     pub(crate) capacity: Vec<u32>,
-    /// `row_start[r]..row_start[r + 1]` indexes `col` and `cost` for request `r`.
+    /// `row_start[r]..row_start[r + 1]` indexes `adj` for request `r`.
     pub(crate) row_start: Vec<u32>,
-    pub(crate) col: Vec<u32>,
-    pub(crate) cost: Vec<i64>,
+    /// The candidates of all requests, row after row.
+    pub(crate) adj: Vec<Candidate>,
     /// Σ over requests of the largest candidate cost: an upper bound on any
     /// plan's total cost.
     pub(crate) cost_bound: i64,
+}
+
+/// One entry of a request's row: a candidate team and its cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Candidate {
+    pub(crate) cost: i64,
+    pub(crate) team: u32,
 }
 
 /// A connected piece of a [`BatchProblem`] and where its indices came from.
@@ -65,11 +68,7 @@ impl BatchProblem {
     /// Fails on an edge whose index is out of range or whose cost is negative,
     /// when there are more than `u32::MAX` edges, or when the summed costs
     /// could overflow `i64`.
-    pub fn new(
-        request_priority: Vec<u32>,
-        team_capacity: Vec<u32>,
-        edges: &[BatchEdge],
-    ) -> Result<Self, BatchError> {
+    pub fn new(request_priority: Vec<u32>, team_capacity: Vec<u32>, edges: &[BatchEdge]) -> Result<Self, BatchError> {
         let n_requests = request_priority.len();
         let n_teams = team_capacity.len();
         if n_requests >= u32::MAX as usize {
@@ -85,24 +84,13 @@ impl BatchProblem {
         let mut row_start = vec![0u32; n_requests + 1];
         for (edge_idx, e) in edges.iter().enumerate() {
             if e.request_idx as usize >= n_requests {
-                return Err(BatchError::RequestOutOfRange {
-                    edge_idx,
-                    request_idx: e.request_idx,
-                    n_requests,
-                });
+                return Err(BatchError::RequestOutOfRange { edge_idx, request_idx: e.request_idx, n_requests });
             }
             if e.team_idx as usize >= n_teams {
-                return Err(BatchError::TeamOutOfRange {
-                    edge_idx,
-                    team_idx: e.team_idx,
-                    n_teams,
-                });
+                return Err(BatchError::TeamOutOfRange { edge_idx, team_idx: e.team_idx, n_teams });
             }
             if e.cost < 0 {
-                return Err(BatchError::NegativeCost {
-                    edge_idx,
-                    cost: e.cost,
-                });
+                return Err(BatchError::NegativeCost { edge_idx, cost: e.cost });
             }
             row_start[e.request_idx as usize + 1] += 1;
         }
@@ -120,8 +108,7 @@ impl BatchProblem {
         // cheapest copy survives). `last_row[t]` remembers the last row that
         // used team t, so the check is O(1) without clearing between rows.
         let mut last_row = vec![u32::MAX; n_teams];
-        let mut col = Vec::with_capacity(edges.len());
-        let mut cost = Vec::with_capacity(edges.len());
+        let mut adj = Vec::with_capacity(edges.len());
         let mut new_start = Vec::with_capacity(n_requests + 1);
         new_start.push(0u32);
         let mut cost_bound: i128 = 0;
@@ -134,23 +121,14 @@ impl BatchProblem {
                     continue;
                 }
                 last_row[t as usize] = r as u32;
-                col.push(t);
-                cost.push(c);
+                adj.push(Candidate { cost: c, team: t });
                 row_max = c;
             }
             cost_bound += i128::from(row_max);
-            new_start.push(col.len() as u32);
+            new_start.push(adj.len() as u32);
         }
-        let cost_bound = i64::try_from(cost_bound)
-            .map_err(|_| BatchError::CostOverflow { cost_bound })?;
-        Ok(Self {
-            priority: request_priority,
-            capacity: team_capacity,
-            row_start: new_start,
-            col,
-            cost,
-            cost_bound,
-        })
+        let cost_bound = i64::try_from(cost_bound).map_err(|_| BatchError::CostOverflow { cost_bound })?;
+        Ok(Self { priority: request_priority, capacity: team_capacity, row_start: new_start, adj, cost_bound })
     }
 
     /// Number of requests.
@@ -165,7 +143,7 @@ impl BatchProblem {
 
     /// Number of distinct candidate edges.
     pub fn n_edges(&self) -> usize {
-        self.col.len()
+        self.adj.len()
     }
 
     /// Priority of each request.
@@ -183,18 +161,12 @@ impl BatchProblem {
     /// # Panics
     /// If `request_idx` is out of range.
     pub fn candidates(&self, request_idx: usize) -> impl Iterator<Item = (u32, i64)> + '_ {
-        let range = self.row(request_idx);
-        self.col[range.clone()]
-            .iter()
-            .copied()
-            .zip(self.cost[range].iter().copied())
+        self.adj[self.row(request_idx)].iter().map(|c| (c.team, c.cost))
     }
 
     /// Cost of the `(request, team)` edge, if there is one.
     pub fn edge_cost(&self, request_idx: usize, team_idx: u32) -> Option<i64> {
-        self.candidates(request_idx)
-            .find(|&(t, _)| t == team_idx)
-            .map(|(_, c)| c)
+        self.candidates(request_idx).find(|&(t, _)| t == team_idx).map(|(_, c)| c)
     }
 
     pub(crate) fn row(&self, request_idx: usize) -> std::ops::Range<usize> {
@@ -209,8 +181,8 @@ impl BatchProblem {
         let n = self.n_requests();
         let mut uf = UnionFind::new(n + self.n_teams());
         for r in 0..n {
-            for &t in &self.col[self.row(r)] {
-                uf.union(r, n + t as usize);
+            for c in &self.adj[self.row(r)] {
+                uf.union(r, n + c.team as usize);
             }
         }
         let mut label = vec![u32::MAX; n + self.n_teams()];
@@ -239,12 +211,12 @@ impl BatchProblem {
         let mut part_of = vec![u32::MAX; n_comp];
         let mut local_team = vec![u32::MAX; self.n_teams()];
         let mut edges_of: Vec<Vec<BatchEdge>> = Vec::new();
-        for r in 0..self.n_requests() {
+        for (r, &comp) in req_comp.iter().enumerate() {
             let range = self.row(r);
             if range.is_empty() {
                 continue;
             }
-            let c = req_comp[r] as usize;
+            let c = comp as usize;
             if part_of[c] == u32::MAX {
                 part_of[c] = parts.len() as u32;
                 parts.push(BatchComponent {
@@ -258,7 +230,7 @@ impl BatchProblem {
             let local_r = parts[p].request_idx.len() as u32;
             parts[p].request_idx.push(r as u32);
             for (t, cost) in self.candidates(r) {
-                debug_assert_eq!(team_comp[t as usize], req_comp[r]);
+                debug_assert_eq!(team_comp[t as usize], comp);
                 if local_team[t as usize] == u32::MAX {
                     local_team[t as usize] = parts[p].team_idx.len() as u32;
                     parts[p].team_idx.push(t);
@@ -267,31 +239,16 @@ impl BatchProblem {
             }
         }
         for (part, edges) in parts.iter_mut().zip(edges_of) {
-            let priority = part
-                .request_idx
-                .iter()
-                .map(|&r| self.priority[r as usize])
-                .collect();
-            let capacity = part
-                .team_idx
-                .iter()
-                .map(|&t| self.capacity[t as usize])
-                .collect();
-            part.problem = BatchProblem::new(priority, capacity, &edges)
-                .expect("a component of a valid problem is valid");
+            let priority = part.request_idx.iter().map(|&r| self.priority[r as usize]).collect();
+            let capacity = part.team_idx.iter().map(|&t| self.capacity[t as usize]).collect();
+            part.problem =
+                BatchProblem::new(priority, capacity, &edges).expect("a component of a valid problem is valid");
         }
         parts
     }
 
     fn empty() -> Self {
-        Self {
-            priority: Vec::new(),
-            capacity: Vec::new(),
-            row_start: vec![0],
-            col: Vec::new(),
-            cost: Vec::new(),
-            cost_bound: 0,
-        }
+        Self { priority: Vec::new(), capacity: Vec::new(), row_start: vec![0], adj: Vec::new(), cost_bound: 0 }
     }
 }
 
@@ -301,9 +258,7 @@ struct UnionFind {
 
 impl UnionFind {
     fn new(n: usize) -> Self {
-        Self {
-            parent: (0..n as u32).collect(),
-        }
+        Self { parent: (0..n as u32).collect() }
     }
 
     fn find(&mut self, mut x: usize) -> usize {

@@ -100,7 +100,7 @@ fn has_improving_cycle(problem: &BatchProblem, plan: &BatchPlan) -> bool {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(600))]
+    #![proptest_config(ProptestConfig::with_cases(2000))]
 
     #[test]
     fn optimal_equals_exhaustive_on_small_batches(problem in batch(0..8, 1..4, 4, 2, 30)) {
@@ -116,7 +116,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(150))]
+    #![proptest_config(ProptestConfig::with_cases(400))]
 
     #[test]
     fn optimal_beats_greedy_and_has_no_improving_cycle(problem in batch(1..60, 1..25, 6, 4, 10_000)) {
@@ -175,11 +175,7 @@ fn priority_beats_distance() {
 fn optimal_serves_more_than_greedy_where_greedy_blocks() {
     // Greedy gives request 0 its nearest team 0, which is request 1's only
     // candidate; the optimum sends request 0 to team 1 and serves both.
-    let edges = [
-        BatchEdge::new(0, 0, 1),
-        BatchEdge::new(0, 1, 2),
-        BatchEdge::new(1, 0, 1),
-    ];
+    let edges = [BatchEdge::new(0, 0, 1), BatchEdge::new(0, 1, 2), BatchEdge::new(1, 0, 1)];
     let problem = BatchProblem::new(vec![1, 1], vec![1, 1], &edges).expect("valid");
     let greedy = solve_greedy(&problem);
     let optimal = solve_optimal(&problem);
@@ -196,22 +192,15 @@ fn bad_edges_are_typed_errors() {
     assert!(matches!(team_out, Err(BatchError::TeamOutOfRange { team_idx: 3, .. })));
     let negative = BatchProblem::new(vec![1], vec![1], &[BatchEdge::new(0, 0, -1)]);
     assert!(matches!(negative, Err(BatchError::NegativeCost { cost: -1, .. })));
-    let overflow = BatchProblem::new(
-        vec![1, 1],
-        vec![1],
-        &[BatchEdge::new(0, 0, i64::MAX), BatchEdge::new(1, 0, i64::MAX)],
-    );
+    let overflow =
+        BatchProblem::new(vec![1, 1], vec![1], &[BatchEdge::new(0, 0, i64::MAX), BatchEdge::new(1, 0, i64::MAX)]);
     assert!(matches!(overflow, Err(BatchError::CostOverflow { .. })));
     assert!(BatchProblem::new(vec![1], vec![1], &[BatchEdge::new(0, 0, i64::MAX)]).is_ok());
 }
 
 #[test]
 fn duplicate_edges_keep_the_cheapest() {
-    let edges = [
-        BatchEdge::new(0, 0, 9),
-        BatchEdge::new(0, 1, 4),
-        BatchEdge::new(0, 0, 3),
-    ];
+    let edges = [BatchEdge::new(0, 0, 9), BatchEdge::new(0, 1, 4), BatchEdge::new(0, 0, 3)];
     let problem = BatchProblem::new(vec![1], vec![1, 1], &edges).expect("valid");
     assert_eq!(problem.n_edges(), 2);
     assert_eq!(problem.candidates(0).collect::<Vec<_>>(), vec![(0, 3), (1, 4)]);
