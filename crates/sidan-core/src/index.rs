@@ -12,7 +12,7 @@
 //! availability, location, reach and reputation are updated in place;
 //! a move or a reach change touches only that team's tree entry.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use chrono_tz::Tz;
@@ -193,8 +193,7 @@ pub fn cap_boxes(at: Location, radius_m: f64) -> [Option<AABB<[f64; 2]>>; 2] {
 fn validate(city: &City, spec: &TeamSpec, availability: Arc<Availability>) -> Result<TeamRecord, TeamError> {
     let err = |field, problem| TeamError { team: spec.id.clone(), field, problem };
     let unit = city.units().idx(&spec.unit).ok_or_else(|| err("unit", TeamProblem::UnknownUnit(spec.unit.clone())))?;
-    let skills = city.skills().closure_of(&spec.skills).map_err(|e| err("skills", e.into()))?;
-    let declared_skills = city.skills().set_of(&spec.skills).map_err(|e| err("skills", e.into()))?;
+    let (declared_skills, skills) = city.skills().resolve(&spec.skills).map_err(|e| err("skills", e.into()))?;
     if !(spec.reach_km.is_finite() && spec.reach_km > 0.0 && spec.reach_km <= MAX_REACH_KM) {
         return Err(err("reach_km", TeamProblem::BadReach(spec.reach_km)));
     }
@@ -247,14 +246,9 @@ impl TeamIndex {
     /// position of the offending spec.
     pub fn build(city: &City, specs: &[TeamSpec]) -> Result<Self, (usize, TeamError)> {
         let mut records = Vec::with_capacity(specs.len());
-        let mut seen = std::collections::HashSet::with_capacity(specs.len());
         // Identical declarations compile once.
-        let mut compiled: HashMap<&AvailabilitySpec, Arc<Availability>> = HashMap::new();
+        let mut compiled: HashMap<&AvailabilitySpec, Arc<Availability>> = HashMap::default();
         for (i, spec) in specs.iter().enumerate() {
-            if !seen.insert(&spec.id) {
-                let e = TeamError { team: spec.id.clone(), field: "id", problem: TeamProblem::DuplicateId };
-                return Err((i, e));
-            }
             let av = match compiled.get(&spec.availability) {
                 Some(av) => Arc::clone(av),
                 None => {
@@ -265,14 +259,25 @@ impl TeamIndex {
                     av
                 }
             };
-            records.push(validate(city, spec, av).map_err(|e| (i, e))?);
+            records.push(Some(validate(city, spec, av).map_err(|e| (i, e))?));
         }
-        drop(seen);
-        records.sort_by_cached_key(|r| z_order(r.base));
+        // Store teams in Z-order of their bases so one query's candidates sit together.
+        let mut order: Vec<(u64, u32)> = specs.iter().enumerate().map(|(i, s)| (z_order(s.base), i as u32)).collect();
+        order.sort_unstable();
+        let mut by_id: HashMap<TeamId, TeamIdx> = HashMap::with_capacity_and_hasher(specs.len(), Default::default());
+        for (new, &(_, old)) in order.iter().enumerate() {
+            if let Some(prev) = by_id.insert(specs[old as usize].id.clone(), TeamIdx(new as u32)) {
+                let later = old.max(order[prev.0 as usize].1) as usize;
+                let e = TeamError { team: specs[later].id.clone(), field: "id", problem: TeamProblem::DuplicateId };
+                return Err((later, e));
+            }
+        }
+        let records: Vec<TeamRecord> =
+            order.iter().map(|&(_, old)| records[old as usize].take().expect("each position is taken once")).collect();
         let mut index = Self::empty();
+        index.interned = compiled.into_values().map(|av| (av, ())).collect();
         let mut per_tree: Vec<Vec<Point>> = vec![Vec::new(); index.trees.len()];
-        for (i, r) in records.iter_mut().enumerate() {
-            r.availability = index.intern(&r.availability);
+        for (i, r) in records.iter().enumerate() {
             for s in r.declared_skills.iter() {
                 let t = s.0 as usize * N_CLASSES + r.class as usize;
                 per_tree[t].push(point(r, i as u32));
@@ -281,7 +286,7 @@ impl TeamIndex {
             }
         }
         index.trees = per_tree.into_iter().map(RTree::bulk_load_with_params).collect();
-        index.by_id = records.iter().enumerate().map(|(i, r)| (r.id.clone(), TeamIdx(i as u32))).collect();
+        index.by_id = by_id;
         index.teams = records;
         Ok(index)
     }
@@ -290,11 +295,11 @@ impl TeamIndex {
         let n = crate::skills::MAX_SKILLS * N_CLASSES;
         Self {
             teams: Vec::new(),
-            by_id: HashMap::new(),
+            by_id: HashMap::default(),
             trees: (0..n).map(|_| RTree::new_with_params()).collect(),
             tree_reach_m: vec![0.0; n],
             skill_count: vec![0; crate::skills::MAX_SKILLS],
-            interned: HashMap::new(),
+            interned: HashMap::default(),
         }
     }
 

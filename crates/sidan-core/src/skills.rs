@@ -2,7 +2,6 @@
 //! categories ("psychological counselling" satisfies "emotional support"), and
 //! fixed-size skill bitsets so eligibility is a handful of AND instructions.
 
-use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -117,7 +116,7 @@ pub enum SkillError {
 #[derive(Debug, Clone, Default)]
 pub struct SkillTaxonomy {
     specs: Vec<SkillSpec>,
-    by_id: HashMap<SkillId, SkillIdx>,
+    by_id: foldhash::HashMap<SkillId, SkillIdx>,
     closure: Vec<SkillSet>,
     /// For each skill, itself and every narrower skill that satisfies it.
     narrower: Vec<SkillSet>,
@@ -150,7 +149,7 @@ impl SkillTaxonomy {
         if specs.len() > MAX_SKILLS {
             return Err((MAX_SKILLS, SkillError::TooManySkills(specs.len())));
         }
-        let mut by_id = HashMap::new();
+        let mut by_id = foldhash::HashMap::default();
         for (i, s) in specs.iter().enumerate() {
             if by_id.insert(s.id.clone(), SkillIdx(i as u16)).is_some() {
                 return Err((i, SkillError::DuplicateSkill(s.id.clone())));
@@ -250,6 +249,17 @@ impl SkillTaxonomy {
             set.insert(self.idx(id)?);
         }
         Ok(set)
+    }
+
+    /// The declared set and its closure, resolving each id once.
+    pub fn resolve(&self, ids: &[SkillId]) -> Result<(SkillSet, SkillSet), SkillError> {
+        let (mut declared, mut closure) = (SkillSet::EMPTY, SkillSet::EMPTY);
+        for id in ids {
+            let i = self.idx(id)?;
+            declared.insert(i);
+            closure = closure.union(&self.closure[i.0 as usize]);
+        }
+        Ok((declared, closure))
     }
 
     /// These skills and every broader skill they satisfy.

@@ -5,8 +5,6 @@
 //! unit's subtree. Subtree membership is answered in O(1) from pre-order
 //! (Euler tour) intervals, recomputed when a unit is added.
 
-use std::collections::HashMap;
-
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -129,7 +127,7 @@ pub enum UnitError {
 #[derive(Debug, Clone, Default)]
 pub struct UnitTree {
     units: Vec<Unit>,
-    by_id: HashMap<UnitId, UnitIdx>,
+    by_id: foldhash::HashMap<UnitId, UnitIdx>,
     /// Pre-order entry and exit positions: `b` is in the subtree of `a` iff
     /// `enter[a] <= enter[b] < exit[a]`.
     enter: Vec<u32>,

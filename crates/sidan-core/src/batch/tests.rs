@@ -75,11 +75,11 @@ fn has_improving_cycle(problem: &BatchProblem, plan: &BatchPlan) -> bool {
             arcs.push((sink, r, -leave));
         }
     }
-    for t in 0..m_teams {
-        if load[t] < problem.capacity[t] {
+    for (t, (&load, &cap)) in load.iter().zip(&problem.capacity).enumerate() {
+        if load < cap {
             arcs.push((n + t, sink, 0));
         }
-        if load[t] > 0 {
+        if load > 0 {
             arcs.push((sink, n + t, 0));
         }
     }
