@@ -8,7 +8,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use sidan::core::dispatch::{Dispatcher, Explanation, RankQuery, Rejection};
+use sidan::core::geo::StraightLine;
 use sidan::core::request::Request;
+use sidan::core::score::ScoringPolicy;
 use sidan::sim::{CityConfig, DemandConfig, generate_city, generate_requests};
 
 /// Arguments of `sidan demo`.
@@ -35,6 +37,9 @@ pub struct DemoArgs {
     /// Radius around a request in which ineligible teams are explained, in km.
     #[arg(long, default_value_t = 8.0)]
     radius_km: f64,
+    /// Scoring policy file (JSON; see docs/ARCHITECTURE.md and the `score` module).
+    #[arg(long)]
+    policy: Option<PathBuf>,
     /// Print the explanations as JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -70,7 +75,18 @@ fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     let n_units = city.units().len();
     let demand = DemandConfig { seed: args.seed, requests: args.requests, ..DemandConfig::default() };
     let specs = generate_requests(&city, &demand);
-    let dispatcher = Dispatcher::new(city, index);
+    let policy = match &args.policy {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let de = &mut serde_json::Deserializer::from_str(&text);
+            let policy: ScoringPolicy = serde_path_to_error::deserialize(de)
+                .map_err(|e| anyhow::anyhow!("{}: at `{}`: {}", path.display(), e.path(), e.inner()))?;
+            policy.validate().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            policy
+        }
+        None => ScoringPolicy::default(),
+    };
+    let dispatcher = Dispatcher::with_policy(city, index, policy, StraightLine::default())?;
     let now = demand.start;
     let mut out = String::new();
     if !args.json {

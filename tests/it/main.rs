@@ -1,4 +1,5 @@
 //! Integration tests of the `sidan` workspace (one binary, several modules).
 
 mod city_file;
+mod demo;
 mod dispatch;

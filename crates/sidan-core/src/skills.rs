@@ -2,7 +2,6 @@
 //! categories ("psychological counselling" satisfies "emotional support"), and
 //! fixed-size skill bitsets so eligibility is a handful of AND instructions.
 
-
 use serde::{Deserialize, Serialize};
 
 use crate::id::SkillId;
