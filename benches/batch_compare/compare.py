@@ -36,6 +36,8 @@ def run_json(cmd):
 def fmt_s(x):
     if x is None:
         return "–"
+    if x < 1e-3:
+        return f"{x * 1e6:.0f} µs"
     return f"{x * 1000:.1f} ms" if x < 1 else f"{x:.2f} s"
 
 
@@ -51,10 +53,16 @@ def main():
     p.add_argument("--peer-reps", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="only the 1k instances")
     p.add_argument("--no-write", action="store_true", help="do not touch docs/benchmarks.md")
+    p.add_argument("--rows", help="re-render the table from the JSON rows a previous run printed")
     a = p.parse_args()
 
     rows, all_equal = [], True
     sizes = SIZES[:1] if a.quick else SIZES
+    if a.rows:
+        with open(a.rows) as f:
+            rows = [json.loads(line) for line in f if line.startswith('{"instance"')]
+        all_equal = all(r["equal"] for r in rows)
+        sizes = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, (name, n, m, cap, k, peers) in enumerate(sizes):
             for j, layout in enumerate(LAYOUTS):
@@ -113,6 +121,19 @@ def main():
             f"| {fmt_ratio(r['optimal'], r['greedy_s'])} "
             f"| {fmt_ratio(r['build'] + r['optimal'], r['build'] + r['greedy_s'])} |"
         )
+    lines += ["", "Targets of the issue, from this run:", ""]
+    for r in rows:
+        checks = []
+        if r["instance"].startswith("10k") and r["ortools"]:
+            ratio = r["optimal"] / r["ortools"]
+            checks.append(f"≤ 0.25× OR-Tools: {ratio:.3f}× ({'met' if ratio <= 0.25 else 'missed'})")
+        if r["instance"].startswith("50k") and r["sparse"]:
+            ratio = r["optimal"] / r["sparse"]
+            checks.append(f"≤ 0.1× SciPy sparse: {ratio:.3f}× ({'met' if ratio <= 0.1 else 'missed'})")
+        ratio = (r["build"] + r["optimal"]) / (r["build"] + r["greedy_s"])
+        checks.append(f"optimal within 5× greedy (build included): {ratio:.1f}× ({'met' if ratio <= 5 else 'missed'})")
+        checks.append(f"equal optimum: {'met' if r['equal'] else 'MISSED'}")
+        lines.append(f"- {r['instance']}: " + "; ".join(checks))
     lines += ["", "Served priority and total cost (optimal vs greedy):", ""]
     for r in rows:
         (op, oc), (gp, gc) = r["optimum"], r["greedy"]

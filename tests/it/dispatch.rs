@@ -80,9 +80,8 @@ fn case(cfg: &CityConfig, n_requests: usize, seed: u64) -> Case {
     Case { file, dispatcher: Dispatcher::new(city, index), requests }
 }
 
+// Case counts follow PROPTEST_CASES (256 by default).
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
-
     #[test]
     fn ranking_is_eligible_and_equals_brute_force(
         cfg in city_config(),
