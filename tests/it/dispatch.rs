@@ -157,3 +157,34 @@ fn a_request_whose_window_has_passed_gets_nobody() {
     let early = DemandConfig::default().start;
     assert!(c.requests.iter().any(|r| !c.dispatcher.rank(r, early, &RankQuery::top(5)).is_empty()));
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Design invariant 9: batch assignment over the online candidate search
+    /// never breaks eligibility or capacity, serves at least the priority the
+    /// greedy baseline serves, and one team's spare capacity bounds its share.
+    #[test]
+    fn batch_window_is_safe_and_at_least_greedy(seed in any::<u64>(), teams in 20usize..300, n in 1usize..80) {
+        use sidan::core::batch::{solve_greedy, solve_optimal};
+        let cfg = CityConfig { seed, teams, counties: Some(1), ..CityConfig::default() };
+        let c = case(&cfg, n, seed ^ 0x5eed);
+        let d = &c.dispatcher;
+        let now = DemandConfig::default().start;
+        let window = d.batch_window(&c.requests, now, 8).expect("valid problem");
+        let plan = solve_optimal(&window.problem);
+        let greedy = solve_greedy(&window.problem);
+        prop_assert!(plan.served_priority >= greedy.served_priority);
+        let mut taken = std::collections::BTreeMap::<TeamIdx, u32>::new();
+        for (req, team) in c.requests.iter().zip(window.assigned(&plan)) {
+            let Some(team) = team else { continue };
+            let eligible: Vec<TeamIdx> = d.rank(req, now, &RankQuery::top(usize::MAX)).iter().map(|r| r.idx).collect();
+            prop_assert!(eligible.contains(&team), "{} got an ineligible team", req.id());
+            *taken.entry(team).or_default() += 1;
+        }
+        for (t, n) in taken {
+            let rec = d.index().get(t);
+            prop_assert!(rec.load + n <= rec.capacity, "{} over capacity", rec.id);
+        }
+    }
+}

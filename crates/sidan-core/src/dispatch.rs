@@ -127,6 +127,32 @@ pub struct Explanation {
     pub rejected: Vec<Rejected>,
 }
 
+/// A batch window turned into an assignment problem over the online
+/// eligibility rules.
+#[derive(Debug, Clone)]
+pub struct BatchWindow {
+    /// The problem: one row per request, one column per team in `teams`.
+    pub problem: crate::batch::BatchProblem,
+    /// The team behind each column.
+    pub teams: Vec<TeamIdx>,
+}
+
+impl BatchWindow {
+    /// The team assigned to each request by `plan`, in request order.
+    pub fn assigned(&self, plan: &crate::batch::BatchPlan) -> Vec<Option<TeamIdx>> {
+        plan.assignment.iter().map(|a| a.map(|c| self.teams[c as usize])).collect()
+    }
+}
+
+/// Priority of a request in a batch: emergencies first, then urgent requests.
+pub fn batch_priority(u: crate::request::Urgency) -> u32 {
+    match u {
+        crate::request::Urgency::Normal => 1,
+        crate::request::Urgency::Urgent => 2,
+        crate::request::Urgency::Emergency => 4,
+    }
+}
+
 /// Per-query facts computed once and shared by every candidate.
 struct Ctx<'a> {
     city: &'a City,
@@ -281,7 +307,7 @@ impl<T: TravelTime> Dispatcher<T> {
     /// The best `q.k` eligible teams for `req` at `now`, best first.
     pub fn rank(&self, req: &Request, now: DateTime<Utc>, q: &RankQuery) -> Vec<Ranked> {
         let cx = self.ctx(req, q, now);
-        let mut top = Vec::with_capacity(q.k + 1);
+        let mut top = Vec::with_capacity(q.k.min(64) + 1);
         let mut scratch = Vec::new();
         let skills = self.city.skills();
         self.index.for_each_candidate(
@@ -310,6 +336,41 @@ impl<T: TravelTime> Dispatcher<T> {
         all.sort_by(better);
         all.truncate(q.k);
         all
+    }
+
+    /// Builds the batch problem of a window of requests: each request's best
+    /// `candidates` eligible teams (the online rules, at `now`) become its
+    /// edges, costed in millimetres of great-circle distance; each team
+    /// offers its spare capacity; priorities follow [`batch_priority`].
+    pub fn batch_window(
+        &self,
+        requests: &[Request],
+        now: DateTime<Utc>,
+        candidates: usize,
+    ) -> Result<BatchWindow, crate::batch::BatchError> {
+        let mut column: std::collections::BTreeMap<TeamIdx, u32> = std::collections::BTreeMap::new();
+        let mut edges = Vec::new();
+        for (r, req) in requests.iter().enumerate() {
+            for c in self.rank(req, now, &RankQuery::top(candidates)) {
+                let next = column.len() as u32;
+                let col = *column.entry(c.idx).or_insert(next);
+                edges.push(crate::batch::BatchEdge::new(r as u32, col, (c.distance_m * 1000.0).round() as i64));
+            }
+        }
+        let mut teams = vec![TeamIdx(0); column.len()];
+        for (&t, &c) in &column {
+            teams[c as usize] = t;
+        }
+        let capacity = teams
+            .iter()
+            .map(|&t| {
+                let rec = self.index.get(t);
+                rec.capacity.saturating_sub(rec.load)
+            })
+            .collect();
+        let priority = requests.iter().map(|r| batch_priority(r.urgency())).collect();
+        let problem = crate::batch::BatchProblem::new(priority, capacity, &edges)?;
+        Ok(BatchWindow { problem, teams })
     }
 
     /// Every reason `t` is not eligible (empty if it is).
