@@ -156,7 +156,7 @@ fn render(out: &mut String, d: &Dispatcher, req: &Request, ex: &Explanation) -> 
         }
     }
     if !ex.rejected.is_empty() {
-        writeln!(out, "  not eligible nearby (nearest {}):", ex.rejected.len())?;
+        writeln!(out, "  not eligible nearby ({} shown, teams with the skills first):", ex.rejected.len())?;
         for r in &ex.rejected {
             let why: Vec<String> = r.reasons.iter().map(describe).collect();
             writeln!(out, "    {:<10} {:>5.1} km  {}", r.team, r.distance_m / 1000.0, why.join("; "))?;
