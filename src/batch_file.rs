@@ -156,17 +156,13 @@ impl ProblemFile {
     }
 
     /// Checks every value that the types alone do not rule out.
+    ///
+    /// Entries are named `teams[i]` / `requests[i]` and fields by their path.
     pub fn validate(&self) -> Result<(), ProblemFileError> {
         let mut team_ids = BTreeMap::new();
         for (i, team) in self.teams.iter().enumerate() {
             let at = format!("teams[{i}]");
-            check_id(&team.id, &format!("{at}.id"))?;
-            if let Some(first) = team_ids.insert(team.id.as_str(), i) {
-                return Err(invalid(
-                    format!("{at}.id"),
-                    format!("duplicate id {:?}, first used by teams[{first}]", team.id),
-                ));
-            }
+            check_unique_id(&mut team_ids, "teams", i, &team.id)?;
             check_location(&team.location, &format!("{at}.location"))?;
             check_skills(&team.skills, &format!("{at}.skills"))?;
             if !team.reach_km.is_finite() || team.reach_km < 0.0 {
@@ -182,13 +178,7 @@ impl ProblemFile {
         let mut request_ids = BTreeMap::new();
         for (i, req) in self.requests.iter().enumerate() {
             let at = format!("requests[{i}]");
-            check_id(&req.id, &format!("{at}.id"))?;
-            if let Some(first) = request_ids.insert(req.id.as_str(), i) {
-                return Err(invalid(
-                    format!("{at}.id"),
-                    format!("duplicate id {:?}, first used by requests[{first}]", req.id),
-                ));
-            }
+            check_unique_id(&mut request_ids, "requests", i, &req.id)?;
             check_location(&req.location, &format!("{at}.location"))?;
             check_skills(&req.skills, &format!("{at}.skills"))?;
             check_interval(&req.window, &format!("{at}.window"))?;
@@ -425,4 +415,19 @@ pub struct PlanFile {
     /// Σ score of the assignments, with `--objective score` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_score: Option<f64>,
+}
+
+/// Checks that `id` is valid and not used by an earlier entry of `list`.
+fn check_unique_id<'a>(
+    seen: &mut BTreeMap<&'a str, usize>,
+    list: &str,
+    i: usize,
+    id: &'a str,
+) -> Result<(), ProblemFileError> {
+    let field = format!("{list}[{i}].id");
+    check_id(id, &field)?;
+    if let Some(first) = seen.insert(id, i) {
+        return Err(invalid(field, format!("duplicate id {id:?}, first used by {list}[{first}]")));
+    }
+    Ok(())
 }

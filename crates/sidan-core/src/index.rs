@@ -124,7 +124,7 @@ pub struct TeamIndex {
     /// Number of teams that declared each skill.
     skill_count: Vec<u32>,
     /// Identical availability declarations share one compiled copy.
-    interned: HashMap<Arc<Availability>, ()>,
+    interned: foldhash::HashSet<Arc<Availability>>,
 }
 
 fn class_of(reach_m: f64) -> u8 {
@@ -275,7 +275,7 @@ impl TeamIndex {
         let records: Vec<TeamRecord> =
             order.iter().map(|&(_, old)| records[old as usize].take().expect("each position is taken once")).collect();
         let mut index = Self::empty();
-        index.interned = compiled.into_values().map(|av| (av, ())).collect();
+        index.interned = compiled.into_values().collect();
         let mut per_tree: Vec<Vec<Point>> = vec![Vec::new(); index.trees.len()];
         for (i, r) in records.iter().enumerate() {
             for s in r.declared_skills.iter() {
@@ -299,15 +299,15 @@ impl TeamIndex {
             trees: (0..n).map(|_| RTree::new_with_params()).collect(),
             tree_reach_m: vec![0.0; n],
             skill_count: vec![0; crate::skills::MAX_SKILLS],
-            interned: HashMap::default(),
+            interned: foldhash::HashSet::default(),
         }
     }
 
     fn intern(&mut self, av: &Arc<Availability>) -> Arc<Availability> {
-        if let Some((k, ())) = self.interned.get_key_value(av) {
+        if let Some(k) = self.interned.get(av) {
             return Arc::clone(k);
         }
-        self.interned.insert(Arc::clone(av), ());
+        self.interned.insert(Arc::clone(av));
         Arc::clone(av)
     }
 
@@ -564,7 +564,7 @@ impl TeamIndex {
                     + (r.households_served.len() + r.paired_households.len()) * std::mem::size_of::<HouseholdId>()
             })
             .sum::<usize>()
-            + self.interned.keys().map(|a| a.heap_bytes() + std::mem::size_of::<Availability>()).sum::<usize>()
+            + self.interned.iter().map(|a| a.heap_bytes() + std::mem::size_of::<Availability>()).sum::<usize>()
     }
 }
 
