@@ -36,6 +36,8 @@ pub struct RankQuery {
     pub scope: Option<UnitIdx>,
     /// Teams never to offer this request to (they declined it or let an offer expire).
     pub exclude: Vec<TeamIdx>,
+    /// The scoring policy to use instead of the dispatcher's (a unit's own weights).
+    pub policy: Option<ScoringPolicy>,
 }
 
 impl RankQuery {
@@ -160,6 +162,7 @@ struct Ctx<'a> {
     scope: UnitIdx,
     scope_iv: (u32, u32),
     exclude: &'a [TeamIdx],
+    policy: &'a ScoringPolicy,
     now: DateTime<Utc>,
     /// The local window of the last time zone seen (nearly every team shares one).
     tz_cache: std::cell::Cell<Option<(Tz, i64, i64)>>,
@@ -248,6 +251,7 @@ impl<T: TravelTime> Dispatcher<T> {
             scope,
             scope_iv: units.subtree_interval(scope),
             exclude: &q.exclude,
+            policy: q.policy.as_ref().unwrap_or(&self.policy),
             now,
             tz_cache: std::cell::Cell::new(None),
             req_closure_len,
@@ -275,7 +279,7 @@ impl<T: TravelTime> Dispatcher<T> {
     }
 
     fn score(&self, cx: &Ctx<'_>, idx: TeamIdx, t: &TeamRecord, distance_m: f64) -> Ranked {
-        let p = &self.policy;
+        let p = cx.policy;
         let travel_s = self.travel.travel_s(t.base, cx.req.location(), distance_m);
         let continuity = match cx.req.household() {
             Some(h) if t.paired_households.binary_search(h).is_ok() => p.continuity_paired,
@@ -321,6 +325,14 @@ impl<T: TravelTime> Dispatcher<T> {
             },
         );
         top
+    }
+
+    /// Whether the team at `idx` is eligible for `req` under `q` (its `k` is
+    /// ignored), and its score if so.
+    pub fn check_team(&self, req: &Request, now: DateTime<Utc>, q: &RankQuery, idx: TeamIdx) -> Option<Ranked> {
+        let cx = self.ctx(req, q, now);
+        let t = self.index.get(idx);
+        self.evaluate(&cx, idx, t, &mut Vec::new())
     }
 
     /// The same ranking by scanning every team: the reference for tests and benchmarks.

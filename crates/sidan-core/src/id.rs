@@ -125,6 +125,14 @@ string_id!(
     /// A household that receives services (the unit of pairing and continuity).
     HouseholdId
 );
+string_id!(
+    /// A one-to-one pairing (结对) of a team with a household.
+    PairingId
+);
+string_id!(
+    /// A volunteer, member of a team.
+    VolunteerId
+);
 
 #[cfg(test)]
 mod tests {

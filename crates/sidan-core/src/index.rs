@@ -395,6 +395,30 @@ impl TeamIndex {
         Ok(())
     }
 
+    /// Adds `delta` to the load of the team at `idx` (offers out plus requests held), saturating at 0.
+    ///
+    /// # Panics
+    /// If `idx` does not come from this index.
+    pub fn adjust_load(&mut self, idx: TeamIdx, delta: i32) {
+        let rec = &mut self.teams[idx.0 as usize];
+        rec.load = rec.load.saturating_add_signed(delta);
+    }
+
+    /// Marks the team at `idx` as paired (or no longer paired) with `household`.
+    ///
+    /// # Panics
+    /// If `idx` does not come from this index.
+    pub fn set_paired(&mut self, idx: TeamIdx, household: &HouseholdId, paired: bool) {
+        let list = &mut self.teams[idx.0 as usize].paired_households;
+        match (list.binary_search(household), paired) {
+            (Err(pos), true) => list.insert(pos, household.clone()),
+            (Ok(pos), false) => {
+                list.remove(pos);
+            }
+            _ => {}
+        }
+    }
+
     /// Sets how many requests a team can hold.
     pub fn set_capacity(&mut self, id: &TeamId, capacity: u32) -> Result<(), TeamError> {
         if capacity == 0 {

@@ -17,6 +17,8 @@
 //! - [`score`]: the configurable scoring policy.
 //! - [`dispatch`]: online ranking of eligible teams, with explanations.
 //! - [`batch`]: batch assignment (optimal min-cost flow and greedy).
+//! - [`testkit`]: a tiny hand-made city for tests and examples.
+//! - [`lifecycle`]: the event-sourced request lifecycle: commands, events, escalation, pairings, policies.
 
 pub mod batch;
 pub mod catalog;
@@ -25,9 +27,11 @@ pub mod dispatch;
 pub mod geo;
 pub mod id;
 pub mod index;
+pub mod lifecycle;
 pub mod request;
 pub mod score;
 pub mod skills;
 pub mod team;
+pub mod testkit;
 pub mod time;
 pub mod units;

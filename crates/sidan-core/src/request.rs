@@ -63,6 +63,19 @@ impl Contact {
     }
 }
 
+impl Contact {
+    /// The same contact with every field masked and the address detail dropped,
+    /// for records that keep the contact's shape but leave the process.
+    pub fn masked_contact(&self) -> Contact {
+        Contact {
+            name: mask_name(&self.name),
+            phone: mask_phone(&self.phone),
+            community: self.community.clone(),
+            detail: String::new(),
+        }
+    }
+}
+
 impl std::fmt::Debug for Contact {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.masked().fmt(f)

@@ -1,0 +1,971 @@
+//! The request lifecycle (点单 → 派单 → 接单 → 评单) as an event-sourced,
+//! sans-IO state machine.
+//!
+//! [`Lifecycle::decide`] takes a [`Command`] and the caller's `now` and
+//! returns the events it causes, or a typed [`LifecycleError`] and nothing
+//! else. [`Lifecycle::apply`] folds one event into the state; it never
+//! decides anything, so replaying a log rebuilds the state exactly. The
+//! runtime drives both: it persists what `decide` returns, then applies it.
+//!
+//! A request moves through the phases of [`Phase`]; which command fits which
+//! phase is the explicit table [`state::check`]. Dispatch is part of
+//! deciding: a submission, a decline, an expiry or a no-show is followed, in
+//! the same decision, by the next offer, a wider scope (station → institute
+//! → county → city), a recruitment order (招募令) to every eligible team, or
+//! `Unfulfillable`. An emergency goes to several teams at once; the first
+//! acceptance withdraws every other offer in the same decision. An offer
+//! reserves a unit of the team's capacity until it is answered, so an
+//! acceptance never overfills a team.
+//!
+//! Timers are data: every stream has a next wake-up time
+//! ([`Lifecycle::next_wakeup`], [`Lifecycle::due`]); the runtime sends
+//! [`Command::Tick`] for each due stream.
+
+pub mod pairing;
+pub mod policy;
+pub mod policy_file;
+pub mod state;
+pub mod types;
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::dispatch::{Dispatcher, RankQuery, Ranked};
+use crate::geo::{StraightLine, TravelTime};
+use crate::id::{HouseholdId, PairingId, RequestId, TeamId};
+use crate::index::TeamIdx;
+use crate::request::{Contact, Request, RequestSpec, Urgency};
+use crate::units::{UnitIdx, UnitTree};
+
+pub use pairing::{PairingSpec, PairingState, Schedule, ScheduleError};
+pub use policy::{LifecyclePolicy, PolicyBook};
+pub use policy_file::{PolicyFileError, PolicyPatch};
+pub use state::{LifecycleError, OpenOffer, Phase, PhaseKind, RequestState, check};
+pub use types::{
+    Command, CommandKind, DeclineReason, Event, MAX_SERVICE_MIN, MAX_TEXT_LEN, MAX_VOLUNTEERS, OfferMode, RaterRole,
+    Recorded, StreamId, WidenReason,
+};
+
+/// How far ahead a request's window may start, in days.
+pub const HORIZON_DAYS: i64 = 366;
+
+/// Why an event cannot be applied: the log does not fit the state.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApplyError {
+    /// The sequence number is not the next one of the stream.
+    #[error("{stream}: expected seq {expected}, got {got}")]
+    OutOfOrder {
+        /// The stream.
+        stream: StreamId,
+        /// The next sequence number.
+        expected: u64,
+        /// The one given.
+        got: u64,
+    },
+    /// The event does not fit the stream's state.
+    #[error("{stream} seq {seq}: {problem}")]
+    Invalid {
+        /// The stream.
+        stream: StreamId,
+        /// The sequence number.
+        seq: u64,
+        /// What does not fit.
+        problem: String,
+    },
+}
+
+/// The lifecycle of every request and pairing of one city.
+#[derive(Debug, Clone)]
+pub struct Lifecycle<T = StraightLine> {
+    dispatcher: Dispatcher<T>,
+    policies: PolicyBook,
+    requests: HashMap<RequestId, RequestState>,
+    pairings: HashMap<PairingId, PairingState>,
+    household_pairing: HashMap<HouseholdId, PairingId>,
+    no_shows: HashMap<TeamIdx, u32>,
+    wakeups: BTreeSet<(DateTime<Utc>, StreamId)>,
+    wake_of: HashMap<StreamId, DateTime<Utc>>,
+    applied: u64,
+}
+
+/// Where dispatch stands while one decision is being made: the request's
+/// dispatch fields with the decision's own events folded in.
+struct Cursor {
+    scope: UnitIdx,
+    misses: u32,
+    since: DateTime<Utc>,
+    open: usize,
+    offered: Vec<TeamIdx>,
+    recruiting: bool,
+}
+
+impl Cursor {
+    fn of(st: &RequestState) -> Self {
+        Self {
+            scope: st.scope,
+            misses: st.misses,
+            since: st.scope_since,
+            open: st.offers.len(),
+            offered: st.offered.clone(),
+            recruiting: st.recruiting,
+        }
+    }
+}
+
+/// Appends events to one stream, numbering them.
+struct Out<'a> {
+    recs: &'a mut Vec<Recorded>,
+    stream: StreamId,
+    next_seq: u64,
+    at: DateTime<Utc>,
+}
+
+impl Out<'_> {
+    fn push(&mut self, event: Event) {
+        self.recs.push(Recorded { stream: self.stream.clone(), seq: self.next_seq, at: self.at, event });
+        self.next_seq += 1;
+    }
+}
+
+fn text(field: &'static str, s: &str) -> Result<(), LifecycleError> {
+    if s.len() > MAX_TEXT_LEN {
+        return Err(LifecycleError::BadValue {
+            field,
+            problem: format!("{} bytes, at most {MAX_TEXT_LEN} are allowed", s.len()),
+        });
+    }
+    Ok(())
+}
+
+fn check_contact(c: &Contact) -> Result<(), LifecycleError> {
+    text("contact.name", &c.name)?;
+    text("contact.phone", &c.phone)?;
+    text("contact.community", &c.community)?;
+    text("contact.detail", &c.detail)
+}
+
+/// The latest instant the request can still start.
+fn latest_start(req: &Request) -> DateTime<Utc> {
+    req.window().end() - Duration::minutes(i64::from(req.duration_min()))
+}
+
+/// The first scope of a request made at `unit`: the nearest unit at or above
+/// it whose level is `kind` or wider.
+fn start_scope(units: &UnitTree, unit: UnitIdx, kind: crate::units::UnitKind) -> UnitIdx {
+    std::iter::once(unit).chain(units.ancestors(unit)).find(|&u| units.get(u).kind <= kind).unwrap_or(unit)
+}
+
+fn insert_sorted(v: &mut Vec<TeamIdx>, t: TeamIdx) {
+    if let Err(pos) = v.binary_search(&t) {
+        v.insert(pos, t);
+    }
+}
+
+impl<T: TravelTime> Lifecycle<T> {
+    /// An empty lifecycle over a dispatcher (city, teams) and per-unit policies.
+    pub fn new(dispatcher: Dispatcher<T>, policies: PolicyBook) -> Self {
+        Self {
+            dispatcher,
+            policies,
+            requests: HashMap::new(),
+            pairings: HashMap::new(),
+            household_pairing: HashMap::new(),
+            no_shows: HashMap::new(),
+            wakeups: BTreeSet::new(),
+            wake_of: HashMap::new(),
+            applied: 0,
+        }
+    }
+
+    /// The dispatcher, with team loads as of the last applied event.
+    pub fn dispatcher(&self) -> &Dispatcher<T> {
+        &self.dispatcher
+    }
+
+    /// The policies.
+    pub fn policies(&self) -> &PolicyBook {
+        &self.policies
+    }
+
+    /// A request's state.
+    pub fn request(&self, id: &RequestId) -> Option<&RequestState> {
+        self.requests.get(id)
+    }
+
+    /// Every request, in no particular order.
+    pub fn requests(&self) -> impl Iterator<Item = &RequestState> {
+        self.requests.values()
+    }
+
+    /// A pairing's state.
+    pub fn pairing(&self, id: &PairingId) -> Option<&PairingState> {
+        self.pairings.get(id)
+    }
+
+    /// How many no-shows are recorded against a team.
+    pub fn no_shows(&self, team: TeamIdx) -> u32 {
+        self.no_shows.get(&team).copied().unwrap_or(0)
+    }
+
+    /// How many events have been applied.
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    /// The version (number of events) of a stream; 0 if it has none.
+    pub fn version(&self, stream: &StreamId) -> u64 {
+        match stream {
+            StreamId::Request(r) => self.requests.get(r).map_or(0, |s| s.version),
+            StreamId::Pairing(p) => self.pairings.get(p).map_or(0, |s| s.version),
+        }
+    }
+
+    /// The earliest time a stream needs a [`Command::Tick`].
+    pub fn next_wakeup(&self) -> Option<DateTime<Utc>> {
+        self.wakeups.first().map(|(t, _)| *t)
+    }
+
+    /// The streams due for a tick at `now`, earliest first.
+    pub fn due(&self, now: DateTime<Utc>) -> impl Iterator<Item = &StreamId> + '_ {
+        self.wakeups.iter().take_while(move |(t, _)| *t <= now).map(|(_, s)| s)
+    }
+
+    fn team_idx(&self, team: &TeamId) -> Result<TeamIdx, LifecycleError> {
+        self.dispatcher.index().idx(team).ok_or_else(|| LifecycleError::UnknownTeam { team: team.clone() })
+    }
+
+    fn team_id(&self, idx: TeamIdx) -> TeamId {
+        self.dispatcher.index().get(idx).id.clone()
+    }
+
+    fn policy_of(&self, req: &Request) -> &LifecyclePolicy {
+        self.policies.for_unit(req.unit())
+    }
+
+    /// Decides what `cmd` causes at `now`: the events to append, in order, or
+    /// why it is refused. Nothing changes until the events are applied.
+    ///
+    /// # Errors
+    /// A typed refusal; see [`LifecycleError`].
+    pub fn decide(&self, cmd: &Command, now: DateTime<Utc>) -> Result<Vec<Recorded>, LifecycleError> {
+        let mut recs = Vec::new();
+        let stream = cmd.stream();
+        let mut out = Out { recs: &mut recs, next_seq: self.version(&stream) + 1, stream, at: now };
+        match cmd.request_kind() {
+            Some(kind) => self.decide_request(cmd, kind, now, &mut out)?,
+            None => self.decide_pairing(cmd, now, &mut out)?,
+        }
+        Ok(recs)
+    }
+
+    /// Decides, then applies: the convenience for simulations and tests.
+    ///
+    /// # Errors
+    /// The refusal from [`Lifecycle::decide`].
+    pub fn execute(&mut self, cmd: &Command, now: DateTime<Utc>) -> Result<Vec<Recorded>, LifecycleError> {
+        let recs = self.decide(cmd, now)?;
+        for r in &recs {
+            if let Err(e) = self.apply(r) {
+                unreachable!("a decided event does not apply: {e}");
+            }
+        }
+        Ok(recs)
+    }
+
+    fn decide_request(
+        &self,
+        cmd: &Command,
+        kind: CommandKind,
+        now: DateTime<Utc>,
+        out: &mut Out<'_>,
+    ) -> Result<(), LifecycleError> {
+        let StreamId::Request(id) = out.stream.clone() else { unreachable!("request commands address requests") };
+        let st = self.requests.get(&id);
+        check(&id, st.map_or(PhaseKind::New, |s| s.phase.kind()), kind)?;
+        let Some(st) = st else {
+            let Command::Submit { spec } = cmd else { unreachable!("the table admits only Submit for a new request") };
+            return self.decide_submit(spec, None, now, out);
+        };
+        match cmd {
+            Command::Submit { .. } => unreachable!("the table refuses Submit for a known request"),
+            Command::Accept { team, .. } => {
+                let t = self.team_idx(team)?;
+                let offer = st
+                    .open_offer(t)
+                    .ok_or_else(|| LifecycleError::NotOffered { request: id.clone(), team: team.clone() })?;
+                if now >= offer.deadline {
+                    return Err(LifecycleError::OfferExpired {
+                        request: id.clone(),
+                        team: team.clone(),
+                        deadline: offer.deadline,
+                    });
+                }
+                out.push(Event::Accepted { team: team.clone() });
+                for o in st.offers.iter().filter(|o| o.team != t) {
+                    out.push(Event::OfferWithdrawn { team: self.team_id(o.team) });
+                }
+            }
+            Command::Decline { team, reason, .. } => {
+                if let DeclineReason::Other(s) = reason {
+                    text("reason", s)?;
+                }
+                let t = self.team_idx(team)?;
+                let offer = st
+                    .open_offer(t)
+                    .ok_or_else(|| LifecycleError::NotOffered { request: id.clone(), team: team.clone() })?;
+                if now >= offer.deadline {
+                    return Err(LifecycleError::OfferExpired {
+                        request: id.clone(),
+                        team: team.clone(),
+                        deadline: offer.deadline,
+                    });
+                }
+                out.push(Event::Declined { team: team.clone(), reason: reason.clone() });
+                let mut cur = Cursor::of(st);
+                cur.open -= 1;
+                cur.misses += 1;
+                self.dispatch_step(st, &mut cur, now, out);
+            }
+            Command::CheckIn { team, .. } => {
+                self.holder(st, team)?;
+                out.push(Event::CheckedIn { team: team.clone() });
+            }
+            Command::Complete { team, minutes, volunteers, .. } => {
+                self.holder(st, team)?;
+                if *minutes == 0 || *minutes > MAX_SERVICE_MIN {
+                    return Err(LifecycleError::BadValue {
+                        field: "minutes",
+                        problem: format!("{minutes} is not in 1..={MAX_SERVICE_MIN}"),
+                    });
+                }
+                if volunteers.len() > MAX_VOLUNTEERS {
+                    return Err(LifecycleError::BadValue {
+                        field: "volunteers",
+                        problem: format!("{} listed, at most {MAX_VOLUNTEERS} are allowed", volunteers.len()),
+                    });
+                }
+                let mut sorted = volunteers.clone();
+                sorted.sort();
+                if sorted.windows(2).any(|w| w[0] == w[1]) {
+                    return Err(LifecycleError::BadValue {
+                        field: "volunteers",
+                        problem: "a volunteer is listed twice".into(),
+                    });
+                }
+                out.push(Event::Completed { team: team.clone(), minutes: *minutes, volunteers: sorted });
+            }
+            Command::Evaluate { role, score, comment, .. } => {
+                if !(1..=5).contains(score) {
+                    return Err(LifecycleError::BadValue {
+                        field: "score",
+                        problem: format!("{score} is not in 1..=5"),
+                    });
+                }
+                if let Some(c) = comment {
+                    text("comment", c)?;
+                }
+                if st.evaluations.iter().any(|(r, _)| r == role) {
+                    return Err(LifecycleError::AlreadyEvaluated { request: id.clone(), role: *role });
+                }
+                out.push(Event::Evaluated { role: *role, score: *score, comment: comment.clone() });
+                if st.evaluations.len() + 1 == RaterRole::ALL.len() {
+                    out.push(Event::Closed);
+                }
+            }
+            Command::Cancel { reason, .. } => {
+                text("reason", reason)?;
+                for o in &st.offers {
+                    out.push(Event::OfferWithdrawn { team: self.team_id(o.team) });
+                }
+                out.push(Event::Cancelled { reason: reason.clone() });
+            }
+            Command::ReportNoShow { team, .. } => {
+                let t = self.holder(st, team)?;
+                out.push(Event::NoShow { team: team.clone() });
+                if now >= latest_start(&st.request) {
+                    out.push(Event::Expired);
+                } else {
+                    let mut cur = Cursor::of(st);
+                    cur.misses += 1;
+                    insert_sorted(&mut cur.offered, t);
+                    self.dispatch_step(st, &mut cur, now, out);
+                }
+            }
+            Command::Tick { .. } => self.tick_request(st, now, out),
+            Command::Pair { .. } | Command::Unpair { .. } => unreachable!("pairing commands have no request kind"),
+        }
+        Ok(())
+    }
+
+    fn holder(&self, st: &RequestState, team: &TeamId) -> Result<TeamIdx, LifecycleError> {
+        let t = self.team_idx(team)?;
+        if st.phase.holder() != Some(t) {
+            return Err(LifecycleError::NotHolder { request: st.request.id().clone(), team: team.clone() });
+        }
+        Ok(t)
+    }
+
+    fn decide_submit(
+        &self,
+        spec: &RequestSpec,
+        pairing: Option<(&PairingId, TeamIdx)>,
+        now: DateTime<Utc>,
+        out: &mut Out<'_>,
+    ) -> Result<(), LifecycleError> {
+        check_contact(&spec.contact)?;
+        let req = Request::new(spec.clone(), self.dispatcher.city())?;
+        if now >= latest_start(&req) {
+            return Err(LifecycleError::WindowPassed { request: spec.id.clone(), end: spec.window.end() });
+        }
+        if spec.window.start() > now + Duration::days(HORIZON_DAYS) {
+            return Err(LifecycleError::OverHorizon { request: spec.id.clone(), max_days: HORIZON_DAYS });
+        }
+        let units = self.dispatcher.city().units();
+        let policy = self.policy_of(&req);
+        let kind = if req.urgency() == Urgency::Emergency { policy.emergency_start_scope } else { policy.start_scope };
+        let scope = start_scope(units, req.unit(), kind);
+        out.push(Event::Submitted {
+            spec: spec.clone(),
+            scope: units.get(scope).id.clone(),
+            pairing: pairing.map(|(p, _)| p.clone()),
+        });
+        let mut cur = Cursor { scope, misses: 0, since: now, open: 0, offered: Vec::new(), recruiting: false };
+        if let Some((_, team)) = pairing {
+            let q = RankQuery { k: 1, scope: Some(units.county_of(req.unit())), ..RankQuery::default() };
+            if self.dispatcher.check_team(&req, now, &RankQuery { policy: Some(policy.scoring), ..q }, team).is_some() {
+                self.offer(&req, &mut cur, team, OfferMode::Paired, now, out);
+                return Ok(());
+            }
+        }
+        self.dispatch_from(&req, &mut cur, now, out);
+        Ok(())
+    }
+
+    fn offer(
+        &self,
+        req: &Request,
+        cur: &mut Cursor,
+        team: TeamIdx,
+        mode: OfferMode,
+        now: DateTime<Utc>,
+        out: &mut Out<'_>,
+    ) {
+        let p = self.policy_of(req);
+        let secs = match mode {
+            OfferMode::Recruitment => p.recruitment_deadline_s,
+            OfferMode::Emergency => p.emergency_offer_deadline_s,
+            OfferMode::Ranked | OfferMode::Paired => p.offer_deadline_for(req.urgency()),
+        };
+        let deadline = (now + Duration::seconds(i64::from(secs))).min(latest_start(req));
+        out.push(Event::Offered { team: self.team_id(team), deadline, mode });
+        insert_sorted(&mut cur.offered, team);
+        cur.open += 1;
+    }
+
+    fn dispatch_step(&self, st: &RequestState, cur: &mut Cursor, now: DateTime<Utc>, out: &mut Out<'_>) {
+        self.dispatch_from(&st.request, cur, now, out);
+    }
+
+    /// After a submission or an answer: top the open offers up to the target
+    /// (one, or the fan-out of an emergency), widening the scope when the
+    /// thresholds say so or nobody is left, and ending in a recruitment order
+    /// or `Unfulfillable`.
+    fn dispatch_from(&self, req: &Request, cur: &mut Cursor, now: DateTime<Utc>, out: &mut Out<'_>) {
+        let p = self.policy_of(req);
+        if cur.recruiting {
+            if cur.open == 0 {
+                out.push(Event::Unfulfillable);
+            }
+            return;
+        }
+        let emergency = req.urgency() == Urgency::Emergency;
+        let target = if emergency { p.emergency_fanout as usize } else { 1 };
+        let mut need = target.saturating_sub(cur.open);
+        let reason = if cur.misses >= p.escalate_after_misses {
+            Some(WidenReason::Misses)
+        } else if now >= cur.since + Duration::minutes(i64::from(p.escalate_after_min)) {
+            Some(WidenReason::Timeout)
+        } else {
+            None
+        };
+        if let Some(r) = reason {
+            if !self.widen(req, cur, r, now, out) {
+                return;
+            }
+            need = need.max(1);
+        }
+        if need == 0 {
+            return;
+        }
+        let mode = if emergency { OfferMode::Emergency } else { OfferMode::Ranked };
+        loop {
+            let found = self.candidates(req, cur, need, now);
+            if !found.is_empty() {
+                for r in found {
+                    self.offer(req, cur, r.idx, mode, now, out);
+                }
+                return;
+            }
+            if !self.widen(req, cur, WidenReason::NoCandidates, now, out) {
+                return;
+            }
+        }
+    }
+
+    fn candidates(&self, req: &Request, cur: &Cursor, k: usize, now: DateTime<Utc>) -> Vec<Ranked> {
+        let q = RankQuery {
+            k,
+            scope: Some(cur.scope),
+            exclude: cur.offered.clone(),
+            policy: Some(self.policy_of(req).scoring),
+        };
+        self.dispatcher.rank(req, now, &q)
+    }
+
+    /// Widens the scope one level. Reaching the widest scope (the city)
+    /// issues the recruitment order (招募令) instead of ranked offers.
+    /// Returns whether dispatch should go on at the new scope.
+    fn widen(
+        &self,
+        req: &Request,
+        cur: &mut Cursor,
+        reason: WidenReason,
+        now: DateTime<Utc>,
+        out: &mut Out<'_>,
+    ) -> bool {
+        let units = self.dispatcher.city().units();
+        if let Some(parent) = units.get(cur.scope).parent {
+            out.push(Event::ScopeWidened { scope: units.get(parent).id.clone(), reason });
+            cur.scope = parent;
+            cur.misses = 0;
+            cur.since = now;
+            if units.get(parent).parent.is_some() {
+                return true;
+            }
+        }
+        let all = self.candidates(req, cur, usize::MAX, now);
+        if all.is_empty() && cur.open == 0 {
+            out.push(Event::Unfulfillable);
+            return false;
+        }
+        out.push(Event::RecruitmentIssued { scope: units.get(cur.scope).id.clone(), teams: all.len() as u32 });
+        cur.recruiting = true;
+        for r in all {
+            self.offer(req, cur, r.idx, OfferMode::Recruitment, now, out);
+        }
+        false
+    }
+
+    fn tick_request(&self, st: &RequestState, now: DateTime<Utc>, out: &mut Out<'_>) {
+        match st.phase {
+            Phase::Open => {
+                if now >= latest_start(&st.request) {
+                    for o in &st.offers {
+                        out.push(Event::OfferWithdrawn { team: self.team_id(o.team) });
+                    }
+                    out.push(Event::Expired);
+                    return;
+                }
+                let p = self.policy_of(&st.request);
+                let mut due: Vec<&OpenOffer> = st.offers.iter().filter(|o| o.deadline <= now).collect();
+                let timeout = now >= st.scope_since + Duration::minutes(i64::from(p.escalate_after_min));
+                if due.is_empty() && (st.recruiting || !timeout) {
+                    // Nothing is due (an early or repeated tick).
+                    return;
+                }
+                let mut cur = Cursor::of(st);
+                due.sort_by_key(|o| (o.deadline, o.team));
+                for o in due {
+                    out.push(Event::OfferExpired { team: self.team_id(o.team) });
+                    cur.open -= 1;
+                    cur.misses += 1;
+                }
+                self.dispatch_step(st, &mut cur, now, out);
+            }
+            Phase::Held { team } => {
+                if now >= st.request.window().end() {
+                    out.push(Event::NoShow { team: self.team_id(team) });
+                    out.push(Event::Expired);
+                }
+            }
+            Phase::Completed { at, .. } => {
+                let window = Duration::hours(i64::from(self.policy_of(&st.request).evaluation_window_h));
+                if now >= at + window {
+                    out.push(Event::Closed);
+                }
+            }
+            Phase::CheckedIn { .. } | Phase::Closed | Phase::Cancelled | Phase::Expired | Phase::Unfulfillable => {}
+        }
+    }
+
+    fn decide_pairing(&self, cmd: &Command, now: DateTime<Utc>, out: &mut Out<'_>) -> Result<(), LifecycleError> {
+        match cmd {
+            Command::Pair { spec } => {
+                if self.pairings.contains_key(&spec.id) {
+                    return Err(LifecycleError::DuplicatePairing { pairing: spec.id.clone() });
+                }
+                self.team_idx(&spec.team)?;
+                let city = self.dispatcher.city();
+                let unknown = |what, id: &dyn std::fmt::Display| LifecycleError::PairingUnknownRef {
+                    pairing: spec.id.clone(),
+                    what,
+                    id: id.to_string(),
+                };
+                let unit = city.units().idx(&spec.unit).ok_or_else(|| unknown("unit", &spec.unit))?;
+                city.service(&spec.service).ok_or_else(|| unknown("service", &spec.service))?;
+                if let Some(p) = self.household_pairing.get(&spec.household) {
+                    return Err(LifecycleError::HouseholdPaired {
+                        household: spec.household.clone(),
+                        pairing: p.clone(),
+                    });
+                }
+                check_contact(&spec.contact)?;
+                Schedule::compile(spec, city.units().get(unit).tz)
+                    .map_err(|error| LifecycleError::BadSchedule { pairing: spec.id.clone(), error })?;
+                out.push(Event::Paired { spec: spec.clone() });
+            }
+            Command::Unpair { pairing, reason } => {
+                let p = self
+                    .pairings
+                    .get(pairing)
+                    .ok_or_else(|| LifecycleError::UnknownPairing { pairing: pairing.clone() })?;
+                if !p.active {
+                    return Err(LifecycleError::PairingEnded { pairing: pairing.clone() });
+                }
+                text("reason", reason)?;
+                out.push(Event::Unpaired { reason: reason.clone() });
+            }
+            Command::Tick { stream: StreamId::Pairing(pairing) } => {
+                let p = self
+                    .pairings
+                    .get(pairing)
+                    .ok_or_else(|| LifecycleError::UnknownPairing { pairing: pairing.clone() })?;
+                self.tick_pairing(p, now, out);
+            }
+            _ => unreachable!("request commands are decided by decide_request"),
+        }
+        Ok(())
+    }
+
+    fn tick_pairing(&self, p: &PairingState, now: DateTime<Utc>, out: &mut Out<'_>) {
+        if !p.active {
+            return;
+        }
+        let team = self.dispatcher.index().idx(&p.spec.team);
+        let mut next = p.next;
+        let mut visits = Vec::new();
+        for _ in 0..pairing::MAX_SLOTS_PER_TICK {
+            let Some(slot) = next else { break };
+            if p.schedule.release_at(slot) > now {
+                break;
+            }
+            let spec = pairing::visit_request(&p.spec, &p.schedule, slot);
+            match (spec, team) {
+                (Some(spec), Some(team)) if !self.requests.contains_key(&spec.id) => {
+                    // Decide the visit's request on its own stream; a refusal (window
+                    // already too close) skips the slot instead.
+                    let mut recs = Vec::new();
+                    let mut vout =
+                        Out { recs: &mut recs, stream: StreamId::Request(spec.id.clone()), next_seq: 1, at: now };
+                    if self.decide_submit(&spec, Some((&p.spec.id, team)), now, &mut vout).is_ok() {
+                        out.push(Event::VisitScheduled { slot, request: spec.id.clone() });
+                        visits.extend(recs);
+                    } else {
+                        out.push(Event::VisitSkipped { slot });
+                    }
+                }
+                _ => out.push(Event::VisitSkipped { slot }),
+            }
+            next = p.schedule.next_slot(Some(slot));
+        }
+        out.recs.extend(visits);
+    }
+
+    /// Folds one event into the state.
+    ///
+    /// # Errors
+    /// If the event does not fit: wrong sequence number, unknown team, or an
+    /// event the stream's state cannot take. The state is unchanged then.
+    pub fn apply(&mut self, rec: &Recorded) -> Result<(), ApplyError> {
+        let expected = self.version(&rec.stream) + 1;
+        if rec.seq != expected {
+            return Err(ApplyError::OutOfOrder { stream: rec.stream.clone(), expected, got: rec.seq });
+        }
+        match &rec.stream {
+            StreamId::Request(id) => self.apply_request(id, rec)?,
+            StreamId::Pairing(id) => self.apply_pairing(id, rec)?,
+        }
+        self.applied += 1;
+        self.reschedule(&rec.stream);
+        Ok(())
+    }
+
+    fn invalid(rec: &Recorded, problem: impl Into<String>) -> ApplyError {
+        ApplyError::Invalid { stream: rec.stream.clone(), seq: rec.seq, problem: problem.into() }
+    }
+
+    fn apply_request(&mut self, id: &RequestId, rec: &Recorded) -> Result<(), ApplyError> {
+        let idx_of = |lc: &Self, team: &TeamId| {
+            lc.dispatcher.index().idx(team).ok_or_else(|| Self::invalid(rec, format!("unknown team {team}")))
+        };
+        if let Event::Submitted { spec, scope, pairing } = &rec.event {
+            if self.requests.contains_key(id) || spec.id != *id {
+                return Err(Self::invalid(rec, "submission of an existing or different request"));
+            }
+            let request =
+                Request::new(spec.clone(), self.dispatcher.city()).map_err(|e| Self::invalid(rec, e.to_string()))?;
+            let scope = self
+                .dispatcher
+                .city()
+                .units()
+                .idx(scope)
+                .ok_or_else(|| Self::invalid(rec, format!("unknown unit {scope}")))?;
+            self.requests.insert(
+                id.clone(),
+                RequestState {
+                    request,
+                    phase: Phase::Open,
+                    version: 1,
+                    scope,
+                    misses: 0,
+                    scope_since: rec.at,
+                    offers: Vec::new(),
+                    excluded: Vec::new(),
+                    offered: Vec::new(),
+                    recruiting: false,
+                    pairing: pairing.clone(),
+                    evaluations: Vec::new(),
+                },
+            );
+            return Ok(());
+        }
+        let team = match &rec.event {
+            Event::Offered { team, .. }
+            | Event::Accepted { team }
+            | Event::Declined { team, .. }
+            | Event::OfferExpired { team }
+            | Event::OfferWithdrawn { team }
+            | Event::CheckedIn { team }
+            | Event::NoShow { team }
+            | Event::Completed { team, .. } => Some(idx_of(self, team)?),
+            _ => None,
+        };
+        let units_scope = match &rec.event {
+            Event::ScopeWidened { scope, .. } => Some(
+                self.dispatcher
+                    .city()
+                    .units()
+                    .idx(scope)
+                    .ok_or_else(|| Self::invalid(rec, format!("unknown unit {scope}")))?,
+            ),
+            _ => None,
+        };
+        let st = self.requests.get_mut(id).ok_or_else(|| Self::invalid(rec, "event for a request never submitted"))?;
+        let phase = st.phase.kind();
+        let bad = |what: &str| Self::invalid(rec, format!("{what} while {phase}"));
+        // Load changes to make once the request's own state is updated.
+        let mut load: Option<(TeamIdx, i32)> = None;
+        let mut job: Option<(TeamIdx, Option<HouseholdId>)> = None;
+        let open_pos = |st: &RequestState, t: TeamIdx| st.offers.iter().position(|o| o.team == t);
+        match (&rec.event, team) {
+            (Event::Offered { deadline, mode, .. }, Some(t)) => {
+                if phase != PhaseKind::Open || st.offered.binary_search(&t).is_ok() {
+                    return Err(bad("a second offer to one team, or an offer"));
+                }
+                st.offers.push(OpenOffer { team: t, deadline: *deadline, mode: *mode });
+                insert_sorted(&mut st.offered, t);
+                load = Some((t, 1));
+            }
+            (Event::Accepted { .. }, Some(t)) => {
+                let pos = open_pos(st, t).filter(|_| phase == PhaseKind::Open).ok_or_else(|| bad("acceptance"))?;
+                st.offers.remove(pos);
+                st.phase = Phase::Held { team: t };
+            }
+            (Event::Declined { .. } | Event::OfferExpired { .. }, Some(t)) => {
+                let pos = open_pos(st, t).ok_or_else(|| bad("an answer without an offer"))?;
+                st.offers.remove(pos);
+                insert_sorted(&mut st.excluded, t);
+                st.misses += 1;
+                load = Some((t, -1));
+            }
+            (Event::OfferWithdrawn { .. }, Some(t)) => {
+                let pos = open_pos(st, t).ok_or_else(|| bad("a withdrawal without an offer"))?;
+                st.offers.remove(pos);
+                load = Some((t, -1));
+            }
+            (Event::ScopeWidened { .. }, _) => {
+                st.scope = units_scope.ok_or_else(|| bad("widening"))?;
+                st.misses = 0;
+                st.scope_since = rec.at;
+            }
+            (Event::RecruitmentIssued { .. }, _) => st.recruiting = true,
+            (Event::CheckedIn { .. }, Some(t)) if st.phase == (Phase::Held { team: t }) => {
+                st.phase = Phase::CheckedIn { team: t };
+            }
+            (Event::NoShow { .. }, Some(t)) if st.phase == (Phase::Held { team: t }) => {
+                st.phase = Phase::Open;
+                insert_sorted(&mut st.excluded, t);
+                st.misses += 1;
+                load = Some((t, -1));
+                *self.no_shows.entry(t).or_insert(0) += 1;
+            }
+            (Event::Completed { .. }, Some(t)) if st.phase == (Phase::CheckedIn { team: t }) => {
+                st.phase = Phase::Completed { team: t, at: rec.at };
+                load = Some((t, -1));
+                job = Some((t, st.household().cloned()));
+            }
+            (Event::Evaluated { role, score, .. }, _) if phase == PhaseKind::Completed => {
+                st.evaluations.push((*role, *score));
+            }
+            (Event::Closed, _) if phase == PhaseKind::Completed => st.phase = Phase::Closed,
+            (Event::Cancelled { .. }, _) if matches!(phase, PhaseKind::Open | PhaseKind::Held) => {
+                if let Some(t) = st.phase.holder() {
+                    load = Some((t, -1));
+                }
+                st.phase = Phase::Cancelled;
+            }
+            (Event::Expired, _) if phase == PhaseKind::Open => st.phase = Phase::Expired,
+            (Event::Unfulfillable, _) if phase == PhaseKind::Open => st.phase = Phase::Unfulfillable,
+            (e, _) => return Err(bad(e.name())),
+        }
+        st.version += 1;
+        if let Some((t, d)) = load {
+            self.dispatcher.index_mut().adjust_load(t, d);
+        }
+        if let Some((t, h)) = job {
+            let id = self.team_id(t);
+            // The team exists: its index came from this dispatcher.
+            let _ = self.dispatcher.index_mut().record_job(&id, h.as_ref());
+        }
+        Ok(())
+    }
+
+    fn apply_pairing(&mut self, id: &PairingId, rec: &Recorded) -> Result<(), ApplyError> {
+        match &rec.event {
+            Event::Paired { spec } => {
+                if self.pairings.contains_key(id) || spec.id != *id {
+                    return Err(Self::invalid(rec, "a pairing that exists, or of another id"));
+                }
+                let units = self.dispatcher.city().units();
+                let unit =
+                    units.idx(&spec.unit).ok_or_else(|| Self::invalid(rec, format!("unknown unit {}", spec.unit)))?;
+                let schedule =
+                    Schedule::compile(spec, units.get(unit).tz).map_err(|e| Self::invalid(rec, e.to_string()))?;
+                let team = self
+                    .dispatcher
+                    .index()
+                    .idx(&spec.team)
+                    .ok_or_else(|| Self::invalid(rec, format!("unknown team {}", spec.team)))?;
+                let next = schedule.next_slot(None);
+                self.household_pairing.insert(spec.household.clone(), id.clone());
+                self.dispatcher.index_mut().set_paired(team, &spec.household, true);
+                self.pairings.insert(
+                    id.clone(),
+                    PairingState { spec: spec.clone(), schedule, active: true, cursor: None, next, version: 1 },
+                );
+            }
+            Event::Unpaired { .. } => {
+                let p = self
+                    .pairings
+                    .get_mut(id)
+                    .filter(|p| p.active)
+                    .ok_or_else(|| Self::invalid(rec, "no active pairing"))?;
+                p.active = false;
+                p.version += 1;
+                let (household, team) = (p.spec.household.clone(), p.spec.team.clone());
+                self.household_pairing.remove(&household);
+                if let Some(t) = self.dispatcher.index().idx(&team) {
+                    self.dispatcher.index_mut().set_paired(t, &household, false);
+                }
+            }
+            Event::VisitScheduled { slot, .. } | Event::VisitSkipped { slot } => {
+                let p = self.pairings.get_mut(id).ok_or_else(|| Self::invalid(rec, "no such pairing"))?;
+                if p.next != Some(*slot) {
+                    return Err(Self::invalid(rec, format!("slot {slot} is not the pairing's next")));
+                }
+                p.cursor = Some(*slot);
+                p.next = p.schedule.next_slot(Some(*slot));
+                p.version += 1;
+            }
+            e => return Err(Self::invalid(rec, format!("{} on a pairing stream", e.name()))),
+        }
+        Ok(())
+    }
+
+    fn wake_at(&self, stream: &StreamId) -> Option<DateTime<Utc>> {
+        match stream {
+            StreamId::Pairing(p) => self.pairings.get(p)?.wake_at(),
+            StreamId::Request(r) => {
+                let st = self.requests.get(r)?;
+                let p = self.policy_of(&st.request);
+                match st.phase {
+                    Phase::Open => {
+                        let mut w = latest_start(&st.request);
+                        for o in &st.offers {
+                            w = w.min(o.deadline);
+                        }
+                        if !st.recruiting {
+                            w = w.min(st.scope_since + Duration::minutes(i64::from(p.escalate_after_min)));
+                        }
+                        Some(w)
+                    }
+                    Phase::Held { .. } => Some(st.request.window().end()),
+                    Phase::Completed { at, .. } => Some(at + Duration::hours(i64::from(p.evaluation_window_h))),
+                    Phase::CheckedIn { .. }
+                    | Phase::Closed
+                    | Phase::Cancelled
+                    | Phase::Expired
+                    | Phase::Unfulfillable => None,
+                }
+            }
+        }
+    }
+
+    fn reschedule(&mut self, stream: &StreamId) {
+        let next = self.wake_at(stream);
+        if let Some(old) = self.wake_of.get(stream).copied() {
+            if Some(old) == next {
+                return;
+            }
+            self.wakeups.remove(&(old, stream.clone()));
+            self.wake_of.remove(stream);
+        }
+        if let Some(t) = next {
+            self.wakeups.insert((t, stream.clone()));
+            self.wake_of.insert(stream.clone(), t);
+        }
+    }
+
+    /// A digest of the whole state (requests, pairings, team loads), equal for
+    /// equal states: replaying a log must give the live state's digest.
+    pub fn digest(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        let mut ids: Vec<&RequestId> = self.requests.keys().collect();
+        ids.sort();
+        for id in ids {
+            let st = &self.requests[id];
+            (id, st.phase, st.version, st.scope, st.misses, st.scope_since).hash(&mut h);
+            (&st.offers, &st.excluded, &st.offered, st.recruiting, &st.pairing, &st.evaluations).hash(&mut h);
+        }
+        let mut ps: Vec<&PairingId> = self.pairings.keys().collect();
+        ps.sort();
+        for id in ps {
+            let p = &self.pairings[id];
+            (id, p.active, p.cursor, p.next, p.version).hash(&mut h);
+        }
+        for t in self.dispatcher.index().records() {
+            (t.load, t.recent_jobs, &t.households_served, &t.paired_households).hash(&mut h);
+        }
+        let mut ns: Vec<_> = self.no_shows.iter().collect();
+        ns.sort();
+        ns.hash(&mut h);
+        self.wakeups.hash(&mut h);
+        h.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,184 @@
+//! Lifecycle policy: deadlines, escalation thresholds and scoring weights,
+//! resolved per unit.
+//!
+//! A [`PolicyBook`] holds one resolved [`LifecyclePolicy`] per unit. The file
+//! format that fills it (defaults, then overrides inherited down the unit
+//! hierarchy) lives in [`crate::lifecycle::policy_file`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::score::{PolicyError, ScoringPolicy};
+use crate::units::{UnitIdx, UnitKind, UnitTree};
+
+/// Everything the lifecycle needs to know about deadlines and escalation,
+/// as it applies to requests made at one unit.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LifecyclePolicy {
+    /// How long a team has to answer an ordinary offer, in seconds.
+    pub offer_deadline_s: u32,
+    /// How long a team has to answer an offer of an urgent request, in seconds.
+    pub urgent_offer_deadline_s: u32,
+    /// How long a team has to answer an emergency offer, in seconds.
+    pub emergency_offer_deadline_s: u32,
+    /// How many teams an emergency is offered to at once.
+    pub emergency_fanout: u32,
+    /// How long teams have to answer a recruitment order (招募令), in seconds.
+    pub recruitment_deadline_s: u32,
+    /// The narrowest scope dispatch starts at: the request unit's ancestor of this kind.
+    pub start_scope: UnitKind,
+    /// The narrowest scope an emergency starts at.
+    pub emergency_start_scope: UnitKind,
+    /// Widen the scope after this many declines or expired offers at the current scope.
+    pub escalate_after_misses: u32,
+    /// Widen the scope after this many minutes at the current scope without a holder.
+    pub escalate_after_min: u32,
+    /// How long after completion evaluations are taken before the request closes, in hours.
+    pub evaluation_window_h: u32,
+    /// How the teams of a scope are ordered.
+    pub scoring: ScoringPolicy,
+}
+
+impl Default for LifecyclePolicy {
+    fn default() -> Self {
+        Self {
+            offer_deadline_s: 30 * 60,
+            urgent_offer_deadline_s: 10 * 60,
+            emergency_offer_deadline_s: 3 * 60,
+            emergency_fanout: 5,
+            recruitment_deadline_s: 4 * 3600,
+            start_scope: UnitKind::Station,
+            emergency_start_scope: UnitKind::County,
+            escalate_after_misses: 3,
+            escalate_after_min: 60,
+            evaluation_window_h: 72,
+            scoring: ScoringPolicy::default(),
+        }
+    }
+}
+
+/// The largest deadline or window any key accepts: 30 days in seconds.
+pub const MAX_DEADLINE_S: u32 = 30 * 24 * 3600;
+
+impl LifecyclePolicy {
+    /// Checks every value; the error names the key.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        let deadlines = [
+            ("offer_deadline_s", self.offer_deadline_s),
+            ("urgent_offer_deadline_s", self.urgent_offer_deadline_s),
+            ("emergency_offer_deadline_s", self.emergency_offer_deadline_s),
+            ("recruitment_deadline_s", self.recruitment_deadline_s),
+        ];
+        for (key, v) in deadlines {
+            if v == 0 || v > MAX_DEADLINE_S {
+                return Err(PolicyError { key, problem: format!("{v} is not in 1..={MAX_DEADLINE_S} seconds") });
+            }
+        }
+        if !(1..=64).contains(&self.emergency_fanout) {
+            return Err(PolicyError {
+                key: "emergency_fanout",
+                problem: format!("{} is not in 1..=64", self.emergency_fanout),
+            });
+        }
+        if self.escalate_after_misses == 0 {
+            return Err(PolicyError { key: "escalate_after_misses", problem: "must be at least 1".into() });
+        }
+        if self.escalate_after_min == 0 || self.escalate_after_min > MAX_DEADLINE_S / 60 {
+            return Err(PolicyError {
+                key: "escalate_after_min",
+                problem: format!("{} is not in 1..={} minutes", self.escalate_after_min, MAX_DEADLINE_S / 60),
+            });
+        }
+        if self.evaluation_window_h == 0 || self.evaluation_window_h > MAX_DEADLINE_S / 3600 {
+            return Err(PolicyError {
+                key: "evaluation_window_h",
+                problem: format!("{} is not in 1..={} hours", self.evaluation_window_h, MAX_DEADLINE_S / 3600),
+            });
+        }
+        self.scoring.validate().map_err(|e| PolicyError { key: scoring_key(e.key), problem: e.problem })
+    }
+
+    /// The offer deadline for a request of this urgency, in seconds.
+    pub fn offer_deadline_for(&self, u: crate::request::Urgency) -> u32 {
+        match u {
+            crate::request::Urgency::Normal => self.offer_deadline_s,
+            crate::request::Urgency::Urgent => self.urgent_offer_deadline_s,
+            crate::request::Urgency::Emergency => self.emergency_offer_deadline_s,
+        }
+    }
+}
+
+/// Prefixes a scoring key with `scoring.` (keys are `'static`, so the known ones are listed).
+fn scoring_key(key: &'static str) -> &'static str {
+    match key {
+        "weights.proximity" => "scoring.weights.proximity",
+        "weights.reputation" => "scoring.weights.reputation",
+        "weights.fairness" => "scoring.weights.fairness",
+        "weights.continuity" => "scoring.weights.continuity",
+        "weights.specificity" => "scoring.weights.specificity",
+        "urgency.normal" => "scoring.urgency.normal",
+        "urgency.urgent" => "scoring.urgency.urgent",
+        "urgency.emergency" => "scoring.urgency.emergency",
+        "max_travel_min" => "scoring.max_travel_min",
+        "reputation_prior" => "scoring.reputation_prior",
+        "continuity_paired" => "scoring.continuity_paired",
+        "continuity_served_before" => "scoring.continuity_served_before",
+        other => other,
+    }
+}
+
+/// One resolved policy per unit.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PolicyBook {
+    /// Indexed by [`UnitIdx`]; units added after the book was built use the last entry's root default.
+    per_unit: Vec<LifecyclePolicy>,
+    default: LifecyclePolicy,
+}
+
+impl PolicyBook {
+    /// The same policy for every unit.
+    ///
+    /// # Errors
+    /// If the policy is invalid.
+    pub fn uniform(policy: LifecyclePolicy) -> Result<Self, PolicyError> {
+        policy.validate()?;
+        Ok(Self { per_unit: Vec::new(), default: policy })
+    }
+
+    /// A book from already resolved per-unit policies (index = [`UnitIdx`]).
+    ///
+    /// # Errors
+    /// If any policy is invalid.
+    pub fn from_resolved(default: LifecyclePolicy, per_unit: Vec<LifecyclePolicy>) -> Result<Self, PolicyError> {
+        default.validate()?;
+        for p in &per_unit {
+            p.validate()?;
+        }
+        Ok(Self { per_unit, default })
+    }
+
+    /// The policy that applies to requests made at `unit`.
+    pub fn for_unit(&self, unit: UnitIdx) -> &LifecyclePolicy {
+        self.per_unit.get(unit.0 as usize).unwrap_or(&self.default)
+    }
+
+    /// The policy used for units the book does not list.
+    pub fn default_policy(&self) -> &LifecyclePolicy {
+        &self.default
+    }
+
+    /// How many units have a resolved entry.
+    pub fn len(&self) -> usize {
+        self.per_unit.len()
+    }
+
+    /// Whether no unit has an entry of its own.
+    pub fn is_empty(&self) -> bool {
+        self.per_unit.is_empty()
+    }
+
+    /// Whether the book has one entry per unit of `tree`.
+    pub fn covers(&self, tree: &UnitTree) -> bool {
+        self.per_unit.is_empty() || self.per_unit.len() == tree.len()
+    }
+}

@@ -1,0 +1,548 @@
+//! Unit tests of the lifecycle: the state × command table, each escalation
+//! step, emergencies, deadlines, pairings and replay.
+
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+
+use super::*;
+use crate::dispatch::Dispatcher;
+use crate::id::{HouseholdId, ServiceId, UnitId, VolunteerId};
+use crate::testkit::{request, t0, tiny_city};
+
+fn lifecycle(p: LifecyclePolicy) -> Lifecycle {
+    let (city, index) = tiny_city();
+    Lifecycle::new(Dispatcher::new(city, index), PolicyBook::uniform(p).expect("valid policy"))
+}
+
+fn rid(s: &str) -> RequestId {
+    RequestId::new(s).expect("id")
+}
+
+fn tid(s: &str) -> TeamId {
+    TeamId::new(s).expect("id")
+}
+
+fn names(recs: &[Recorded]) -> Vec<&'static str> {
+    recs.iter().map(|r| r.event.name()).collect()
+}
+
+fn offers(recs: &[Recorded]) -> Vec<(String, OfferMode)> {
+    recs.iter()
+        .filter_map(|r| match &r.event {
+            Event::Offered { team, mode, .. } => Some((team.to_string(), *mode)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn widened(recs: &[Recorded]) -> Vec<(String, WidenReason)> {
+    recs.iter()
+        .filter_map(|r| match &r.event {
+            Event::ScopeWidened { scope, reason } => Some((scope.to_string(), *reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Runs every due tick at `now`, returning the events.
+fn tick_all(lc: &mut Lifecycle, now: DateTime<Utc>) -> Vec<Recorded> {
+    let due: Vec<StreamId> = lc.due(now).cloned().collect();
+    let mut all = Vec::new();
+    for s in due {
+        all.extend(lc.execute(&Command::Tick { stream: s }, now).expect("ticks never fail"));
+    }
+    all
+}
+
+fn holder_of(lc: &Lifecycle, r: &str) -> Option<String> {
+    lc.request(&rid(r))?.phase.holder().map(|t| lc.dispatcher().index().get(t).id.to_string())
+}
+
+fn open_teams(lc: &Lifecycle, r: &str) -> Vec<String> {
+    let st = lc.request(&rid(r)).expect("known");
+    st.offers.iter().map(|o| lc.dispatcher().index().get(o.team).id.to_string()).collect()
+}
+
+/// Drives a fresh request `r` into the phase `kind`, returning the lifecycle,
+/// the time, and the team that got the first offer.
+fn in_phase(kind: PhaseKind) -> (Lifecycle, DateTime<Utc>, Option<TeamId>) {
+    let mut lc = lifecycle(LifecyclePolicy::default());
+    let now = t0();
+    let service = if kind == PhaseKind::Unfulfillable { "haircut" } else { "home-care" };
+    if kind == PhaseKind::New {
+        return (lc, now, Some(tid("c1-s1-a")));
+    }
+    let recs = lc.execute(&Command::Submit { spec: request("r", "c1-i1-s1", service, Urgency::Normal, 2, 4) }, now);
+    let recs = recs.expect("submits");
+    let team = offers(&recs).first().map(|(t, _)| tid(t));
+    let r = rid("r");
+    let go = |lc: &mut Lifecycle, c: Command| lc.execute(&c, now).expect("drives the request");
+    let t = || team.clone().expect("an offer was made");
+    let steps = [PhaseKind::Held, PhaseKind::CheckedIn, PhaseKind::Completed, PhaseKind::Closed];
+    match kind {
+        PhaseKind::Open | PhaseKind::Unfulfillable => {}
+        PhaseKind::Cancelled => {
+            go(&mut lc, Command::Cancel { request: r.clone(), reason: "no longer needed".into() });
+        }
+        PhaseKind::Expired => {
+            let later = t0() + Duration::hours(10);
+            tick_all(&mut lc, later);
+            return (lc, later, team);
+        }
+        _ => {
+            for step in steps {
+                match step {
+                    PhaseKind::Held => go(&mut lc, Command::Accept { request: r.clone(), team: t() }),
+                    PhaseKind::CheckedIn => go(&mut lc, Command::CheckIn { request: r.clone(), team: t() }),
+                    PhaseKind::Completed => go(
+                        &mut lc,
+                        Command::Complete {
+                            request: r.clone(),
+                            team: t(),
+                            minutes: 60,
+                            volunteers: vec![VolunteerId::new("v1").expect("id")],
+                        },
+                    ),
+                    _ => {
+                        for role in RaterRole::ALL {
+                            go(&mut lc, Command::Evaluate { request: r.clone(), role, score: 5, comment: None });
+                        }
+                        Vec::new()
+                    }
+                };
+                if step == kind {
+                    break;
+                }
+            }
+        }
+    }
+    assert_eq!(lc.request(&r).map_or(PhaseKind::New, |s| s.phase.kind()), kind, "fixture reached {kind}");
+    (lc, now, team)
+}
+
+fn command_of(kind: CommandKind, team: TeamId) -> Command {
+    let request = rid("r");
+    match kind {
+        CommandKind::Submit => Command::Submit { spec: request_spec() },
+        CommandKind::Accept => Command::Accept { request, team },
+        CommandKind::Decline => Command::Decline { request, team, reason: DeclineReason::NoVolunteers },
+        CommandKind::CheckIn => Command::CheckIn { request, team },
+        CommandKind::Complete => Command::Complete { request, team, minutes: 45, volunteers: Vec::new() },
+        CommandKind::Evaluate => Command::Evaluate { request, role: RaterRole::Resident, score: 4, comment: None },
+        CommandKind::Cancel => Command::Cancel { request, reason: "changed plans".into() },
+        CommandKind::ReportNoShow => Command::ReportNoShow { request, team },
+        CommandKind::Tick => Command::Tick { stream: StreamId::Request(request) },
+    }
+}
+
+fn request_spec() -> RequestSpec {
+    request("r", "c1-i1-s1", "home-care", Urgency::Normal, 2, 4)
+}
+
+#[test]
+fn the_table_covers_every_phase_and_command() {
+    let mut allowed = 0;
+    for phase in PhaseKind::ALL {
+        for kind in CommandKind::ALL {
+            let (mut lc, now, team) = in_phase(phase);
+            let team = team.unwrap_or_else(|| tid("c1-s1-a"));
+            let cmd = command_of(kind, team);
+            let before = lc.digest();
+            let table = check(&rid("r"), phase, kind);
+            let decided = lc.decide(&cmd, now);
+            match (&table, &decided) {
+                (Err(t), Err(d)) => assert_eq!(t, d, "{phase} × {kind:?}: the refusal is the table's"),
+                (Ok(()), Ok(_)) => allowed += 1,
+                _ => panic!("{phase} × {kind:?}: table says {table:?}, decide says {decided:?}"),
+            }
+            if decided.is_err() {
+                assert!(lc.execute(&cmd, now).is_err());
+                assert_eq!(lc.digest(), before, "{phase} × {kind:?}: a refusal changes nothing");
+            }
+        }
+    }
+    // New: submit; Open: accept, decline, cancel; Held: check-in, cancel, no-show;
+    // CheckedIn: complete; Completed: evaluate; and tick everywhere but New.
+    assert_eq!(allowed, 1 + 3 + 3 + 1 + 1 + 8);
+}
+
+#[test]
+fn finer_refusals_are_typed() {
+    let (lc, now, team) = in_phase(PhaseKind::Open);
+    let team = team.expect("offered");
+    let r = rid("r");
+    let other = tid("c2");
+    assert_eq!(
+        lc.decide(&Command::Accept { request: r.clone(), team: other.clone() }, now),
+        Err(LifecycleError::NotOffered { request: r.clone(), team: other })
+    );
+    let ghost = tid("ghost");
+    assert_eq!(
+        lc.decide(&Command::Accept { request: r.clone(), team: ghost.clone() }, now),
+        Err(LifecycleError::UnknownTeam { team: ghost })
+    );
+    let deadline = lc.request(&r).expect("known").offers[0].deadline;
+    assert!(
+        lc.decide(&Command::Accept { request: r.clone(), team: team.clone() }, deadline - Duration::milliseconds(1))
+            .is_ok()
+    );
+    assert_eq!(
+        lc.decide(&Command::Accept { request: r.clone(), team: team.clone() }, deadline),
+        Err(LifecycleError::OfferExpired { request: r.clone(), team: team.clone(), deadline })
+    );
+    let (lc, now, team) = in_phase(PhaseKind::Held);
+    let team = team.expect("held");
+    assert_eq!(
+        lc.decide(&Command::Accept { request: r.clone(), team: team.clone() }, now),
+        Err(LifecycleError::AlreadyTaken { request: r.clone() })
+    );
+    assert_eq!(
+        lc.decide(&Command::Complete { request: r.clone(), team: team.clone(), minutes: 30, volunteers: vec![] }, now),
+        Err(LifecycleError::WrongPhase { request: r.clone(), command: CommandKind::Complete, phase: PhaseKind::Held })
+    );
+    let (lc, now, team) = in_phase(PhaseKind::CheckedIn);
+    let team = team.expect("checked in");
+    let bad = Command::Complete { request: r.clone(), team: team.clone(), minutes: 0, volunteers: vec![] };
+    assert!(matches!(lc.decide(&bad, now), Err(LifecycleError::BadValue { field: "minutes", .. })));
+    let v = VolunteerId::new("v").expect("id");
+    let twice = Command::Complete { request: r.clone(), team, minutes: 30, volunteers: vec![v.clone(), v] };
+    assert!(matches!(lc.decide(&twice, now), Err(LifecycleError::BadValue { field: "volunteers", .. })));
+    let (lc, now, _) = in_phase(PhaseKind::Completed);
+    let eval = |score| Command::Evaluate { request: r.clone(), role: RaterRole::Station, score, comment: None };
+    assert!(matches!(lc.decide(&eval(0), now), Err(LifecycleError::BadValue { field: "score", .. })));
+    assert!(matches!(lc.decide(&eval(6), now), Err(LifecycleError::BadValue { field: "score", .. })));
+}
+
+#[test]
+fn bad_submissions_change_nothing() {
+    let mut lc = lifecycle(LifecyclePolicy::default());
+    let now = t0();
+    let before = lc.digest();
+    let mut late = request("late", "c1-i1-s1", "home-care", Urgency::Normal, -3, 2);
+    assert!(matches!(
+        lc.execute(&Command::Submit { spec: late.clone() }, now),
+        Err(LifecycleError::WindowPassed { .. })
+    ));
+    late.window = TimeWindow::new(now + Duration::days(400), now + Duration::days(401)).expect("window");
+    assert!(matches!(lc.execute(&Command::Submit { spec: late }, now), Err(LifecycleError::OverHorizon { .. })));
+    let mut unknown = request("u", "nowhere", "home-care", Urgency::Normal, 1, 2);
+    assert!(matches!(
+        lc.execute(&Command::Submit { spec: unknown.clone() }, now),
+        Err(LifecycleError::InvalidRequest(_))
+    ));
+    unknown.unit = UnitId::new("c1-i1-s1").expect("id");
+    unknown.service = ServiceId::new("juggling").expect("id");
+    assert!(matches!(lc.execute(&Command::Submit { spec: unknown }, now), Err(LifecycleError::InvalidRequest(_))));
+    let mut big = request("big", "c1-i1-s1", "home-care", Urgency::Normal, 1, 2);
+    big.contact.detail = "x".repeat(MAX_TEXT_LEN + 1);
+    assert!(matches!(
+        lc.execute(&Command::Submit { spec: big }, now),
+        Err(LifecycleError::BadValue { field: "contact.detail", .. })
+    ));
+    assert_eq!(lc.digest(), before);
+    let ok = request("ok", "c1-i1-s1", "home-care", Urgency::Normal, 1, 2);
+    lc.execute(&Command::Submit { spec: ok.clone() }, now).expect("valid");
+    let after = lc.digest();
+    assert_eq!(
+        lc.execute(&Command::Submit { spec: ok }, now),
+        Err(LifecycleError::DuplicateRequest { request: rid("ok") })
+    );
+    assert_eq!(lc.digest(), after);
+}
+
+use crate::time::TimeWindow;
+
+#[test]
+fn declines_widen_station_institute_county_city_then_recruit_then_unfulfillable() {
+    let p = LifecyclePolicy { escalate_after_misses: 2, escalate_after_min: 600, ..LifecyclePolicy::default() };
+    let mut lc = lifecycle(p);
+    let now = t0();
+    let r = rid("r");
+    let recs =
+        lc.execute(&Command::Submit { spec: request("r", "c1-i1-s1", "home-care", Urgency::Normal, 20, 4) }, now);
+    let recs = recs.expect("submits");
+    assert_eq!(names(&recs), ["submitted", "offered"]);
+    let mut seen = Vec::new();
+    let mut all = recs;
+    // Decline whatever is offered until the request ends.
+    for _ in 0..20 {
+        let open = open_teams(&lc, "r");
+        if open.is_empty() {
+            break;
+        }
+        for t in open {
+            seen.push(t.clone());
+            let recs = lc
+                .execute(
+                    &Command::Decline { request: r.clone(), team: tid(&t), reason: DeclineReason::NoVolunteers },
+                    now,
+                )
+                .expect("declines");
+            all.extend(recs);
+        }
+    }
+    assert_eq!(lc.request(&r).expect("known").phase, Phase::Unfulfillable);
+    let w = widened(&all);
+    assert_eq!(
+        w,
+        [
+            ("c1-i1".to_owned(), WidenReason::Misses),
+            ("c1".to_owned(), WidenReason::NoCandidates),
+            ("cz".to_owned(), WidenReason::NoCandidates),
+        ],
+        "two declines at the station widen to the institute; the rest have nobody new"
+    );
+    // Station: c1-s1-a, c1-s1-b; institute: c1-s2; county: c1-i2; city: c2 by recruitment.
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), seen.len(), "no team is offered twice: {seen:?}");
+    assert_eq!(seen.len(), 5);
+    assert!(names(&all).contains(&"recruitment_issued"));
+    assert_eq!(offers(&all).last(), Some(&("c2".to_owned(), OfferMode::Recruitment)));
+    assert_eq!(names(&all).last(), Some(&"unfulfillable"));
+    for t in lc.dispatcher().index().records() {
+        assert_eq!(t.load, 0, "every reservation is released");
+    }
+}
+
+#[test]
+fn timeout_widens_and_keeps_the_first_offer_open() {
+    let p = LifecyclePolicy { offer_deadline_s: 3 * 3600, escalate_after_min: 60, ..LifecyclePolicy::default() };
+    let mut lc = lifecycle(p);
+    let now = t0();
+    lc.execute(&Command::Submit { spec: request("r", "c1-i1-s1", "home-care", Urgency::Normal, 20, 4) }, now)
+        .expect("submits");
+    let first = open_teams(&lc, "r");
+    assert_eq!(lc.next_wakeup(), Some(now + Duration::minutes(60)));
+    assert!(tick_all(&mut lc, now + Duration::minutes(59)).is_empty(), "nothing due before the timeout");
+    let recs = tick_all(&mut lc, now + Duration::minutes(60));
+    assert_eq!(widened(&recs), [("c1-i1".to_owned(), WidenReason::Timeout)]);
+    assert_eq!(offers(&recs).len(), 1);
+    let open = open_teams(&lc, "r");
+    assert_eq!(open.len(), 2);
+    assert_eq!(open[0], first[0]);
+    // Either may take it; the first acceptance withdraws the other.
+    let recs = lc
+        .execute(&Command::Accept { request: rid("r"), team: tid(&open[1]) }, now + Duration::minutes(61))
+        .expect("accepts");
+    assert_eq!(names(&recs), ["accepted", "offer_withdrawn"]);
+    assert_eq!(holder_of(&lc, "r").as_deref(), Some(open[1].as_str()));
+}
+
+#[test]
+fn expiry_counts_as_a_miss_and_redispatches() {
+    let p = LifecyclePolicy { offer_deadline_s: 600, escalate_after_misses: 3, ..LifecyclePolicy::default() };
+    let mut lc = lifecycle(p);
+    let now = t0();
+    lc.execute(&Command::Submit { spec: request("r", "c1-i1-s1", "home-care", Urgency::Normal, 20, 4) }, now)
+        .expect("submits");
+    let first = open_teams(&lc, "r");
+    let recs = tick_all(&mut lc, now + Duration::minutes(10));
+    assert_eq!(names(&recs), ["offer_expired", "offered"]);
+    let second = open_teams(&lc, "r");
+    assert_ne!(first, second);
+    let st = lc.request(&rid("r")).expect("known");
+    assert_eq!(st.misses, 1);
+    let late = lc.decide(&Command::Accept { request: rid("r"), team: tid(&first[0]) }, now + Duration::minutes(11));
+    assert!(matches!(late, Err(LifecycleError::NotOffered { .. })), "an expired offer can never be accepted");
+}
+
+#[test]
+fn nobody_nearby_goes_straight_to_a_wider_scope() {
+    let mut lc = lifecycle(LifecyclePolicy::default());
+    let now = t0();
+    // Station c1-i2-s2 has no team; institute c1-i2 has c1-i2.
+    let recs = lc
+        .execute(&Command::Submit { spec: request("r", "c1-i2-s2", "home-care", Urgency::Normal, 20, 4) }, now)
+        .expect("submits");
+    assert_eq!(widened(&recs), [("c1-i2".to_owned(), WidenReason::NoCandidates)]);
+    assert_eq!(offers(&recs), [("c1-i2".to_owned(), OfferMode::Ranked)]);
+    // Nobody anywhere has the skill: unfulfillable at once.
+    let recs = lc
+        .execute(&Command::Submit { spec: request("h", "c1-i1-s1", "haircut", Urgency::Normal, 20, 4) }, now)
+        .expect("submits");
+    assert_eq!(names(&recs).last(), Some(&"unfulfillable"));
+    assert!(!names(&recs).contains(&"recruitment_issued"));
+}
+
+#[test]
+fn emergency_fans_out_and_one_acceptance_withdraws_the_rest() {
+    let p = LifecyclePolicy { emergency_fanout: 3, ..LifecyclePolicy::default() };
+    let mut lc = lifecycle(p);
+    let now = t0();
+    let recs = lc
+        .execute(&Command::Submit { spec: request("e", "c1-i1-s1", "rescue", Urgency::Emergency, 0, 3) }, now)
+        .expect("submits");
+    let made = offers(&recs);
+    assert_eq!(made.len(), 3);
+    assert!(made.iter().all(|(_, m)| *m == OfferMode::Emergency));
+    let deadline = lc.request(&rid("e")).expect("known").offers[0].deadline;
+    assert_eq!(deadline, now + Duration::seconds(i64::from(p.emergency_offer_deadline_s)));
+    // One declines: the fan-out is topped up.
+    let recs = lc
+        .execute(&Command::Decline { request: rid("e"), team: tid(&made[0].0), reason: DeclineReason::TooFar }, now)
+        .expect("declines");
+    assert_eq!(names(&recs), ["declined", "offered"]);
+    let open = open_teams(&lc, "e");
+    assert_eq!(open.len(), 3);
+    let recs = lc.execute(&Command::Accept { request: rid("e"), team: tid(&open[2]) }, now).expect("accepts");
+    assert_eq!(names(&recs), ["accepted", "offer_withdrawn", "offer_withdrawn"]);
+    for t in &open[..2] {
+        assert_eq!(
+            lc.decide(&Command::Accept { request: rid("e"), team: tid(t) }, now),
+            Err(LifecycleError::AlreadyTaken { request: rid("e") })
+        );
+    }
+    let loads: u32 = lc.dispatcher().index().records().iter().map(|t| t.load).sum();
+    assert_eq!(loads, 1, "only the holder keeps a reservation");
+}
+
+#[test]
+fn no_show_is_recorded_and_redispatched_while_time_allows() {
+    let mut lc = lifecycle(LifecyclePolicy::default());
+    let now = t0();
+    lc.execute(&Command::Submit { spec: request("r", "c1-i1-s1", "home-care", Urgency::Normal, 1, 6) }, now)
+        .expect("submits");
+    let team = tid(&open_teams(&lc, "r")[0]);
+    lc.execute(&Command::Accept { request: rid("r"), team: team.clone() }, now).expect("accepts");
+    let recs = lc
+        .execute(&Command::ReportNoShow { request: rid("r"), team: team.clone() }, now + Duration::hours(2))
+        .expect("reports");
+    assert_eq!(names(&recs)[0], "no_show");
+    assert!(offers(&recs).iter().all(|(t, _)| *t != team.to_string()));
+    assert_eq!(lc.no_shows(lc.dispatcher().index().idx(&team).expect("known")), 1);
+    // The next holder never checks in: at the window's end it is a no-show and the request expires.
+    let next = tid(&open_teams(&lc, "r")[0]);
+    lc.execute(&Command::Accept { request: rid("r"), team: next }, now + Duration::hours(2)).expect("accepts");
+    let recs = tick_all(&mut lc, now + Duration::hours(7));
+    assert_eq!(names(&recs), ["no_show", "expired"]);
+    let loads: u32 = lc.dispatcher().index().records().iter().map(|t| t.load).sum();
+    assert_eq!(loads, 0);
+}
+
+#[test]
+fn completed_requests_close_after_all_ratings_or_the_window() {
+    let (mut lc, now, _) = in_phase(PhaseKind::Completed);
+    let closes_at = now + Duration::hours(72);
+    assert_eq!(lc.next_wakeup(), Some(closes_at));
+    lc.execute(&Command::Evaluate { request: rid("r"), role: RaterRole::Resident, score: 5, comment: None }, now)
+        .expect("rates");
+    assert_eq!(
+        lc.decide(&Command::Evaluate { request: rid("r"), role: RaterRole::Resident, score: 3, comment: None }, now),
+        Err(LifecycleError::AlreadyEvaluated { request: rid("r"), role: RaterRole::Resident })
+    );
+    let recs = tick_all(&mut lc, closes_at);
+    assert_eq!(names(&recs), ["closed"]);
+    assert!(lc.next_wakeup().is_none());
+}
+
+fn pairing_spec(id: &str, team: &str, household: &str) -> PairingSpec {
+    PairingSpec {
+        id: PairingId::new(id).expect("id"),
+        team: tid(team),
+        household: HouseholdId::new(household).expect("id"),
+        unit: UnitId::new("c1-i1-s1").expect("id"),
+        service: ServiceId::new("home-care").expect("id"),
+        location: request("x", "c1-i1-s1", "home-care", Urgency::Normal, 1, 2).location,
+        contact: request("x", "c1-i1-s1", "home-care", Urgency::Normal, 1, 2).contact,
+        group: crate::request::BeneficiaryGroup::Elderly,
+        rule: "FREQ=WEEKLY;BYDAY=TH".into(),
+        first: NaiveDateTime::parse_from_str("2026-12-03T09:00:00", "%Y-%m-%dT%H:%M:%S").expect("time"),
+        window_min: 180,
+        duration_min: Some(60),
+        lead_h: 24,
+    }
+}
+
+#[test]
+fn pairing_offers_each_slot_to_the_paired_team_first_once() {
+    let mut lc = lifecycle(LifecyclePolicy::default());
+    let now = t0();
+    // c1-i2 is not the best-ranked team for the station, but it is paired.
+    lc.execute(&Command::Pair { spec: pairing_spec("p1", "c1-i2", "h-wang") }, now).expect("pairs");
+    assert_eq!(
+        lc.decide(&Command::Pair { spec: pairing_spec("p2", "c2", "h-wang") }, now),
+        Err(LifecycleError::HouseholdPaired {
+            household: HouseholdId::new("h-wang").expect("id"),
+            pairing: PairingId::new("p1").expect("id"),
+        })
+    );
+    // Thursday 09:00 Beijing = 01:00 UTC; made 24 h ahead.
+    let release = lc.next_wakeup().expect("a slot is scheduled");
+    assert_eq!(release.to_rfc3339(), "2026-12-02T01:00:00+00:00");
+    assert!(tick_all(&mut lc, release - Duration::minutes(1)).is_empty());
+    let recs = tick_all(&mut lc, release);
+    assert_eq!(names(&recs), ["visit_scheduled", "submitted", "offered"]);
+    assert_eq!(offers(&recs), [("c1-i2".to_owned(), OfferMode::Paired)]);
+    assert!(tick_all(&mut lc, release).is_empty(), "a slot makes its request once");
+    let req = rid("p1:20261203T0100");
+    let recs = lc
+        .execute(
+            &Command::Decline { request: req.clone(), team: tid("c1-i2"), reason: DeclineReason::NoVolunteers },
+            release,
+        )
+        .expect("declines");
+    assert_eq!(names(&recs), ["declined", "offered"]);
+    assert_eq!(offers(&recs)[0].1, OfferMode::Ranked);
+    // The next week's slot follows.
+    assert_eq!(
+        lc.pairing(&PairingId::new("p1").expect("id")).expect("known").next.map(|t| t.to_rfc3339()),
+        Some("2026-12-10T01:00:00+00:00".to_owned())
+    );
+    lc.execute(&Command::Unpair { pairing: PairingId::new("p1").expect("id"), reason: "moved".into() }, release)
+        .expect("unpairs");
+    lc.execute(&Command::Pair { spec: pairing_spec("p2", "c2", "h-wang") }, release)
+        .expect("the household is free again");
+}
+
+#[test]
+fn replaying_the_log_rebuilds_the_state() {
+    let mut lc = lifecycle(LifecyclePolicy { emergency_fanout: 2, ..LifecyclePolicy::default() });
+    let mut log = Vec::new();
+    let now = t0();
+    log.extend(lc.execute(&Command::Pair { spec: pairing_spec("p1", "c1-s2", "h-li") }, now).expect("pairs"));
+    for (i, (unit, service, urgency)) in [
+        ("c1-i1-s1", "home-care", Urgency::Normal),
+        ("c1-i2-s2", "home-care", Urgency::Urgent),
+        ("c2-i1-s1", "rescue", Urgency::Emergency),
+        ("c1-i1-s2", "haircut", Urgency::Normal),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let spec = request(&format!("q{i}"), unit, service, urgency, 3 + i as i64, 5);
+        log.extend(lc.execute(&Command::Submit { spec }, now).expect("submits"));
+    }
+    let open = open_teams(&lc, "q0");
+    log.extend(lc.execute(&Command::Accept { request: rid("q0"), team: tid(&open[0]) }, now).expect("accepts"));
+    for h in [1, 2, 30, 50, 100] {
+        log.extend(tick_all(&mut lc, now + Duration::hours(h)));
+    }
+    let mut again = lifecycle(LifecyclePolicy { emergency_fanout: 2, ..LifecyclePolicy::default() });
+    for r in &log {
+        again.apply(r).expect("the log applies");
+    }
+    assert_eq!(again.digest(), lc.digest());
+    assert_eq!(again.applied(), log.len() as u64);
+    // Out-of-order and foreign events are refused.
+    let mut third = lifecycle(LifecyclePolicy::default());
+    let second = log.iter().find(|r| r.seq == 2).expect("a second event");
+    assert!(matches!(third.apply(second), Err(ApplyError::OutOfOrder { .. })));
+    // Events serialise and come back equal.
+    let text = serde_json::to_string(&log).expect("serialises");
+    let back: Vec<Recorded> = serde_json::from_str(&text).expect("parses");
+    assert_eq!(back, log);
+}
+
+#[test]
+fn masked_events_hide_contacts() {
+    let mut lc = lifecycle(LifecyclePolicy::default());
+    let recs = lc
+        .execute(&Command::Submit { spec: request("r", "c1-i1-s1", "home-care", Urgency::Normal, 2, 4) }, t0())
+        .expect("submits");
+    let clear = serde_json::to_string(&recs[0]).expect("serialises");
+    assert!(clear.contains("13812345678"));
+    let masked = serde_json::to_string(&recs[0].masked()).expect("serialises");
+    assert!(!masked.contains("13812345678") && !masked.contains("402") && !masked.contains("桂兰"), "{masked}");
+    assert!(masked.contains("138****5678"));
+}
