@@ -1,0 +1,369 @@
+//! The engine: takes commands concurrently, decides them one at a time on
+//! a single writer task, persists each batch through the [`Store`] before
+//! any reply, publishes through the [`Bus`] from the outbox, and fires the
+//! lifecycle's timers from the [`Clock`].
+//!
+//! One writer owns the [`Lifecycle`]: commands to one request are applied in
+//! order, and so are commands that touch one team's capacity from several
+//! requests, with no locks in the core. Commands waiting in the bounded
+//! queue are taken in batches (group commit): every command of a batch is
+//! decided and applied in memory, the batch's events are appended in one
+//! atomic write, and only then does any caller get its reply. If the write
+//! fails, the state is rebuilt from the store and every caller of the batch
+//! gets the error, so nothing is acknowledged that is not stored.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use sidan_core::geo::TravelTime;
+use sidan_core::lifecycle::{ApplyError, Command, Lifecycle, LifecycleError, Recorded, StreamId};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::bus::{Bus, Published};
+use crate::clock::Clock;
+use crate::store::{Position, Store, StoreError};
+
+/// How the engine queues and batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Commands that may wait for the writer; beyond this, [`EngineError::Overloaded`].
+    pub queue_capacity: usize,
+    /// The most commands decided and appended together.
+    pub max_batch: usize,
+    /// The most events the relay publishes at once.
+    pub relay_batch: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self { queue_capacity: 8192, max_batch: 1024, relay_batch: 1024 }
+    }
+}
+
+/// Why a command got no receipt.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The lifecycle refused it; nothing changed.
+    #[error(transparent)]
+    Rejected(#[from] LifecycleError),
+    /// The queue is full; nothing was queued. Retry later.
+    #[error("the engine is overloaded: {capacity} commands are waiting; retry later")]
+    Overloaded {
+        /// The queue's capacity.
+        capacity: usize,
+    },
+    /// The store failed; the command's events were not stored and the state was rebuilt.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The stored log does not replay.
+    #[error("replay: {0}")]
+    Replay(#[from] ApplyError),
+    /// The engine has stopped.
+    #[error("the engine has stopped")]
+    Stopped,
+}
+
+/// What a command caused, once it is stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Receipt {
+    /// The events, in order (personal data in clear: the caller is the platform).
+    pub events: Vec<Recorded>,
+    /// The log position of the batch the events were stored in.
+    pub position: Position,
+}
+
+type Query<T> = Box<dyn FnOnce(&Lifecycle<T>) + Send>;
+
+// Commands are moved into the queue once; boxing them would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
+enum Job<T> {
+    Command { cmd: Command, reply: oneshot::Sender<Result<Receipt, EngineError>> },
+    Query(Query<T>),
+}
+
+/// Builds a fresh, empty lifecycle (the city, its teams, the policies):
+/// used at start and to rebuild after a failed write.
+pub type Factory<T> = Arc<dyn Fn() -> Lifecycle<T> + Send + Sync>;
+
+/// A running engine. Cheap to share behind an `Arc`; every method takes `&self`.
+#[derive(Debug)]
+pub struct Engine<T> {
+    tx: mpsc::Sender<Job<T>>,
+    capacity: usize,
+    writer: JoinHandle<()>,
+    relay: JoinHandle<()>,
+    stop_relay: watch::Sender<bool>,
+}
+
+impl<T> std::fmt::Debug for Job<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Job::Command { cmd, .. } => f.debug_tuple("Command").field(cmd).finish(),
+            Job::Query(_) => f.write_str("Query"),
+        }
+    }
+}
+
+async fn replay<T: TravelTime, S: Store>(factory: &Factory<T>, store: &S) -> Result<Lifecycle<T>, EngineError> {
+    let mut lc = factory();
+    let mut at = Position(0);
+    loop {
+        let chunk = store.read_from(at, 4096).await?;
+        let Some(last) = chunk.last() else { break };
+        at = last.position;
+        for s in &chunk {
+            lc.apply(&s.record)?;
+        }
+    }
+    Ok(lc)
+}
+
+impl<T: TravelTime + Send + Sync + 'static> Engine<T> {
+    /// Rebuilds the state by replaying the store's log, then starts the
+    /// writer and the outbox relay (which first publishes whatever the log
+    /// holds unpublished).
+    ///
+    /// # Errors
+    /// If the store cannot be read or its log does not replay.
+    pub async fn start<S: Store, B: Bus, C: Clock>(
+        factory: Factory<T>,
+        store: S,
+        bus: B,
+        clock: C,
+        config: EngineConfig,
+    ) -> Result<Self, EngineError> {
+        let lc = replay(&factory, &store).await?;
+        let store = Arc::new(store);
+        let notify = Arc::new(Notify::new());
+        notify.notify_one();
+        let (stop_relay, stop_rx) = watch::channel(false);
+        let relay = tokio::spawn(run_relay(Arc::clone(&store), bus, Arc::clone(&notify), stop_rx, config.relay_batch));
+        let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+        let writer = Writer { lc, factory, store, clock, notify, config, last_now: None };
+        let writer = tokio::spawn(writer.run(rx));
+        Ok(Self { tx, capacity: config.queue_capacity.max(1), writer, relay, stop_relay })
+    }
+
+    /// Queues a command and waits until its events are stored.
+    ///
+    /// # Errors
+    /// [`EngineError::Rejected`] with the lifecycle's reason,
+    /// [`EngineError::Overloaded`] at once when the queue is full,
+    /// [`EngineError::Store`] if the batch could not be stored,
+    /// [`EngineError::Stopped`] after shutdown.
+    pub async fn execute(&self, cmd: Command) -> Result<Receipt, EngineError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Job::Command { cmd, reply })?;
+        rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// Runs `f` on the state as of the last stored batch.
+    ///
+    /// # Errors
+    /// [`EngineError::Overloaded`] or [`EngineError::Stopped`].
+    pub async fn query<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Lifecycle<T>) -> R + Send + 'static,
+    ) -> Result<R, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Job::Query(Box::new(move |lc| {
+            let _ = tx.send(f(lc));
+        })))?;
+        rx.await.map_err(|_| EngineError::Stopped)
+    }
+
+    fn send(&self, job: Job<T>) -> Result<(), EngineError> {
+        self.tx.try_send(job).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => EngineError::Overloaded { capacity: self.capacity },
+            mpsc::error::TrySendError::Closed(_) => EngineError::Stopped,
+        })
+    }
+
+    /// Stops taking commands, finishes the queued ones, publishes what is
+    /// stored, and stops.
+    pub async fn shutdown(self) {
+        drop(self.tx);
+        let _ = self.writer.await;
+        let _ = self.stop_relay.send(true);
+        let _ = self.relay.await;
+    }
+
+    /// Stops at once, as a crash would: queued commands get no reply, and
+    /// whatever was not stored is lost (and was never acknowledged).
+    pub fn abort(self) {
+        self.writer.abort();
+        self.relay.abort();
+    }
+}
+
+struct Writer<T, S, C> {
+    lc: Lifecycle<T>,
+    factory: Factory<T>,
+    store: Arc<S>,
+    clock: C,
+    notify: Arc<Notify>,
+    config: EngineConfig,
+    /// The engine's time never goes back, even if the clock does.
+    last_now: Option<DateTime<Utc>>,
+}
+
+type Reply = (oneshot::Sender<Result<Receipt, EngineError>>, Result<Range<usize>, LifecycleError>);
+
+async fn sleep_or_never<C: Clock>(clock: &C, at: Option<DateTime<Utc>>) {
+    match at {
+        Some(t) => clock.sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl<T: TravelTime, S: Store, C: Clock> Writer<T, S, C> {
+    async fn run(mut self, mut rx: mpsc::Receiver<Job<T>>) {
+        // After a round of ticks that changed nothing, wait at least this long
+        // before ticking again (a guard; every due tick is expected to change something).
+        let mut idle_until: Option<DateTime<Utc>> = None;
+        loop {
+            let wake = match (self.lc.next_wakeup(), idle_until) {
+                (Some(w), Some(i)) => Some(w.max(i)),
+                (w, _) => w,
+            };
+            let first = tokio::select! {
+                biased;
+                job = rx.recv() => match job {
+                    Some(j) => Some(j),
+                    None => break,
+                },
+                () = sleep_or_never(&self.clock, wake) => None,
+            };
+            let mut jobs: Vec<Job<T>> = first.into_iter().collect();
+            while jobs.len() < self.config.max_batch {
+                match rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(_) => break,
+                }
+            }
+            let now = self.now();
+            let mut batch = Vec::new();
+            let mut replies: Vec<Reply> = Vec::new();
+            for job in jobs {
+                match job {
+                    Job::Command { cmd, reply } => {
+                        let res = self.lc.decide(&cmd, now).map(|recs| {
+                            let start = batch.len();
+                            self.apply_all(&recs);
+                            batch.extend(recs);
+                            start..batch.len()
+                        });
+                        replies.push((reply, res));
+                    }
+                    Job::Query(f) => {
+                        // A query sees only stored state: store what is pending first.
+                        self.flush(&mut batch, &mut replies).await;
+                        f(&self.lc);
+                    }
+                }
+            }
+            let before = batch.len();
+            let due: Vec<StreamId> = self.lc.due(now).cloned().collect();
+            for stream in due {
+                if let Ok(recs) = self.lc.decide(&Command::Tick { stream }, now) {
+                    self.apply_all(&recs);
+                    batch.extend(recs);
+                }
+            }
+            idle_until = (batch.len() == before && self.lc.next_wakeup().is_some_and(|w| w <= now))
+                .then(|| now + Duration::seconds(1));
+            self.flush(&mut batch, &mut replies).await;
+        }
+        let mut batch = Vec::new();
+        self.flush(&mut batch, &mut Vec::new()).await;
+    }
+
+    fn now(&mut self) -> DateTime<Utc> {
+        let now = self.clock.now();
+        let now = self.last_now.map_or(now, |l| l.max(now));
+        self.last_now = Some(now);
+        now
+    }
+
+    fn apply_all(&mut self, recs: &[Recorded]) {
+        for r in recs {
+            if let Err(e) = self.lc.apply(r) {
+                unreachable!("a decided event does not apply: {e}");
+            }
+        }
+    }
+
+    /// Stores the pending batch, then answers every caller.
+    async fn flush(&mut self, batch: &mut Vec<Recorded>, replies: &mut Vec<Reply>) {
+        let outcome = if batch.is_empty() {
+            Ok(Position(0))
+        } else {
+            match self.store.append(batch).await {
+                Ok(p) => {
+                    self.notify.notify_one();
+                    Ok(p)
+                }
+                Err(e) => {
+                    // Nothing of the batch is acknowledged; rebuild from what is stored.
+                    if let Ok(lc) = replay(&self.factory, &*self.store).await {
+                        self.lc = lc;
+                    }
+                    Err(e)
+                }
+            }
+        };
+        for (reply, res) in replies.drain(..) {
+            let answer = match (&outcome, res) {
+                (_, Err(e)) => Err(EngineError::Rejected(e)),
+                (Ok(p), Ok(range)) => Ok(Receipt { events: batch[range].to_vec(), position: *p }),
+                (Err(e), Ok(_)) => Err(EngineError::Store(e.clone())),
+            };
+            let _ = reply.send(answer);
+        }
+        batch.clear();
+    }
+}
+
+async fn run_relay<S: Store, B: Bus>(
+    store: Arc<S>,
+    bus: B,
+    notify: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+    limit: usize,
+) {
+    loop {
+        let stopping = tokio::select! {
+            () = notify.notified() => false,
+            _ = stop.changed() => true,
+        };
+        // Publish until the outbox is empty; retry failures after a pause.
+        loop {
+            match relay_once(&*store, &bus, limit.max(1)).await {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(()) => {
+                    if *stop.borrow() {
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+        if stopping || *stop.borrow() {
+            return;
+        }
+    }
+}
+
+/// Publishes one batch from the outbox and marks it; returns how many events.
+async fn relay_once<S: Store, B: Bus>(store: &S, bus: &B, limit: usize) -> Result<usize, ()> {
+    let pending = store.unpublished(limit).await.map_err(|_| ())?;
+    let Some(last) = pending.last().map(|s| s.position) else { return Ok(0) };
+    let msgs: Vec<Published> = pending.iter().map(Published::of).collect();
+    bus.publish(&msgs).await.map_err(|_| ())?;
+    store.mark_published(last).await.map_err(|_| ())?;
+    Ok(pending.len())
+}

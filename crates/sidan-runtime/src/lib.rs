@@ -1,0 +1,21 @@
+//! The async runtime of sidan: it drives the pure lifecycle of
+//! `sidan-core` with real time, storage and messaging.
+//!
+//! - [`store`]: the `Store` port (the event log and its outbox) and [`MemoryStore`].
+//! - [`bus`]: the `Bus` port (masked events out, at least once) and [`MemoryBus`].
+//! - [`clock`]: the `Clock` port, [`SystemClock`] and [`ManualClock`].
+//! - [`engine`]: the [`Engine`]: a single writer with group commit, deadline
+//!   timers, replay on start, an outbox relay, and a bounded queue.
+//!
+//! Adapters for SQLite, PostgreSQL and NATS implement these traits in crates
+//! of their own.
+
+pub mod bus;
+pub mod clock;
+pub mod engine;
+pub mod store;
+
+pub use bus::{Bus, BusError, MemoryBus, Published, Subscription};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use engine::{Engine, EngineConfig, EngineError, Factory, Receipt};
+pub use store::{MemoryStore, Position, Store, StoreError, Stored};

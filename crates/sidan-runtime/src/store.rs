@@ -1,0 +1,194 @@
+//! The `Store` port: the event log, the source of truth, and its outbox.
+//!
+//! A store keeps every [`Recorded`] event in one global order (its
+//! [`Position`]) and per stream (its `seq`). An append is atomic and
+//! optimistic: for each stream in the batch, the first event's `seq` must be
+//! the stream's current version plus one (the expected version), or the
+//! whole batch is refused with [`StoreError::Conflict`] and nothing is
+//! written. The outbox is the part of the log not yet published to the bus.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+use sidan_core::lifecycle::{Recorded, StreamId};
+
+/// A place in the global log, from 1. `Position(0)` is "before the first event".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+pub struct Position(pub u64);
+
+/// An event as stored: its global position and the record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stored {
+    /// Where it is in the global log.
+    pub position: Position,
+    /// The event, with its stream and sequence number.
+    pub record: Recorded,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Another writer appended to the stream first; nothing was written.
+    #[error("{stream}: expected version {expected}, the stream is at {actual}")]
+    Conflict {
+        /// The stream.
+        stream: StreamId,
+        /// The version the batch expected.
+        expected: u64,
+        /// The version found.
+        actual: u64,
+    },
+    /// A batch whose sequence numbers are not contiguous per stream.
+    #[error("{stream}: sequence numbers in the batch are not contiguous at seq {seq}")]
+    BadBatch {
+        /// The stream.
+        stream: StreamId,
+        /// The first bad sequence number.
+        seq: u64,
+    },
+    /// The store cannot be reached or failed; the append may or may not have happened.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data does not decode.
+    #[error("store data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// The event log. Implementations must make `append` atomic (all or nothing)
+/// and durable before returning `Ok`.
+pub trait Store: Send + Sync + 'static {
+    /// Appends a batch atomically, checking each stream's expected version
+    /// (its first event's `seq - 1`). Returns the position of the last event.
+    fn append(&self, batch: &[Recorded]) -> impl Future<Output = Result<Position, StoreError>> + Send;
+
+    /// Every event of one stream, in order.
+    fn load(&self, stream: &StreamId) -> impl Future<Output = Result<Vec<Recorded>, StoreError>> + Send;
+
+    /// Up to `limit` events after position `after`, in order.
+    fn read_from(&self, after: Position, limit: usize) -> impl Future<Output = Result<Vec<Stored>, StoreError>> + Send;
+
+    /// Up to `limit` events not yet marked published, in order (the outbox).
+    fn unpublished(&self, limit: usize) -> impl Future<Output = Result<Vec<Stored>, StoreError>> + Send;
+
+    /// Marks every event up to `through` as published.
+    fn mark_published(&self, through: Position) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Checks that a batch's sequence numbers are contiguous per stream, and
+/// returns each stream's expected version (first seq − 1) in first-seen order.
+///
+/// # Errors
+/// [`StoreError::BadBatch`] at the first gap.
+pub fn expected_versions(batch: &[Recorded]) -> Result<Vec<(&StreamId, u64)>, StoreError> {
+    let mut expected: Vec<(&StreamId, u64)> = Vec::new();
+    let mut last: HashMap<&StreamId, u64> = HashMap::new();
+    for r in batch {
+        match last.get_mut(&r.stream) {
+            Some(prev) if *prev + 1 == r.seq => *prev = r.seq,
+            Some(_) => return Err(StoreError::BadBatch { stream: r.stream.clone(), seq: r.seq }),
+            None if r.seq >= 1 => {
+                last.insert(&r.stream, r.seq);
+                expected.push((&r.stream, r.seq - 1));
+            }
+            None => return Err(StoreError::BadBatch { stream: r.stream.clone(), seq: r.seq }),
+        }
+    }
+    Ok(expected)
+}
+
+#[derive(Debug, Default)]
+struct Log {
+    events: Vec<Stored>,
+    versions: HashMap<StreamId, u64>,
+    by_stream: HashMap<StreamId, Vec<usize>>,
+    published: u64,
+}
+
+/// A store in memory: for tests, simulations and benchmarks. Clones share the log.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    log: Arc<Mutex<Log>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn log(&self) -> MutexGuard<'_, Log> {
+        // A panic while holding the lock cannot leave the log half-written:
+        // appends check everything before they write.
+        self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Number of events stored.
+    pub fn len(&self) -> usize {
+        self.log().events.len()
+    }
+
+    /// Whether the log is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A copy of the whole log.
+    pub fn all(&self) -> Vec<Stored> {
+        self.log().events.clone()
+    }
+
+    fn append_sync(&self, batch: &[Recorded]) -> Result<Position, StoreError> {
+        let expected = expected_versions(batch)?;
+        let mut log = self.log();
+        for (stream, exp) in &expected {
+            let actual = log.versions.get(*stream).copied().unwrap_or(0);
+            if actual != *exp {
+                return Err(StoreError::Conflict { stream: (*stream).clone(), expected: *exp, actual });
+            }
+        }
+        for r in batch {
+            let position = Position(log.events.len() as u64 + 1);
+            let i = log.events.len();
+            log.events.push(Stored { position, record: r.clone() });
+            log.versions.insert(r.stream.clone(), r.seq);
+            log.by_stream.entry(r.stream.clone()).or_default().push(i);
+        }
+        Ok(Position(log.events.len() as u64))
+    }
+}
+
+impl Store for MemoryStore {
+    async fn append(&self, batch: &[Recorded]) -> Result<Position, StoreError> {
+        self.append_sync(batch)
+    }
+
+    async fn load(&self, stream: &StreamId) -> Result<Vec<Recorded>, StoreError> {
+        let log = self.log();
+        Ok(log
+            .by_stream
+            .get(stream)
+            .map(|ix| ix.iter().map(|&i| log.events[i].record.clone()).collect())
+            .unwrap_or_default())
+    }
+
+    async fn read_from(&self, after: Position, limit: usize) -> Result<Vec<Stored>, StoreError> {
+        let log = self.log();
+        let start = (after.0 as usize).min(log.events.len());
+        Ok(log.events[start..].iter().take(limit).cloned().collect())
+    }
+
+    async fn unpublished(&self, limit: usize) -> Result<Vec<Stored>, StoreError> {
+        let log = self.log();
+        let start = (log.published as usize).min(log.events.len());
+        Ok(log.events[start..].iter().take(limit).cloned().collect())
+    }
+
+    async fn mark_published(&self, through: Position) -> Result<(), StoreError> {
+        let mut log = self.log();
+        log.published = log.published.max(through.0.min(log.events.len() as u64));
+        Ok(())
+    }
+}

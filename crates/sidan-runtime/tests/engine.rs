@@ -1,0 +1,322 @@
+//! The engine over the in-memory store and bus: races, replay, timers,
+//! back-pressure and store failures.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chrono::Duration;
+use sidan_core::dispatch::Dispatcher;
+use sidan_core::id::{RequestId, TeamId};
+use sidan_core::lifecycle::{
+    Command, DeclineReason, Event, Lifecycle, LifecycleError, LifecyclePolicy, PolicyBook, Recorded, StreamId,
+};
+use sidan_core::request::Urgency;
+use sidan_core::testkit::{request, t0, tiny_city};
+use sidan_runtime::{
+    Bus, Engine, EngineConfig, EngineError, Factory, ManualClock, MemoryBus, MemoryStore, Position, Store, StoreError,
+    Stored,
+};
+
+fn factory(policy: LifecyclePolicy) -> Factory<sidan_core::geo::StraightLine> {
+    let (city, index) = tiny_city();
+    let book = PolicyBook::uniform(policy).expect("valid policy");
+    Arc::new(move || Lifecycle::new(Dispatcher::new(city.clone(), index.clone()), book.clone()))
+}
+
+fn rid(s: &str) -> RequestId {
+    RequestId::new(s).expect("id")
+}
+
+fn offered(events: &[Recorded]) -> Vec<TeamId> {
+    events
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::Offered { team, .. } => Some(team.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn rounds(default: usize) -> usize {
+    std::env::var("SIDAN_RACE_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// 64 tasks accept one emergency broadcast at once: exactly one wins, the
+/// rest get a typed refusal, and the winner's append withdraws every other offer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emergency_race_has_exactly_one_winner() {
+    // County c1 has four rescue teams.
+    let policy = LifecyclePolicy { emergency_fanout: 4, ..LifecyclePolicy::default() };
+    let store = MemoryStore::new();
+    let clock = ManualClock::new(t0());
+    let engine = Arc::new(
+        Engine::start(factory(policy), store.clone(), MemoryBus::new(), clock, EngineConfig::default())
+            .await
+            .expect("starts"),
+    );
+    for round in 0..rounds(100) {
+        let id = format!("e{round}");
+        let spec = request(&id, "c1-i1-s1", "rescue", Urgency::Emergency, 0, 3);
+        let receipt = engine.execute(Command::Submit { spec }).await.expect("submits");
+        let teams = offered(&receipt.events);
+        assert_eq!(teams.len(), 4, "round {round}: fan-out of four");
+        let wins = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for i in 0..64 {
+            let engine = Arc::clone(&engine);
+            let team = teams[i % teams.len()].clone();
+            let request = rid(&id);
+            let wins = Arc::clone(&wins);
+            tasks.push(tokio::spawn(async move {
+                match engine.execute(Command::Accept { request: request.clone(), team }).await {
+                    Ok(r) => {
+                        wins.fetch_add(1, Ordering::SeqCst);
+                        let names: Vec<&str> = r.events.iter().map(|e| e.event.name()).collect();
+                        assert_eq!(names, ["accepted", "offer_withdrawn", "offer_withdrawn", "offer_withdrawn"]);
+                    }
+                    Err(EngineError::Rejected(LifecycleError::AlreadyTaken { request: r })) => assert_eq!(r, request),
+                    Err(e) => panic!("unexpected refusal: {e}"),
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.expect("task");
+        }
+        assert_eq!(wins.load(Ordering::SeqCst), 1, "round {round}: exactly one winner");
+        let log = store.load(&StreamId::Request(rid(&id))).await.expect("loads");
+        let accepted = log.iter().filter(|r| matches!(r.event, Event::Accepted { .. })).count();
+        assert_eq!(accepted, 1);
+        // Free the team for the next round.
+        engine.execute(Command::Cancel { request: rid(&id), reason: "drill over".into() }).await.expect("cancels");
+    }
+    let loads = engine.query(|lc| lc.dispatcher().index().records().iter().map(|t| t.load).sum::<u32>()).await;
+    assert_eq!(loads.expect("queries"), 0);
+}
+
+/// 32 concurrent accepts of one ordinary offer: one winner, 31 `AlreadyTaken`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_offer_race_has_exactly_one_winner() {
+    let engine = Arc::new(
+        Engine::start(
+            factory(LifecyclePolicy::default()),
+            MemoryStore::new(),
+            MemoryBus::new(),
+            ManualClock::new(t0()),
+            EngineConfig::default(),
+        )
+        .await
+        .expect("starts"),
+    );
+    for round in 0..rounds(200) {
+        let id = format!("n{round}");
+        let spec = request(&id, "c1-i1-s1", "home-care", Urgency::Normal, 2, 3);
+        let team = offered(&engine.execute(Command::Submit { spec }).await.expect("submits").events)[0].clone();
+        let tasks: Vec<_> = (0..32)
+            .map(|_| {
+                let (engine, team) = (Arc::clone(&engine), team.clone());
+                let request = rid(&id);
+                tokio::spawn(async move { engine.execute(Command::Accept { request, team }).await })
+            })
+            .collect();
+        let mut ok = 0;
+        for t in tasks {
+            match t.await.expect("task") {
+                Ok(_) => ok += 1,
+                Err(EngineError::Rejected(LifecycleError::AlreadyTaken { .. })) => {}
+                Err(e) => panic!("unexpected: {e}"),
+            }
+        }
+        assert_eq!(ok, 1, "round {round}");
+        engine.execute(Command::Cancel { request: rid(&id), reason: "drill".into() }).await.expect("cancels");
+    }
+}
+
+/// The state rebuilt from the log on restart equals the live state.
+#[tokio::test]
+async fn restart_replays_to_the_live_state() {
+    let policy = LifecyclePolicy { offer_deadline_s: 600, ..LifecyclePolicy::default() };
+    let store = MemoryStore::new();
+    let clock = ManualClock::new(t0());
+    let engine =
+        Engine::start(factory(policy), store.clone(), MemoryBus::new(), clock.clone(), EngineConfig::default())
+            .await
+            .expect("starts");
+    for (i, (unit, service, urgency)) in [
+        ("c1-i1-s1", "home-care", Urgency::Normal),
+        ("c1-i2-s2", "home-care", Urgency::Urgent),
+        ("c2-i1-s1", "rescue", Urgency::Emergency),
+        ("c1-i1-s2", "haircut", Urgency::Normal),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let spec = request(&format!("q{i}"), unit, service, urgency, 3, 5);
+        engine.execute(Command::Submit { spec }).await.expect("submits");
+    }
+    let first = offered(&store.load(&StreamId::Request(rid("q0"))).await.expect("loads"));
+    engine
+        .execute(Command::Decline { request: rid("q0"), team: first[0].clone(), reason: DeclineReason::TooFar })
+        .await
+        .expect("declines");
+    // Let offers expire: the engine's timer fires on its own.
+    clock.advance(Duration::minutes(11));
+    wait_for(&store, |log| log.iter().any(|s| matches!(s.record.event, Event::OfferExpired { .. }))).await;
+    let live = engine.query(|lc| lc.digest()).await.expect("queries");
+    engine.shutdown().await;
+    let again = Engine::start(factory(policy), store.clone(), MemoryBus::new(), clock, EngineConfig::default())
+        .await
+        .expect("restarts");
+    assert_eq!(again.query(|lc| lc.digest()).await.expect("queries"), live);
+    // And folding the raw log gives the same.
+    let mut lc = factory(policy)();
+    for s in store.all() {
+        lc.apply(&s.record).expect("applies");
+    }
+    assert_eq!(lc.digest(), live);
+}
+
+async fn wait_for(store: &MemoryStore, done: impl Fn(&[Stored]) -> bool) {
+    for _ in 0..500 {
+        if done(&store.all()) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    panic!("timed out waiting for the engine");
+}
+
+/// Each escalation step fires from the clock alone, and the bus carries it masked.
+#[tokio::test]
+async fn deadlines_fire_and_escalate_on_the_manual_clock() {
+    let policy = LifecyclePolicy { offer_deadline_s: 600, escalate_after_misses: 2, ..LifecyclePolicy::default() };
+    let store = MemoryStore::new();
+    let bus = MemoryBus::new();
+    let mut sub = bus.subscribe().await.expect("subscribes");
+    let clock = ManualClock::new(t0());
+    let engine = Engine::start(factory(policy), store.clone(), bus, clock.clone(), EngineConfig::default())
+        .await
+        .expect("starts");
+    let spec = request("r", "c1-i1-s1", "home-care", Urgency::Normal, 24, 4);
+    engine.execute(Command::Submit { spec }).await.expect("submits");
+    let mut seen: Vec<String> = Vec::new();
+    // Station: two offers expire (a, b: the miss threshold), then the institute's
+    // last team, the county's, then the city's recruitment order, then nobody.
+    let expected = [
+        vec!["submitted", "offered"],
+        vec!["offer_expired", "offered"],
+        vec!["offer_expired", "scope_widened", "offered"],
+        vec!["offer_expired", "scope_widened", "offered"],
+        vec!["offer_expired", "scope_widened", "recruitment_issued", "offered"],
+        vec!["offer_expired", "unfulfillable"],
+    ];
+    for (step, names) in expected.iter().enumerate() {
+        if step > 0 {
+            // The recruitment order's deadline is four hours.
+            clock.advance(if step == 5 { Duration::hours(4) } else { Duration::minutes(10) });
+        }
+        let mut got = Vec::new();
+        while got.len() < names.len() {
+            let m = tokio::time::timeout(std::time::Duration::from_secs(5), sub.next())
+                .await
+                .expect("the engine publishes in time")
+                .expect("the bus is open");
+            let text = serde_json::to_string(&m).expect("serialises");
+            assert!(!text.contains("13812345678") && !text.contains("402"), "bus payload leaks PI: {text}");
+            assert_eq!(m.id, m.record.id());
+            got.push(m.record.event.name().to_owned());
+        }
+        assert_eq!(&got, names, "step {step}");
+        seen.extend(got);
+    }
+    assert!(seen.contains(&"recruitment_issued".to_owned()));
+}
+
+/// A store that blocks appends until released, to fill the queue.
+#[derive(Clone)]
+struct GatedStore {
+    inner: MemoryStore,
+    gate: Arc<tokio::sync::Semaphore>,
+    fail: Arc<AtomicUsize>,
+}
+
+impl Store for GatedStore {
+    async fn append(&self, batch: &[Recorded]) -> Result<Position, StoreError> {
+        let _permit = self.gate.acquire().await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        if self.fail.load(Ordering::SeqCst) > 0 {
+            self.fail.fetch_sub(1, Ordering::SeqCst);
+            return Err(StoreError::Unavailable("disk full".into()));
+        }
+        self.inner.append(batch).await
+    }
+    async fn load(&self, stream: &StreamId) -> Result<Vec<Recorded>, StoreError> {
+        self.inner.load(stream).await
+    }
+    async fn read_from(&self, after: Position, limit: usize) -> Result<Vec<Stored>, StoreError> {
+        self.inner.read_from(after, limit).await
+    }
+    async fn unpublished(&self, limit: usize) -> Result<Vec<Stored>, StoreError> {
+        self.inner.unpublished(limit).await
+    }
+    async fn mark_published(&self, through: Position) -> Result<(), StoreError> {
+        self.inner.mark_published(through).await
+    }
+}
+
+#[tokio::test]
+async fn a_full_queue_is_a_clear_error_not_a_hang() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let store = GatedStore { inner: MemoryStore::new(), gate: Arc::clone(&gate), fail: Arc::new(AtomicUsize::new(0)) };
+    let config = EngineConfig { queue_capacity: 2, max_batch: 1, ..EngineConfig::default() };
+    let engine = Arc::new(
+        Engine::start(factory(LifecyclePolicy::default()), store, MemoryBus::new(), ManualClock::new(t0()), config)
+            .await
+            .expect("starts"),
+    );
+    let mut pending = Vec::new();
+    let mut overloaded = 0;
+    for i in 0..8 {
+        let spec = request(&format!("f{i}"), "c1-i1-s1", "home-care", Urgency::Normal, 2, 3);
+        let e = Arc::clone(&engine);
+        let h = tokio::spawn(async move { e.execute(Command::Submit { spec }).await });
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        if h.is_finished() {
+            match h.await.expect("task") {
+                Err(EngineError::Overloaded { capacity: 2 }) => overloaded += 1,
+                other => panic!("only overload can finish while the store is blocked: {other:?}"),
+            }
+        } else {
+            pending.push(h);
+        }
+    }
+    assert!(overloaded >= 4, "the queue holds two and the writer one: {overloaded} overloaded");
+    gate.add_permits(1000);
+    for h in pending {
+        h.await.expect("task").expect("stored once the store is back");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_append_acknowledges_nothing_and_rebuilds() {
+    let fail = Arc::new(AtomicUsize::new(1));
+    let inner = MemoryStore::new();
+    let store = GatedStore { inner: inner.clone(), gate: Arc::new(tokio::sync::Semaphore::new(1000)), fail };
+    let engine = Engine::start(
+        factory(LifecyclePolicy::default()),
+        store,
+        MemoryBus::new(),
+        ManualClock::new(t0()),
+        EngineConfig::default(),
+    )
+    .await
+    .expect("starts");
+    let before = engine.query(|lc| lc.digest()).await.expect("queries");
+    let spec = request("x", "c1-i1-s1", "home-care", Urgency::Normal, 2, 3);
+    let res = engine.execute(Command::Submit { spec: spec.clone() }).await;
+    assert!(matches!(res, Err(EngineError::Store(StoreError::Unavailable(_)))), "{res:?}");
+    assert_eq!(engine.query(|lc| lc.digest()).await.expect("queries"), before, "state rebuilt from the store");
+    assert!(inner.is_empty());
+    // The retry is a new submission and succeeds.
+    engine.execute(Command::Submit { spec }).await.expect("stored");
+    assert!(!inner.is_empty());
+}
