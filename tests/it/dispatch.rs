@@ -97,12 +97,16 @@ proptest! {
         let root = d.city().units().idx(&"cz".parse().expect("valid")).expect("root exists");
         for req in &c.requests {
             // Exclude a few of the teams that would otherwise rank first.
-            let base_q = RankQuery { k: n_excluded, scope: wide_scope.then_some(root), exclude: vec![] };
+            let base_q = RankQuery { k: n_excluded, scope: wide_scope.then_some(root), ..RankQuery::default() };
             let exclude: Vec<TeamIdx> = d.rank(req, now, &base_q).iter().map(|r| r.idx).collect();
-            let q = RankQuery { k, scope: wide_scope.then_some(root), exclude: exclude.clone() };
+            let q = RankQuery { k, scope: wide_scope.then_some(root), exclude: exclude.clone(), ..RankQuery::default() };
             let fast = d.rank(req, now, &q);
             let slow = d.rank_brute_force(req, now, &q);
             prop_assert_eq!(&fast, &slow);
+            // `rank_all` is the same order, complete: its first k are `rank`'s.
+            let all = d.rank_all(req, now, &q);
+            prop_assert_eq!(&all[..fast.len()], &fast[..]);
+            prop_assert_eq!(all.len(), d.rank_brute_force(req, now, &RankQuery { k: usize::MAX, ..q.clone() }).len());
             let scope = d.city().units().get(q.scope.unwrap_or_else(|| d.city().units().county_of(req.unit()))).id.clone();
             for r in &fast {
                 let spec = c.file.teams.iter().find(|t| t.id == r.team).expect("ranked team exists");

@@ -335,6 +335,28 @@ impl<T: TravelTime> Dispatcher<T> {
         self.evaluate(&cx, idx, t, &mut Vec::new())
     }
 
+    /// Every eligible team for `req` under `q` (its `k` is ignored), best
+    /// first: the same order as [`Dispatcher::rank`], so the best `k` of any
+    /// narrower scope are the first `k` of this list that lie in it.
+    pub fn rank_all(&self, req: &Request, now: DateTime<Utc>, q: &RankQuery) -> Vec<Ranked> {
+        let cx = self.ctx(req, q, now);
+        let mut all = Vec::new();
+        let mut scratch = Vec::new();
+        let skills = self.city.skills();
+        self.index.for_each_candidate(
+            req.location(),
+            &req.skills(),
+            |s| skills.narrower_or_self(s),
+            |idx, t| {
+                if let Some(r) = self.evaluate(&cx, idx, t, &mut scratch) {
+                    all.push(r);
+                }
+            },
+        );
+        all.sort_by(better);
+        all
+    }
+
     /// The same ranking by scanning every team: the reference for tests and benchmarks.
     pub fn rank_brute_force(&self, req: &Request, now: DateTime<Utc>, q: &RankQuery) -> Vec<Ranked> {
         let cx = self.ctx(req, q, now);

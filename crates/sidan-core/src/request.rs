@@ -1,6 +1,8 @@
 //! Residents' requests (群众点单), validated against a city, and the private
 //! contact data they carry.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::city::City;
@@ -188,7 +190,7 @@ pub enum RequestError {
 /// A validated request, with its unit and skills resolved against a city.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request {
-    spec: RequestSpec,
+    spec: Arc<RequestSpec>,
     unit: UnitIdx,
     skills: SkillSet,
     duration_min: u32,
@@ -197,6 +199,11 @@ pub struct Request {
 impl Request {
     /// Validates a submission against the city.
     pub fn new(spec: RequestSpec, city: &City) -> Result<Self, RequestError> {
+        Self::from_shared(Arc::new(spec), city)
+    }
+
+    /// Validates a shared submission (an event's) without copying it.
+    pub fn from_shared(spec: Arc<RequestSpec>, city: &City) -> Result<Self, RequestError> {
         let unit = city
             .units()
             .idx(&spec.unit)
@@ -222,6 +229,11 @@ impl Request {
 
     /// The request as submitted.
     pub fn spec(&self) -> &RequestSpec {
+        &self.spec
+    }
+
+    /// The request as submitted, shared.
+    pub fn shared_spec(&self) -> &Arc<RequestSpec> {
         &self.spec
     }
 

@@ -27,7 +27,10 @@ pub mod policy_file;
 pub mod state;
 pub mod types;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+type HashMap<K, V> = foldhash::HashMap<K, V>;
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -114,6 +117,11 @@ impl Cursor {
     }
 }
 
+/// Every eligible team of one county (or the city) for one request, best
+/// first, with the unit it was searched in; filled on first use.
+#[derive(Default)]
+struct Pool(Option<(UnitIdx, Vec<Ranked>)>);
+
 /// Appends events to one stream, numbering them.
 struct Out<'a> {
     recs: &'a mut Vec<Recorded>,
@@ -169,12 +177,12 @@ impl<T: TravelTime> Lifecycle<T> {
         Self {
             dispatcher,
             policies,
-            requests: HashMap::new(),
-            pairings: HashMap::new(),
-            household_pairing: HashMap::new(),
-            no_shows: HashMap::new(),
+            requests: HashMap::default(),
+            pairings: HashMap::default(),
+            household_pairing: HashMap::default(),
+            no_shows: HashMap::default(),
             wakeups: BTreeSet::new(),
-            wake_of: HashMap::new(),
+            wake_of: HashMap::default(),
             applied: 0,
         }
     }
@@ -416,6 +424,7 @@ impl<T: TravelTime> Lifecycle<T> {
     ) -> Result<(), LifecycleError> {
         check_contact(&spec.contact)?;
         let req = Request::new(spec.clone(), self.dispatcher.city())?;
+        let spec = req.shared_spec();
         if now >= latest_start(&req) {
             return Err(LifecycleError::WindowPassed { request: spec.id.clone(), end: spec.window.end() });
         }
@@ -427,7 +436,7 @@ impl<T: TravelTime> Lifecycle<T> {
         let kind = if req.urgency() == Urgency::Emergency { policy.emergency_start_scope } else { policy.start_scope };
         let scope = start_scope(units, req.unit(), kind);
         out.push(Event::Submitted {
-            spec: spec.clone(),
+            spec: Arc::clone(spec),
             scope: units.get(scope).id.clone(),
             pairing: pairing.map(|(p, _)| p.clone()),
         });
@@ -490,8 +499,9 @@ impl<T: TravelTime> Lifecycle<T> {
         } else {
             None
         };
+        let mut pool = Pool::default();
         if let Some(r) = reason {
-            if !self.widen(req, cur, r, now, out) {
+            if !self.widen_with(&mut pool, req, cur, r, now, out) {
                 return;
             }
             need = need.max(1);
@@ -501,34 +511,52 @@ impl<T: TravelTime> Lifecycle<T> {
         }
         let mode = if emergency { OfferMode::Emergency } else { OfferMode::Ranked };
         loop {
-            let found = self.candidates(req, cur, need, now);
+            let found = self.pick(&mut pool, req, cur, need, now);
             if !found.is_empty() {
-                for r in found {
-                    self.offer(req, cur, r.idx, mode, now, out);
+                for idx in found {
+                    self.offer(req, cur, idx, mode, now, out);
                 }
                 return;
             }
-            if !self.widen(req, cur, WidenReason::NoCandidates, now, out) {
+            if !self.widen_with(&mut pool, req, cur, WidenReason::NoCandidates, now, out) {
                 return;
             }
         }
     }
 
-    fn candidates(&self, req: &Request, cur: &Cursor, k: usize, now: DateTime<Utc>) -> Vec<Ranked> {
-        let q = RankQuery {
-            k,
-            scope: Some(cur.scope),
-            exclude: cur.offered.clone(),
-            policy: Some(self.policy_of(req).scoring),
-        };
-        self.dispatcher.rank(req, now, &q)
+    /// The best `k` eligible teams of the cursor's scope, not offered before.
+    ///
+    /// The pool holds every eligible team of the scope's county (or of the
+    /// city, once dispatch reaches it), best first, computed once per
+    /// decision and level: widening inside a county costs a filter, not
+    /// another search.
+    fn pick(&self, pool: &mut Pool, req: &Request, cur: &Cursor, k: usize, now: DateTime<Utc>) -> Vec<TeamIdx> {
+        let units = self.dispatcher.city().units();
+        let root = units.county_of(cur.scope);
+        if pool.0.as_ref().is_none_or(|(r, _)| *r != root) {
+            let q = RankQuery {
+                k: usize::MAX,
+                scope: Some(root),
+                exclude: cur.offered.clone(),
+                policy: Some(self.policy_of(req).scoring),
+            };
+            pool.0 = Some((root, self.dispatcher.rank_all(req, now, &q)));
+        }
+        let index = self.dispatcher.index();
+        let all = pool.0.as_ref().map_or(&[][..], |(_, v)| v.as_slice());
+        all.iter()
+            .map(|r| r.idx)
+            .filter(|&t| cur.offered.binary_search(&t).is_err() && units.is_in_subtree(index.get(t).unit, cur.scope))
+            .take(k)
+            .collect()
     }
 
     /// Widens the scope one level. Reaching the widest scope (the city)
     /// issues the recruitment order (招募令) instead of ranked offers.
     /// Returns whether dispatch should go on at the new scope.
-    fn widen(
+    fn widen_with(
         &self,
+        pool: &mut Pool,
         req: &Request,
         cur: &mut Cursor,
         reason: WidenReason,
@@ -545,15 +573,15 @@ impl<T: TravelTime> Lifecycle<T> {
                 return true;
             }
         }
-        let all = self.candidates(req, cur, usize::MAX, now);
+        let all = self.pick(pool, req, cur, usize::MAX, now);
         if all.is_empty() && cur.open == 0 {
             out.push(Event::Unfulfillable);
             return false;
         }
         out.push(Event::RecruitmentIssued { scope: units.get(cur.scope).id.clone(), teams: all.len() as u32 });
         cur.recruiting = true;
-        for r in all {
-            self.offer(req, cur, r.idx, OfferMode::Recruitment, now, out);
+        for idx in all {
+            self.offer(req, cur, idx, OfferMode::Recruitment, now, out);
         }
         false
     }
@@ -624,7 +652,7 @@ impl<T: TravelTime> Lifecycle<T> {
                 check_contact(&spec.contact)?;
                 Schedule::compile(spec, city.units().get(unit).tz)
                     .map_err(|error| LifecycleError::BadSchedule { pairing: spec.id.clone(), error })?;
-                out.push(Event::Paired { spec: spec.clone() });
+                out.push(Event::Paired { spec: Box::new(spec.clone()) });
             }
             Command::Unpair { pairing, reason } => {
                 let p = self
@@ -714,8 +742,8 @@ impl<T: TravelTime> Lifecycle<T> {
             if self.requests.contains_key(id) || spec.id != *id {
                 return Err(Self::invalid(rec, "submission of an existing or different request"));
             }
-            let request =
-                Request::new(spec.clone(), self.dispatcher.city()).map_err(|e| Self::invalid(rec, e.to_string()))?;
+            let request = Request::from_shared(Arc::clone(spec), self.dispatcher.city())
+                .map_err(|e| Self::invalid(rec, e.to_string()))?;
             let scope = self
                 .dispatcher
                 .city()
@@ -863,7 +891,7 @@ impl<T: TravelTime> Lifecycle<T> {
                 self.dispatcher.index_mut().set_paired(team, &spec.household, true);
                 self.pairings.insert(
                     id.clone(),
-                    PairingState { spec: spec.clone(), schedule, active: true, cursor: None, next, version: 1 },
+                    PairingState { spec: (**spec).clone(), schedule, active: true, cursor: None, next, version: 1 },
                 );
             }
             Event::Unpaired { .. } => {

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -306,7 +307,7 @@ pub enum Event {
     /// A request was accepted for dispatch at `scope`.
     Submitted {
         /// The request, contact included (masked on the bus).
-        spec: RequestSpec,
+        spec: Arc<RequestSpec>,
         /// The first dispatch scope.
         scope: UnitId,
         /// The pairing that generated it, if any.
@@ -401,7 +402,7 @@ pub enum Event {
     /// A pairing began.
     Paired {
         /// The pairing, contact included (masked on the bus).
-        spec: PairingSpec,
+        spec: Box<PairingSpec>,
     },
     /// A pairing ended.
     Unpaired {
@@ -427,13 +428,13 @@ impl Event {
     pub fn masked(&self) -> Event {
         match self {
             Event::Submitted { spec, scope, pairing } => Event::Submitted {
-                spec: RequestSpec { contact: spec.contact.masked_contact(), ..spec.clone() },
+                spec: Arc::new(RequestSpec { contact: spec.contact.masked_contact(), ..(**spec).clone() }),
                 scope: scope.clone(),
                 pairing: pairing.clone(),
             },
-            Event::Paired { spec } => {
-                Event::Paired { spec: PairingSpec { contact: spec.contact.masked_contact(), ..spec.clone() } }
-            }
+            Event::Paired { spec } => Event::Paired {
+                spec: Box::new(PairingSpec { contact: spec.contact.masked_contact(), ..(**spec).clone() }),
+            },
             other => other.clone(),
         }
     }

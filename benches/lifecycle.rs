@@ -1,0 +1,151 @@
+//! The lifecycle's throughput: decide + apply in the pure core, and commands
+//! through the runtime's engine with the in-memory store and bus, side by
+//! side in one run.
+//!
+//! The workload is a city of 6,000 teams (Cangzhou's size) and requests from
+//! the demand generator. Each request lives its whole life: submit (ranked
+//! dispatch, an offer), accept, check in, complete, four evaluations and
+//! close: 8 commands and about 10 events. Throughput is reported per event
+//! for the core and per command for the engine.
+//!
+//! Run with `cargo bench --bench lifecycle`; `benches/lifecycle_report.py`
+//! writes the medians into docs/benchmarks.md.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use sidan::core::dispatch::Dispatcher;
+use sidan::core::id::{TeamId, VolunteerId};
+use sidan::core::lifecycle::{Command, Event, Lifecycle, PolicyBook, RaterRole, Recorded};
+use sidan::core::request::RequestSpec;
+use sidan::runtime::{Engine, EngineConfig, ManualClock, MemoryBus, MemoryStore};
+use sidan::sim::{CityConfig, DemandConfig, generate_city, generate_requests};
+
+const TEAMS: usize = 6_000;
+const REQUESTS: usize = 4_000;
+const CLIENTS: usize = 64;
+
+fn offered(events: &[Recorded]) -> Option<TeamId> {
+    events.iter().find_map(|r| match &r.event {
+        Event::Offered { team, .. } => Some(team.clone()),
+        _ => None,
+    })
+}
+
+/// The commands that follow an accepted offer.
+fn after_offer(spec: &RequestSpec, team: &TeamId) -> Vec<Command> {
+    let request = spec.id.clone();
+    let mut cmds = vec![
+        Command::Accept { request: request.clone(), team: team.clone() },
+        Command::CheckIn { request: request.clone(), team: team.clone() },
+        Command::Complete {
+            request: request.clone(),
+            team: team.clone(),
+            minutes: 60,
+            volunteers: vec![VolunteerId::new("v1").expect("id"), VolunteerId::new("v2").expect("id")],
+        },
+    ];
+    for role in RaterRole::ALL {
+        cmds.push(Command::Evaluate { request: request.clone(), role, score: 5, comment: None });
+    }
+    cmds
+}
+
+/// Runs every request's whole life through the core; returns the number of events.
+fn run_core(lc: &mut Lifecycle, specs: &[RequestSpec], now: chrono::DateTime<chrono::Utc>) -> usize {
+    let mut events = 0;
+    for spec in specs {
+        let recs = lc.execute(&Command::Submit { spec: spec.clone() }, now).expect("generated requests are valid");
+        events += recs.len();
+        if let Some(team) = offered(&recs) {
+            for cmd in after_offer(spec, &team) {
+                events += lc.execute(&cmd, now).expect("legal").len();
+            }
+        }
+    }
+    events
+}
+
+fn bench(c: &mut Criterion) {
+    let file = generate_city(&CityConfig { seed: 42, teams: TEAMS, ..CityConfig::default() });
+    let (city, index) = file.build().expect("generated city is valid");
+    let demand = DemandConfig { seed: 9, requests: REQUESTS, ..DemandConfig::default() };
+    let specs = generate_requests(&city, &demand);
+    let now = demand.start - chrono::Duration::hours(1);
+    let base = Lifecycle::new(Dispatcher::new(city, index), PolicyBook::default());
+
+    // Count once: events per run, commands per run.
+    let events = run_core(&mut base.clone(), &specs, now);
+    let mut g = c.benchmark_group("lifecycle");
+    g.sample_size(10).measurement_time(Duration::from_secs(8));
+    g.throughput(Throughput::Elements(events as u64));
+    g.bench_function("core_events", |b| {
+        b.iter_batched(|| base.clone(), |mut lc| run_core(&mut lc, &specs, now), BatchSize::LargeInput)
+    });
+
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let specs = Arc::new(specs);
+    let commands = rt.block_on(run_engine(&base, &specs, now));
+    g.throughput(Throughput::Elements(commands as u64));
+    g.bench_function("engine_commands", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                rt.block_on(run_engine(&base, &specs, now));
+                total += start.elapsed();
+            }
+            total
+        })
+    });
+    g.finish();
+    eprintln!("lifecycle: requests={REQUESTS} teams={TEAMS} events_per_run={events} commands_per_run={commands}");
+}
+
+/// Runs every request's life through an engine, from `CLIENTS` concurrent
+/// clients; returns the number of commands executed.
+async fn run_engine(base: &Lifecycle, specs: &Arc<Vec<RequestSpec>>, now: chrono::DateTime<chrono::Utc>) -> usize {
+    let base = base.clone();
+    let engine = Arc::new(
+        Engine::start(
+            Arc::new(move || base.clone()),
+            MemoryStore::new(),
+            MemoryBus::new(),
+            ManualClock::new(now),
+            EngineConfig::default(),
+        )
+        .await
+        .expect("starts"),
+    );
+    let mut tasks = Vec::new();
+    for client in 0..CLIENTS {
+        let engine = Arc::clone(&engine);
+        let specs = Arc::clone(specs);
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0;
+            for spec in specs.iter().skip(client).step_by(CLIENTS) {
+                let r = engine.execute(Command::Submit { spec: spec.clone() }).await.expect("submits");
+                n += 1;
+                if let Some(team) = offered(&r.events) {
+                    for cmd in after_offer(spec, &team) {
+                        engine.execute(cmd).await.expect("legal");
+                        n += 1;
+                    }
+                }
+            }
+            n
+        }));
+    }
+    let mut n = 0;
+    for t in tasks {
+        n += t.await.expect("client");
+    }
+    if let Ok(engine) = Arc::try_unwrap(engine) {
+        engine.shutdown().await;
+    }
+    n
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
