@@ -100,7 +100,12 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
-    eprintln!("lifecycle: requests={REQUESTS} teams={TEAMS} events_per_run={events} commands_per_run={commands}");
+    let line = format!("requests={REQUESTS} teams={TEAMS} clients={CLIENTS} events_per_run={events} commands_per_run={commands}\n");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/criterion/lifecycle-counts.txt");
+    if let Err(e) = std::fs::write(&path, &line) {
+        eprintln!("cannot write {}: {e}", path.display());
+    }
+    eprint!("lifecycle: {line}");
 }
 
 /// Runs every request's life through an engine, from `CLIENTS` concurrent

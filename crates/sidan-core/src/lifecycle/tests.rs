@@ -546,3 +546,41 @@ fn masked_events_hide_contacts() {
     assert!(!masked.contains("13812345678") && !masked.contains("402") && !masked.contains("桂兰"), "{masked}");
     assert!(masked.contains("138****5678"));
 }
+
+/// Renders the state × command table as markdown: `ok` or the refusal.
+fn table_markdown() -> String {
+    let r = rid("r");
+    let mut s = String::from("| phase \\ command |");
+    for c in CommandKind::ALL {
+        s.push_str(&format!(" {} |", serde_json::to_string(&c).expect("names").trim_matches('"')));
+    }
+    s.push_str("\n| --- |");
+    for _ in CommandKind::ALL {
+        s.push_str(" --- |");
+    }
+    s.push('\n');
+    for p in PhaseKind::ALL {
+        s.push_str(&format!("| {} |", serde_json::to_string(&p).expect("names").trim_matches('"')));
+        for c in CommandKind::ALL {
+            let cell = match check(&r, p, c) {
+                Ok(()) => "**ok**",
+                Err(LifecycleError::UnknownRequest { .. }) => "unknown_request",
+                Err(LifecycleError::DuplicateRequest { .. }) => "duplicate_request",
+                Err(LifecycleError::AlreadyTaken { .. }) => "already_taken",
+                Err(LifecycleError::WrongPhase { .. }) => "wrong_phase",
+                Err(LifecycleError::Terminal { .. }) => "terminal",
+                Err(e) => panic!("the table gives an unexpected refusal: {e}"),
+            };
+            s.push_str(&format!(" {cell} |"));
+        }
+        s.push('\n');
+    }
+    s
+}
+
+#[test]
+fn the_table_in_the_docs_is_the_code() {
+    let doc = include_str!("../../../../docs/lifecycle.md");
+    let table = table_markdown();
+    assert!(doc.contains(&table), "docs/lifecycle.md must contain the table as the code has it:\n{table}");
+}
