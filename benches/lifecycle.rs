@@ -52,10 +52,16 @@ fn after_offer(spec: &RequestSpec, team: &TeamId) -> Vec<Command> {
     cmds
 }
 
+/// Requests arrive one second apart.
+fn arrival(start: chrono::DateTime<chrono::Utc>, i: usize) -> chrono::DateTime<chrono::Utc> {
+    start + chrono::Duration::seconds(i as i64)
+}
+
 /// Runs every request's whole life through the core; returns the number of events.
-fn run_core(lc: &mut Lifecycle, specs: &[RequestSpec], now: chrono::DateTime<chrono::Utc>) -> usize {
+fn run_core(lc: &mut Lifecycle, specs: &[RequestSpec], start: chrono::DateTime<chrono::Utc>) -> usize {
     let mut events = 0;
-    for spec in specs {
+    for (i, spec) in specs.iter().enumerate() {
+        let now = arrival(start, i);
         let recs = lc.execute(&Command::Submit { spec: spec.clone() }, now).expect("generated requests are valid");
         events += recs.len();
         if let Some(team) = offered(&recs) {
@@ -72,7 +78,7 @@ fn bench(c: &mut Criterion) {
     let (city, index) = file.build().expect("generated city is valid");
     let demand = DemandConfig { seed: 9, requests: REQUESTS, ..DemandConfig::default() };
     let specs = generate_requests(&city, &demand);
-    let now = demand.start - chrono::Duration::hours(1);
+    let now = demand.start - chrono::Duration::hours(2);
     let base = Lifecycle::new(Dispatcher::new(city, index), PolicyBook::default());
 
     // Count once: events per run, commands per run.

@@ -84,13 +84,22 @@ pub enum ApplyError {
 pub struct Lifecycle<T = StraightLine> {
     dispatcher: Dispatcher<T>,
     policies: PolicyBook,
-    requests: HashMap<RequestId, RequestState>,
-    pairings: HashMap<PairingId, PairingState>,
+    requests: Vec<RequestState>,
+    request_slot: HashMap<RequestId, u32>,
+    pairings: Vec<PairingState>,
+    pairing_slot: HashMap<PairingId, u32>,
     household_pairing: HashMap<HouseholdId, PairingId>,
     no_shows: HashMap<TeamIdx, u32>,
-    wakeups: BTreeSet<(DateTime<Utc>, StreamId)>,
-    wake_of: HashMap<StreamId, DateTime<Utc>>,
+    /// Every stream's next wake-up, earliest first.
+    wakeups: BTreeSet<(DateTime<Utc>, Slot)>,
     applied: u64,
+}
+
+/// A stream's dense place in the lifecycle's tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Slot {
+    Request(u32),
+    Pairing(u32),
 }
 
 /// Where dispatch stands while one decision is being made: the request's
@@ -177,12 +186,13 @@ impl<T: TravelTime> Lifecycle<T> {
         Self {
             dispatcher,
             policies,
-            requests: HashMap::default(),
-            pairings: HashMap::default(),
+            requests: Vec::new(),
+            request_slot: HashMap::default(),
+            pairings: Vec::new(),
+            pairing_slot: HashMap::default(),
             household_pairing: HashMap::default(),
             no_shows: HashMap::default(),
             wakeups: BTreeSet::new(),
-            wake_of: HashMap::default(),
             applied: 0,
         }
     }
@@ -199,17 +209,17 @@ impl<T: TravelTime> Lifecycle<T> {
 
     /// A request's state.
     pub fn request(&self, id: &RequestId) -> Option<&RequestState> {
-        self.requests.get(id)
+        self.request_slot.get(id).map(|&i| &self.requests[i as usize])
     }
 
     /// Every request, in no particular order.
     pub fn requests(&self) -> impl Iterator<Item = &RequestState> {
-        self.requests.values()
+        self.requests.iter()
     }
 
     /// A pairing's state.
     pub fn pairing(&self, id: &PairingId) -> Option<&PairingState> {
-        self.pairings.get(id)
+        self.pairing_slot.get(id).map(|&i| &self.pairings[i as usize])
     }
 
     /// How many no-shows are recorded against a team.
@@ -224,9 +234,27 @@ impl<T: TravelTime> Lifecycle<T> {
 
     /// The version (number of events) of a stream; 0 if it has none.
     pub fn version(&self, stream: &StreamId) -> u64 {
+        self.slot(stream).map_or(0, |s| self.version_of(s))
+    }
+
+    fn slot(&self, stream: &StreamId) -> Option<Slot> {
         match stream {
-            StreamId::Request(r) => self.requests.get(r).map_or(0, |s| s.version),
-            StreamId::Pairing(p) => self.pairings.get(p).map_or(0, |s| s.version),
+            StreamId::Request(r) => self.request_slot.get(r).map(|&i| Slot::Request(i)),
+            StreamId::Pairing(p) => self.pairing_slot.get(p).map(|&i| Slot::Pairing(i)),
+        }
+    }
+
+    fn version_of(&self, slot: Slot) -> u64 {
+        match slot {
+            Slot::Request(i) => self.requests[i as usize].version,
+            Slot::Pairing(i) => self.pairings[i as usize].version,
+        }
+    }
+
+    fn stream_of(&self, slot: Slot) -> &StreamId {
+        match slot {
+            Slot::Request(i) => &self.requests[i as usize].stream,
+            Slot::Pairing(i) => &self.pairings[i as usize].stream,
         }
     }
 
@@ -237,7 +265,7 @@ impl<T: TravelTime> Lifecycle<T> {
 
     /// The streams due for a tick at `now`, earliest first.
     pub fn due(&self, now: DateTime<Utc>) -> impl Iterator<Item = &StreamId> + '_ {
-        self.wakeups.iter().take_while(move |(t, _)| *t <= now).map(|(_, s)| s)
+        self.wakeups.iter().take_while(move |(t, _)| *t <= now).map(|(_, s)| self.stream_of(*s))
     }
 
     fn team_idx(&self, team: &TeamId) -> Result<TeamIdx, LifecycleError> {
@@ -290,7 +318,7 @@ impl<T: TravelTime> Lifecycle<T> {
         out: &mut Out<'_>,
     ) -> Result<(), LifecycleError> {
         let StreamId::Request(id) = out.stream.clone() else { unreachable!("request commands address requests") };
-        let st = self.requests.get(&id);
+        let st = self.request(&id);
         check(&id, st.map_or(PhaseKind::New, |s| s.phase.kind()), kind)?;
         let Some(st) = st else {
             let Command::Submit { spec } = cmd else { unreachable!("the table admits only Submit for a new request") };
@@ -631,7 +659,7 @@ impl<T: TravelTime> Lifecycle<T> {
     fn decide_pairing(&self, cmd: &Command, now: DateTime<Utc>, out: &mut Out<'_>) -> Result<(), LifecycleError> {
         match cmd {
             Command::Pair { spec } => {
-                if self.pairings.contains_key(&spec.id) {
+                if self.pairing_slot.contains_key(&spec.id) {
                     return Err(LifecycleError::DuplicatePairing { pairing: spec.id.clone() });
                 }
                 self.team_idx(&spec.team)?;
@@ -656,8 +684,7 @@ impl<T: TravelTime> Lifecycle<T> {
             }
             Command::Unpair { pairing, reason } => {
                 let p = self
-                    .pairings
-                    .get(pairing)
+                    .pairing(pairing)
                     .ok_or_else(|| LifecycleError::UnknownPairing { pairing: pairing.clone() })?;
                 if !p.active {
                     return Err(LifecycleError::PairingEnded { pairing: pairing.clone() });
@@ -667,8 +694,7 @@ impl<T: TravelTime> Lifecycle<T> {
             }
             Command::Tick { stream: StreamId::Pairing(pairing) } => {
                 let p = self
-                    .pairings
-                    .get(pairing)
+                    .pairing(pairing)
                     .ok_or_else(|| LifecycleError::UnknownPairing { pairing: pairing.clone() })?;
                 self.tick_pairing(p, now, out);
             }
@@ -691,7 +717,7 @@ impl<T: TravelTime> Lifecycle<T> {
             }
             let spec = pairing::visit_request(&p.spec, &p.schedule, slot);
             match (spec, team) {
-                (Some(spec), Some(team)) if !self.requests.contains_key(&spec.id) => {
+                (Some(spec), Some(team)) if !self.request_slot.contains_key(&spec.id) => {
                     // Decide the visit's request on its own stream; a refusal (window
                     // already too close) skips the slot instead.
                     let mut recs = Vec::new();
@@ -717,16 +743,17 @@ impl<T: TravelTime> Lifecycle<T> {
     /// If the event does not fit: wrong sequence number, unknown team, or an
     /// event the stream's state cannot take. The state is unchanged then.
     pub fn apply(&mut self, rec: &Recorded) -> Result<(), ApplyError> {
-        let expected = self.version(&rec.stream) + 1;
+        let slot = self.slot(&rec.stream);
+        let expected = slot.map_or(0, |s| self.version_of(s)) + 1;
         if rec.seq != expected {
             return Err(ApplyError::OutOfOrder { stream: rec.stream.clone(), expected, got: rec.seq });
         }
-        match &rec.stream {
-            StreamId::Request(id) => self.apply_request(id, rec)?,
-            StreamId::Pairing(id) => self.apply_pairing(id, rec)?,
-        }
+        let slot = match &rec.stream {
+            StreamId::Request(id) => self.apply_request(id, slot, rec)?,
+            StreamId::Pairing(id) => self.apply_pairing(id, slot, rec)?,
+        };
         self.applied += 1;
-        self.reschedule(&rec.stream);
+        self.reschedule(slot);
         Ok(())
     }
 
@@ -734,12 +761,12 @@ impl<T: TravelTime> Lifecycle<T> {
         ApplyError::Invalid { stream: rec.stream.clone(), seq: rec.seq, problem: problem.into() }
     }
 
-    fn apply_request(&mut self, id: &RequestId, rec: &Recorded) -> Result<(), ApplyError> {
+    fn apply_request(&mut self, id: &RequestId, slot: Option<Slot>, rec: &Recorded) -> Result<Slot, ApplyError> {
         let idx_of = |lc: &Self, team: &TeamId| {
             lc.dispatcher.index().idx(team).ok_or_else(|| Self::invalid(rec, format!("unknown team {team}")))
         };
         if let Event::Submitted { spec, scope, pairing } = &rec.event {
-            if self.requests.contains_key(id) || spec.id != *id {
+            if slot.is_some() || spec.id != *id {
                 return Err(Self::invalid(rec, "submission of an existing or different request"));
             }
             let request = Request::from_shared(Arc::clone(spec), self.dispatcher.city())
@@ -750,9 +777,10 @@ impl<T: TravelTime> Lifecycle<T> {
                 .units()
                 .idx(scope)
                 .ok_or_else(|| Self::invalid(rec, format!("unknown unit {scope}")))?;
-            self.requests.insert(
-                id.clone(),
-                RequestState {
+            let i = self.requests.len() as u32;
+            self.request_slot.insert(id.clone(), i);
+            self.requests.push(RequestState {
+                    stream: rec.stream.clone(),
                     request,
                     phase: Phase::Open,
                     version: 1,
@@ -765,9 +793,9 @@ impl<T: TravelTime> Lifecycle<T> {
                     recruiting: false,
                     pairing: pairing.clone(),
                     evaluations: Vec::new(),
-                },
-            );
-            return Ok(());
+                    wake: None,
+                });
+            return Ok(Slot::Request(i));
         }
         let team = match &rec.event {
             Event::Offered { team, .. }
@@ -790,7 +818,10 @@ impl<T: TravelTime> Lifecycle<T> {
             ),
             _ => None,
         };
-        let st = self.requests.get_mut(id).ok_or_else(|| Self::invalid(rec, "event for a request never submitted"))?;
+        let Some(Slot::Request(i)) = slot else {
+            return Err(Self::invalid(rec, "event for a request never submitted"));
+        };
+        let st = &mut self.requests[i as usize];
         let phase = st.phase.kind();
         let bad = |what: &str| Self::invalid(rec, format!("{what} while {phase}"));
         // Load changes to make once the request's own state is updated.
@@ -867,13 +898,17 @@ impl<T: TravelTime> Lifecycle<T> {
             // The team exists: its index came from this dispatcher.
             let _ = self.dispatcher.index_mut().record_job(&id, h.as_ref());
         }
-        Ok(())
+        Ok(Slot::Request(i))
     }
 
-    fn apply_pairing(&mut self, id: &PairingId, rec: &Recorded) -> Result<(), ApplyError> {
+    fn apply_pairing(&mut self, id: &PairingId, slot: Option<Slot>, rec: &Recorded) -> Result<Slot, ApplyError> {
+        let existing = match slot {
+            Some(Slot::Pairing(i)) => Some(i as usize),
+            _ => None,
+        };
         match &rec.event {
             Event::Paired { spec } => {
-                if self.pairings.contains_key(id) || spec.id != *id {
+                if existing.is_some() || spec.id != *id {
                     return Err(Self::invalid(rec, "a pairing that exists, or of another id"));
                 }
                 let units = self.dispatcher.city().units();
@@ -889,15 +924,23 @@ impl<T: TravelTime> Lifecycle<T> {
                 let next = schedule.next_slot(None);
                 self.household_pairing.insert(spec.household.clone(), id.clone());
                 self.dispatcher.index_mut().set_paired(team, &spec.household, true);
-                self.pairings.insert(
-                    id.clone(),
-                    PairingState { spec: (**spec).clone(), schedule, active: true, cursor: None, next, version: 1 },
-                );
+                let i = self.pairings.len() as u32;
+                self.pairing_slot.insert(id.clone(), i);
+                self.pairings.push(PairingState {
+                    stream: rec.stream.clone(),
+                    spec: (**spec).clone(),
+                    schedule,
+                    active: true,
+                    cursor: None,
+                    next,
+                    version: 1,
+                    wake: None,
+                });
+                return Ok(Slot::Pairing(i));
             }
             Event::Unpaired { .. } => {
-                let p = self
-                    .pairings
-                    .get_mut(id)
+                let p = existing
+                    .map(|i| &mut self.pairings[i])
                     .filter(|p| p.active)
                     .ok_or_else(|| Self::invalid(rec, "no active pairing"))?;
                 p.active = false;
@@ -909,7 +952,7 @@ impl<T: TravelTime> Lifecycle<T> {
                 }
             }
             Event::VisitScheduled { slot, .. } | Event::VisitSkipped { slot } => {
-                let p = self.pairings.get_mut(id).ok_or_else(|| Self::invalid(rec, "no such pairing"))?;
+                let p = existing.map(|i| &mut self.pairings[i]).ok_or_else(|| Self::invalid(rec, "no such pairing"))?;
                 if p.next != Some(*slot) {
                     return Err(Self::invalid(rec, format!("slot {slot} is not the pairing's next")));
                 }
@@ -919,50 +962,46 @@ impl<T: TravelTime> Lifecycle<T> {
             }
             e => return Err(Self::invalid(rec, format!("{} on a pairing stream", e.name()))),
         }
-        Ok(())
+        existing.map(|i| Slot::Pairing(i as u32)).ok_or_else(|| Self::invalid(rec, "no such pairing"))
     }
 
-    fn wake_at(&self, stream: &StreamId) -> Option<DateTime<Utc>> {
-        match stream {
-            StreamId::Pairing(p) => self.pairings.get(p)?.wake_at(),
-            StreamId::Request(r) => {
-                let st = self.requests.get(r)?;
-                let p = self.policy_of(&st.request);
-                match st.phase {
-                    Phase::Open => {
-                        let mut w = latest_start(&st.request);
-                        for o in &st.offers {
-                            w = w.min(o.deadline);
-                        }
-                        if !st.recruiting {
-                            w = w.min(st.scope_since + Duration::minutes(i64::from(p.escalate_after_min)));
-                        }
-                        Some(w)
-                    }
-                    Phase::Held { .. } => Some(st.request.window().end()),
-                    Phase::Completed { at, .. } => Some(at + Duration::hours(i64::from(p.evaluation_window_h))),
-                    Phase::CheckedIn { .. }
-                    | Phase::Closed
-                    | Phase::Cancelled
-                    | Phase::Expired
-                    | Phase::Unfulfillable => None,
+    fn wake_at(&self, slot: Slot) -> Option<DateTime<Utc>> {
+        let st = match slot {
+            Slot::Pairing(i) => return self.pairings[i as usize].wake_at(),
+            Slot::Request(i) => &self.requests[i as usize],
+        };
+        let p = self.policy_of(&st.request);
+        match st.phase {
+            Phase::Open => {
+                let mut w = latest_start(&st.request);
+                for o in &st.offers {
+                    w = w.min(o.deadline);
                 }
+                if !st.recruiting {
+                    w = w.min(st.scope_since + Duration::minutes(i64::from(p.escalate_after_min)));
+                }
+                Some(w)
             }
+            Phase::Held { .. } => Some(st.request.window().end()),
+            Phase::Completed { at, .. } => Some(at + Duration::hours(i64::from(p.evaluation_window_h))),
+            Phase::CheckedIn { .. } | Phase::Closed | Phase::Cancelled | Phase::Expired | Phase::Unfulfillable => None,
         }
     }
 
-    fn reschedule(&mut self, stream: &StreamId) {
-        let next = self.wake_at(stream);
-        if let Some(old) = self.wake_of.get(stream).copied() {
-            if Some(old) == next {
-                return;
-            }
-            self.wakeups.remove(&(old, stream.clone()));
-            self.wake_of.remove(stream);
+    fn reschedule(&mut self, slot: Slot) {
+        let next = self.wake_at(slot);
+        let wake = match slot {
+            Slot::Request(i) => &mut self.requests[i as usize].wake,
+            Slot::Pairing(i) => &mut self.pairings[i as usize].wake,
+        };
+        if *wake == next {
+            return;
+        }
+        if let Some(old) = std::mem::replace(wake, next) {
+            self.wakeups.remove(&(old, slot));
         }
         if let Some(t) = next {
-            self.wakeups.insert((t, stream.clone()));
-            self.wake_of.insert(stream.clone(), t);
+            self.wakeups.insert((t, slot));
         }
     }
 
@@ -971,18 +1010,16 @@ impl<T: TravelTime> Lifecycle<T> {
     pub fn digest(&self) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut h = std::hash::DefaultHasher::new();
-        let mut ids: Vec<&RequestId> = self.requests.keys().collect();
-        ids.sort();
-        for id in ids {
-            let st = &self.requests[id];
-            (id, st.phase, st.version, st.scope, st.misses, st.scope_since).hash(&mut h);
+        let mut reqs: Vec<&RequestState> = self.requests.iter().collect();
+        reqs.sort_by(|a, b| a.request.id().cmp(b.request.id()));
+        for st in reqs {
+            (st.request.id(), st.phase, st.version, st.scope, st.misses, st.scope_since).hash(&mut h);
             (&st.offers, &st.excluded, &st.offered, st.recruiting, &st.pairing, &st.evaluations).hash(&mut h);
         }
-        let mut ps: Vec<&PairingId> = self.pairings.keys().collect();
-        ps.sort();
-        for id in ps {
-            let p = &self.pairings[id];
-            (id, p.active, p.cursor, p.next, p.version).hash(&mut h);
+        let mut ps: Vec<&PairingState> = self.pairings.iter().collect();
+        ps.sort_by(|a, b| a.spec.id.cmp(&b.spec.id));
+        for p in ps {
+            (&p.spec.id, p.active, p.cursor, p.next, p.version).hash(&mut h);
         }
         for t in self.dispatcher.index().records() {
             (t.load, t.recent_jobs, &t.households_served, &t.paired_households).hash(&mut h);
@@ -990,7 +1027,10 @@ impl<T: TravelTime> Lifecycle<T> {
         let mut ns: Vec<_> = self.no_shows.iter().collect();
         ns.sort();
         ns.hash(&mut h);
-        self.wakeups.hash(&mut h);
+        let mut wakes: Vec<(DateTime<Utc>, &StreamId)> =
+            self.wakeups.iter().map(|(t, s)| (*t, self.stream_of(*s))).collect();
+        wakes.sort();
+        wakes.hash(&mut h);
         h.finish()
     }
 }

@@ -191,6 +191,8 @@ pub fn visit_request(spec: &PairingSpec, schedule: &Schedule, slot: DateTime<Utc
 /// A pairing's state, folded from its stream.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PairingState {
+    /// Its stream, `pairing/<id>`.
+    pub stream: crate::lifecycle::StreamId,
     /// As declared.
     pub spec: PairingSpec,
     /// Its schedule.
@@ -203,6 +205,8 @@ pub struct PairingState {
     pub next: Option<DateTime<Utc>>,
     /// Events in its stream.
     pub version: u64,
+    /// When the stream next needs a tick (kept in step with the wake-up queue).
+    pub(crate) wake: Option<DateTime<Utc>>,
 }
 
 impl PairingState {

@@ -134,6 +134,8 @@ pub struct OpenOffer {
 /// One request's state, folded from its stream.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestState {
+    /// Its stream, `request/<id>`.
+    pub stream: crate::lifecycle::StreamId,
     /// The validated request.
     pub request: Request,
     /// Where it is.
@@ -158,6 +160,8 @@ pub struct RequestState {
     pub pairing: Option<PairingId>,
     /// Ratings received, by role.
     pub evaluations: Vec<(RaterRole, u8)>,
+    /// When the stream next needs a tick (kept in step with the wake-up queue).
+    pub(crate) wake: Option<DateTime<Utc>>,
 }
 
 impl RequestState {
