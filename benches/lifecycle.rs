@@ -106,7 +106,9 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
-    let line = format!("requests={REQUESTS} teams={TEAMS} clients={CLIENTS} events_per_run={events} commands_per_run={commands}\n");
+    let line = format!(
+        "requests={REQUESTS} teams={TEAMS} clients={CLIENTS} events_per_run={events} commands_per_run={commands}\n"
+    );
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/criterion/lifecycle-counts.txt");
     if let Err(e) = std::fs::write(&path, &line) {
         eprintln!("cannot write {}: {e}", path.display());

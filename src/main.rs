@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod simulate;
 mod solve;
 
 /// Volunteer-service dispatch engine.
@@ -18,6 +19,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The main job: run a seeded city for a week through the engine, with
+    /// simulated teams and residents, and report what became of every request.
+    Simulate(simulate::SimulateArgs),
     /// Generate (or load) a county and show, for a few requests, the ranked
     /// teams with their score terms and why nearby teams were not eligible.
     Demo(demo::DemoArgs),
@@ -28,6 +32,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Simulate(args) => simulate::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Solve(args) => solve::run(&args),
     }

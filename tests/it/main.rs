@@ -3,3 +3,4 @@
 mod city_file;
 mod demo;
 mod dispatch;
+mod simulation;

@@ -82,6 +82,7 @@ type Query<T> = Box<dyn FnOnce(&Lifecycle<T>) + Send>;
 enum Job<T> {
     Command { cmd: Command, reply: oneshot::Sender<Result<Receipt, EngineError>> },
     Query(Query<T>),
+    Settle(oneshot::Sender<()>),
 }
 
 /// Builds a fresh, empty lifecycle (the city, its teams, the policies):
@@ -103,6 +104,7 @@ impl<T> std::fmt::Debug for Job<T> {
         match self {
             Job::Command { cmd, .. } => f.debug_tuple("Command").field(cmd).finish(),
             Job::Query(_) => f.write_str("Query"),
+            Job::Settle(_) => f.write_str("Settle"),
         }
     }
 }
@@ -172,6 +174,18 @@ impl<T: TravelTime + Send + Sync + 'static> Engine<T> {
         self.send(Job::Query(Box::new(move |lc| {
             let _ = tx.send(f(lc));
         })))?;
+        rx.await.map_err(|_| EngineError::Stopped)
+    }
+
+    /// Waits until every timer due at the clock's current time has fired and
+    /// its events are stored. With a [`ManualClock`](crate::ManualClock) this
+    /// makes a simulation step deterministic: set the time, then settle.
+    ///
+    /// # Errors
+    /// [`EngineError::Overloaded`] or [`EngineError::Stopped`].
+    pub async fn settle(&self) -> Result<(), EngineError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Job::Settle(tx))?;
         rx.await.map_err(|_| EngineError::Stopped)
     }
 
@@ -247,6 +261,7 @@ impl<T: TravelTime, S: Store, C: Clock> Writer<T, S, C> {
             let now = self.now();
             let mut batch = Vec::new();
             let mut replies: Vec<Reply> = Vec::new();
+            let mut settled = Vec::new();
             for job in jobs {
                 match job {
                     Job::Command { cmd, reply } => {
@@ -263,6 +278,7 @@ impl<T: TravelTime, S: Store, C: Clock> Writer<T, S, C> {
                         self.flush(&mut batch, &mut replies).await;
                         f(&self.lc);
                     }
+                    Job::Settle(done) => settled.push(done),
                 }
             }
             let before = batch.len();
@@ -276,6 +292,9 @@ impl<T: TravelTime, S: Store, C: Clock> Writer<T, S, C> {
             idle_until = (batch.len() == before && self.lc.next_wakeup().is_some_and(|w| w <= now))
                 .then(|| now + Duration::seconds(1));
             self.flush(&mut batch, &mut replies).await;
+            for done in settled {
+                let _ = done.send(());
+            }
         }
         let mut batch = Vec::new();
         self.flush(&mut batch, &mut Vec::new()).await;
@@ -315,15 +334,23 @@ impl<T: TravelTime, S: Store, C: Clock> Writer<T, S, C> {
                 }
             }
         };
+        // Replies take their events out of the batch (ranges are contiguous and in order).
+        let mut events = std::mem::take(batch).into_iter();
+        let mut taken = 0;
         for (reply, res) in replies.drain(..) {
             let answer = match (&outcome, res) {
                 (_, Err(e)) => Err(EngineError::Rejected(e)),
-                (Ok(p), Ok(range)) => Ok(Receipt { events: batch[range].to_vec(), position: *p }),
+                (Ok(p), Ok(range)) => {
+                    if range.start > taken {
+                        events.nth(range.start - taken - 1);
+                    }
+                    taken = range.end;
+                    Ok(Receipt { events: events.by_ref().take(range.len()).collect(), position: *p })
+                }
                 (Err(e), Ok(_)) => Err(EngineError::Store(e.clone())),
             };
             let _ = reply.send(answer);
         }
-        batch.clear();
     }
 }
 

@@ -7,10 +7,13 @@
 //! - [`catalog`]: the standard skill taxonomy and service catalog.
 //! - [`city`]: a city of counties, institutes, stations and teams.
 //! - [`demand`]: residents' requests.
+//! - [`behaviour`]: how teams and residents act on offers and services.
 
+pub mod behaviour;
 pub mod catalog;
 pub mod city;
 pub mod demand;
 
+pub use behaviour::{Answer, Behaviour, BehaviourConfig};
 pub use city::{CityConfig, generate_city};
 pub use demand::{DemandConfig, generate_requests};

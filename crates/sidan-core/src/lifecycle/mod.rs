@@ -683,9 +683,8 @@ impl<T: TravelTime> Lifecycle<T> {
                 out.push(Event::Paired { spec: Box::new(spec.clone()) });
             }
             Command::Unpair { pairing, reason } => {
-                let p = self
-                    .pairing(pairing)
-                    .ok_or_else(|| LifecycleError::UnknownPairing { pairing: pairing.clone() })?;
+                let p =
+                    self.pairing(pairing).ok_or_else(|| LifecycleError::UnknownPairing { pairing: pairing.clone() })?;
                 if !p.active {
                     return Err(LifecycleError::PairingEnded { pairing: pairing.clone() });
                 }
@@ -693,9 +692,8 @@ impl<T: TravelTime> Lifecycle<T> {
                 out.push(Event::Unpaired { reason: reason.clone() });
             }
             Command::Tick { stream: StreamId::Pairing(pairing) } => {
-                let p = self
-                    .pairing(pairing)
-                    .ok_or_else(|| LifecycleError::UnknownPairing { pairing: pairing.clone() })?;
+                let p =
+                    self.pairing(pairing).ok_or_else(|| LifecycleError::UnknownPairing { pairing: pairing.clone() })?;
                 self.tick_pairing(p, now, out);
             }
             _ => unreachable!("request commands are decided by decide_request"),
@@ -780,21 +778,21 @@ impl<T: TravelTime> Lifecycle<T> {
             let i = self.requests.len() as u32;
             self.request_slot.insert(id.clone(), i);
             self.requests.push(RequestState {
-                    stream: rec.stream.clone(),
-                    request,
-                    phase: Phase::Open,
-                    version: 1,
-                    scope,
-                    misses: 0,
-                    scope_since: rec.at,
-                    offers: Vec::new(),
-                    excluded: Vec::new(),
-                    offered: Vec::new(),
-                    recruiting: false,
-                    pairing: pairing.clone(),
-                    evaluations: Vec::new(),
-                    wake: None,
-                });
+                stream: rec.stream.clone(),
+                request,
+                phase: Phase::Open,
+                version: 1,
+                scope,
+                misses: 0,
+                scope_since: rec.at,
+                offers: Vec::new(),
+                excluded: Vec::new(),
+                offered: Vec::new(),
+                recruiting: false,
+                pairing: pairing.clone(),
+                evaluations: Vec::new(),
+                wake: None,
+            });
             return Ok(Slot::Request(i));
         }
         let team = match &rec.event {

@@ -1,0 +1,160 @@
+//! `sidan simulate`: the main job. A seeded city runs for a week: residents
+//! submit requests, the engine dispatches them through its store, simulated
+//! teams answer, serve and rate, and the report says what became of them.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use sidan::core::lifecycle::PolicyBook;
+use sidan::runtime::MemoryStore;
+use sidan::sim::{BehaviourConfig, CityConfig, DemandConfig, generate_city, generate_requests};
+use sidan::simulation::{Counts, SimOutcome};
+
+/// Arguments of `sidan simulate`.
+#[derive(Debug, clap::Args)]
+pub struct SimulateArgs {
+    /// Load this city file instead of generating one.
+    #[arg(long)]
+    city: Option<PathBuf>,
+    /// Number of teams of the generated city (Cangzhou has about 6,000).
+    #[arg(long, default_value_t = 6_000)]
+    teams: usize,
+    /// Number of requests over the simulated days.
+    #[arg(long, default_value_t = 5_000)]
+    requests: usize,
+    /// Days over which requests' windows start.
+    #[arg(long, default_value_t = 7)]
+    days: u32,
+    /// Seed of the city, the requests and the simulated behaviour.
+    #[arg(long, default_value_t = 2026)]
+    seed: u64,
+    /// Per-unit lifecycle policy file (TOML; see docs/policy.md).
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// Runs `sidan simulate`.
+pub fn run(args: &SimulateArgs) -> ExitCode {
+    match simulate(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let (city, index) = match &args.city {
+        Some(path) => sidan::load_city(path)?,
+        None => generate_city(&CityConfig { seed: args.seed, teams: args.teams, ..CityConfig::default() })
+            .build()
+            .context("the generated city is invalid")?,
+    };
+    let policies = match &args.policy {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+            PolicyBook::from_toml(&text, city.units()).with_context(|| format!("{}", path.display()))?
+        }
+        None => PolicyBook::default(),
+    };
+    let demand = DemandConfig { seed: args.seed, requests: args.requests, days: args.days, ..DemandConfig::default() };
+    let requests = generate_requests(&city, &demand);
+    let start = demand.start - chrono::Duration::days(2);
+    let behaviour = BehaviourConfig { seed: args.seed, ..BehaviourConfig::default() };
+    let (n_teams, n_units) = (index.len(), city.units().len());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let store = MemoryStore::new();
+    let outcome = rt.block_on(sidan::simulation::run(city, index, policies, requests, behaviour, start, store))?;
+    print_report(&outcome, n_teams, n_units, args, started.elapsed());
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&outcome)?;
+        std::fs::write(path, text).with_context(|| format!("{}", path.display()))?;
+        println!("\nReport written to {}", path.display());
+    }
+    Ok(())
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", 100.0 * x)
+}
+
+fn minutes(m: Option<f64>) -> String {
+    m.map_or_else(|| "-".to_owned(), |m| if m < 90.0 { format!("{m:.0} min") } else { format!("{:.1} h", m / 60.0) })
+}
+
+fn row(name: &str, c: &Counts) -> String {
+    format!(
+        "{name:<10} {:>7} {:>7} {:>8} {:>8} {:>7} {:>9} {:>7} {:>6} {:>9} {:>9} {:>7}",
+        c.requests,
+        c.closed,
+        c.cancelled,
+        c.expired,
+        c.unfulfillable,
+        pct(c.fulfilment()),
+        c.escalations,
+        c.recruitment_orders,
+        minutes(c.to_accept_pct(0.5)),
+        minutes(c.to_accept_pct(0.9)),
+        c.mean_rating().map_or_else(|| "-".to_owned(), |r| format!("{r:.2}")),
+    )
+}
+
+fn print_report(o: &SimOutcome, teams: usize, units: usize, args: &SimulateArgs, took: std::time::Duration) {
+    let c = &o.report.city;
+    println!(
+        "sidan simulate: seed {}, {teams} teams, {units} units, {} requests over {} days",
+        args.seed, c.requests, args.days
+    );
+    println!(
+        "engine: in-memory store; {} events stored; log hash {}; {:.1} s",
+        o.events,
+        o.log_hash,
+        took.as_secs_f64()
+    );
+    println!();
+    println!(
+        "{:<10} {:>7} {:>7} {:>8} {:>8} {:>7} {:>9} {:>7} {:>6} {:>9} {:>9} {:>7}",
+        "county",
+        "reqs",
+        "closed",
+        "cancel",
+        "expired",
+        "unfulf",
+        "fulfilled",
+        "widened",
+        "recruit",
+        "accept50",
+        "accept90",
+        "rating"
+    );
+    for (name, counts) in &o.report.counties {
+        println!("{}", row(name, counts));
+    }
+    println!("{}", row("city", c));
+    println!();
+    let mut worst: Vec<(&String, &Counts)> = o.report.services.iter().filter(|(_, c)| c.unfulfillable > 0).collect();
+    worst.sort_by(|a, b| b.1.unfulfillable.cmp(&a.1.unfulfillable).then(a.0.cmp(b.0)));
+    if !worst.is_empty() {
+        let w: Vec<String> =
+            worst.iter().take(5).map(|(s, c)| format!("{s} {}/{}", c.unfulfillable, c.requests)).collect();
+        println!("most unfulfillable services (unfulfillable/requests): {}", w.join(", "));
+    }
+    println!(
+        "offers {}, no-shows {}, service {:.0} h, ratings {}, still open {}",
+        c.offers,
+        c.no_shows,
+        c.service_minutes as f64 / 60.0,
+        c.ratings,
+        c.open
+    );
+    if !o.refused.is_empty() {
+        let r: Vec<String> = o.refused.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        println!("refused commands (simulated parties acting late or twice): {}", r.join(", "));
+    }
+}

@@ -1,0 +1,407 @@
+//! A seeded city simulation over the engine: residents submit requests, the
+//! engine dispatches them, simulated teams answer, arrive, serve and rate, and
+//! the engine's timers expire offers, widen scopes and close requests. The
+//! clock is a [`ManualClock`] moved from one scheduled action (or engine
+//! timer) to the next, so a seed gives the same event log byte for byte.
+//!
+//! The simulated teams learn of offers the way a team's app would: by reading
+//! the store's log. The report is computed from the log alone.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use sidan_core::city::City;
+use sidan_core::dispatch::Dispatcher;
+use sidan_core::id::{RequestId, ServiceId, TeamId, VolunteerId};
+use sidan_core::index::TeamIndex;
+use sidan_core::lifecycle::{Command, Event, Lifecycle, OfferMode, PolicyBook, StreamId};
+use sidan_core::request::{RequestSpec, Urgency};
+use sidan_runtime::{Engine, EngineConfig, EngineError, ManualClock, MemoryBus, Position, Store, StoreError, Stored};
+use sidan_sim::{Answer, Behaviour, BehaviourConfig};
+
+/// How long after the last request the simulation keeps running timers.
+const TAIL_DAYS: i64 = 10;
+
+/// Why a simulation could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimError {
+    /// The city file is invalid.
+    #[error("city: {0}")]
+    City(#[from] sidan_core::city::CityError),
+    /// The engine failed (not a refusal: refusals are counted).
+    #[error("engine: {0}")]
+    Engine(#[from] EngineError),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// What the simulated parties do next: a command at a time.
+type Action = Command;
+
+/// What the driver remembers of a request to act on it.
+#[derive(Debug, Clone)]
+struct Known {
+    urgency: Urgency,
+    window_start: DateTime<Utc>,
+    window_end: DateTime<Utc>,
+    duration_min: u32,
+}
+
+/// A finished run: the log's fingerprint and the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct SimOutcome {
+    /// Events in the log.
+    pub events: u64,
+    /// FNV-1a hash of the serialised log: equal runs have equal hashes.
+    pub log_hash: String,
+    /// Commands the engine refused (typed refusals, by kind), e.g. a late acceptance.
+    pub refused: BTreeMap<String, u64>,
+    /// The report.
+    pub report: Report,
+}
+
+/// Runs requests through an engine on `store`, with simulated teams.
+///
+/// # Errors
+/// A store or engine failure (refused commands are counted, not errors).
+pub async fn run<S: Store + Clone>(
+    city: City,
+    index: TeamIndex,
+    policies: PolicyBook,
+    mut requests: Vec<RequestSpec>,
+    behaviour: BehaviourConfig,
+    start: DateTime<Utc>,
+    store: S,
+) -> Result<SimOutcome, SimError> {
+    let members: HashMap<TeamId, u32> = index.records().iter().map(|t| (t.id.clone(), t.members)).collect();
+    let durations: HashMap<ServiceId, u32> =
+        city.services().iter().map(|s| (s.id.clone(), s.default_duration_min)).collect();
+    let report_city = city.clone();
+    let factory = {
+        let (city, index, policies) = (city.clone(), index.clone(), policies.clone());
+        Arc::new(move || Lifecycle::new(Dispatcher::new(city.clone(), index.clone()), policies.clone()))
+    };
+    let clock = ManualClock::new(start);
+    let engine =
+        Engine::start(factory, store.clone(), MemoryBus::new(), clock.clone(), EngineConfig::default()).await?;
+    let mut b = Behaviour::new(behaviour);
+    let mut agenda: BTreeMap<(DateTime<Utc>, u64), Action> = BTreeMap::new();
+    let mut seq = 0u64;
+    let mut schedule = |agenda: &mut BTreeMap<(DateTime<Utc>, u64), Action>, at: DateTime<Utc>, a: Action| {
+        seq += 1;
+        agenda.insert((at, seq), a);
+    };
+    requests.sort_by_key(|r| r.window.start());
+    let mut last = start;
+    for (i, spec) in requests.into_iter().enumerate() {
+        // Residents ask between a day ahead and a few hours ahead; emergencies minutes ahead.
+        let lead = match spec.urgency {
+            Urgency::Emergency => Duration::minutes(5),
+            Urgency::Urgent => Duration::hours(2),
+            Urgency::Normal => Duration::hours(4 + (i as i64 * 7919) % 44),
+        };
+        let at = (spec.window.start() - lead).max(start);
+        last = last.max(at);
+        schedule(&mut agenda, at, Command::Submit { spec });
+    }
+    let end = last + Duration::days(TAIL_DAYS);
+    let mut known: HashMap<RequestId, Known> = HashMap::new();
+    let mut refused: BTreeMap<String, u64> = BTreeMap::new();
+    let mut cursor = Position(0);
+    loop {
+        let wake = engine.query(|lc| lc.next_wakeup()).await?;
+        let next = match (agenda.keys().next().map(|k| k.0), wake) {
+            (Some(a), Some(w)) => a.min(w),
+            (Some(a), None) => a,
+            (None, Some(w)) => w,
+            (None, None) => break,
+        };
+        if next > end {
+            break;
+        }
+        let now = next.max(clock_now(&clock));
+        clock.set(now);
+        engine.settle().await?;
+        while let Some(entry) = agenda.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let cmd = entry.remove();
+            match engine.execute(cmd).await {
+                Ok(_) => {}
+                Err(EngineError::Rejected(e)) => *refused.entry(refusal_kind(&e)).or_insert(0) += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // React to what happened, in log order, like the teams' and residents' apps would.
+        loop {
+            let new = store.read_from(cursor, 4096).await?;
+            let Some(l) = new.last() else { break };
+            cursor = l.position;
+            for s in &new {
+                let parties = Parties { members: &members, durations: &durations };
+                react(s, now, &mut b, &mut known, &parties, &mut |at, a| schedule(&mut agenda, at, a));
+            }
+        }
+    }
+    engine.shutdown().await;
+    let log = read_all(&store).await?;
+    let report = Report::from_log(&report_city, &log);
+    Ok(SimOutcome { events: log.len() as u64, log_hash: log_hash(&log), refused, report })
+}
+
+fn clock_now(clock: &ManualClock) -> DateTime<Utc> {
+    use sidan_runtime::Clock as _;
+    clock.now()
+}
+
+fn refusal_kind(e: &sidan_core::lifecycle::LifecycleError) -> String {
+    let dbg = format!("{e:?}");
+    dbg.split([' ', '{', '(']).next().unwrap_or("other").to_owned()
+}
+
+/// What the simulated parties know of the city.
+struct Parties<'a> {
+    members: &'a HashMap<TeamId, u32>,
+    durations: &'a HashMap<ServiceId, u32>,
+}
+
+/// Decides what the simulated parties do about one stored event.
+fn react(
+    s: &Stored,
+    now: DateTime<Utc>,
+    b: &mut Behaviour,
+    known: &mut HashMap<RequestId, Known>,
+    parties: &Parties<'_>,
+    schedule: &mut dyn FnMut(DateTime<Utc>, Action),
+) {
+    let StreamId::Request(request) = &s.record.stream else { return };
+    let request = request.clone();
+    match &s.record.event {
+        Event::Submitted { spec, .. } => {
+            let duration_min =
+                spec.duration_min.or_else(|| parties.durations.get(&spec.service).copied()).unwrap_or(60);
+            let k = Known {
+                urgency: spec.urgency,
+                window_start: spec.window.start(),
+                window_end: spec.window.end(),
+                duration_min,
+            };
+            if let Some(f) = b.cancel() {
+                let wait = (k.window_start - now).max(Duration::minutes(10));
+                let at = now + Duration::seconds((wait.num_seconds() as f64 * f) as i64);
+                schedule(at, Command::Cancel { request: request.clone(), reason: "no longer needed".into() });
+            }
+            known.insert(request, k);
+        }
+        Event::Offered { team, deadline, mode } => {
+            let Some(k) = known.get(&request) else { return };
+            match b.answer(k.urgency, *mode == OfferMode::Recruitment) {
+                Answer::Accept(after) if now + after < *deadline => {
+                    schedule(now + after, Command::Accept { request, team: team.clone() });
+                }
+                Answer::Decline(after, reason) if now + after < *deadline => {
+                    schedule(now + after, Command::Decline { request, team: team.clone(), reason });
+                }
+                _ => {}
+            }
+        }
+        Event::Accepted { team } => {
+            let Some(k) = known.get(&request) else { return };
+            let slack = (k.window_end - k.window_start).num_minutes() - i64::from(k.duration_min);
+            if b.no_show() {
+                // The station notices an hour into the window.
+                let at = (k.window_start + Duration::hours(1)).max(now);
+                schedule(at, Command::ReportNoShow { request, team: team.clone() });
+            } else {
+                let at = k.window_start.max(now) + b.arrival_delay(slack / 2);
+                schedule(at, Command::CheckIn { request, team: team.clone() });
+            }
+        }
+        Event::CheckedIn { team } => {
+            let Some(k) = known.get(&request) else { return };
+            let minutes = b.service_minutes(k.duration_min);
+            let n = b.volunteers(parties.members.get(team).copied().unwrap_or(1));
+            let volunteers = (1..=n).filter_map(|i| VolunteerId::new(&format!("{team}-v{i}")).ok()).collect();
+            let at = now + Duration::minutes(i64::from(minutes));
+            schedule(at, Command::Complete { request, team: team.clone(), minutes, volunteers });
+        }
+        Event::Completed { .. } => {
+            for (role, score, after) in b.ratings() {
+                schedule(now + after, Command::Evaluate { request: request.clone(), role, score, comment: None });
+            }
+        }
+        _ => {}
+    }
+}
+
+/// FNV-1a over the serialised log.
+pub fn log_hash(log: &[Stored]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for s in log {
+        let bytes = serde_json::to_vec(s).unwrap_or_default();
+        for b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+/// Counts over a set of requests.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Counts {
+    /// Requests submitted.
+    pub requests: u64,
+    /// Completed and evaluated (closed).
+    pub closed: u64,
+    /// Cancelled by the resident.
+    pub cancelled: u64,
+    /// The window passed.
+    pub expired: u64,
+    /// Nobody could serve it.
+    pub unfulfillable: u64,
+    /// Not yet terminal when the run ended.
+    pub open: u64,
+    /// Offers made.
+    pub offers: u64,
+    /// Scope widenings.
+    pub escalations: u64,
+    /// Recruitment orders issued.
+    pub recruitment_orders: u64,
+    /// No-shows recorded.
+    pub no_shows: u64,
+    /// Minutes of service given.
+    pub service_minutes: u64,
+    /// Ratings received.
+    pub ratings: u64,
+    /// Sum of ratings.
+    pub rating_sum: u64,
+    /// Minutes from submission to acceptance, one per accepted request.
+    #[serde(skip)]
+    pub to_accept_min: Vec<f64>,
+}
+
+impl Counts {
+    /// Closed over requests not cancelled.
+    pub fn fulfilment(&self) -> f64 {
+        let base = self.requests.saturating_sub(self.cancelled);
+        if base == 0 { 0.0 } else { self.closed as f64 / base as f64 }
+    }
+
+    /// A percentile of minutes to acceptance.
+    pub fn to_accept_pct(&self, p: f64) -> Option<f64> {
+        let mut v = self.to_accept_min.clone();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let i = ((v.len() - 1) as f64 * p).round() as usize;
+        Some(v[i])
+    }
+
+    /// Mean rating.
+    pub fn mean_rating(&self) -> Option<f64> {
+        (self.ratings > 0).then(|| self.rating_sum as f64 / self.ratings as f64)
+    }
+}
+
+/// The run's report: the whole city and each county.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    /// The whole city.
+    pub city: Counts,
+    /// Per county id.
+    pub counties: BTreeMap<String, Counts>,
+    /// Per service id.
+    pub services: BTreeMap<String, Counts>,
+}
+
+impl Report {
+    /// Computes the report from a log (replaying the same log gives the same report).
+    pub fn from_log(city: &City, log: &[Stored]) -> Report {
+        let mut county_of: HashMap<RequestId, String> = HashMap::new();
+        let mut service_of: HashMap<RequestId, String> = HashMap::new();
+        let mut submitted_at: HashMap<RequestId, DateTime<Utc>> = HashMap::new();
+        let mut r = Report::default();
+        for s in log {
+            let StreamId::Request(id) = &s.record.stream else { continue };
+            let county = match &s.record.event {
+                Event::Submitted { spec, .. } => {
+                    let c = city
+                        .units()
+                        .idx(&spec.unit)
+                        .map(|u| city.units().get(city.units().county_of(u)).id.to_string())
+                        .unwrap_or_default();
+                    county_of.insert(id.clone(), c.clone());
+                    service_of.insert(id.clone(), spec.service.to_string());
+                    submitted_at.insert(id.clone(), s.record.at);
+                    c
+                }
+                _ => county_of.get(id).cloned().unwrap_or_default(),
+            };
+            let to_accept = match &s.record.event {
+                Event::Accepted { .. } => submitted_at.get(id).map(|t| (s.record.at - *t).num_seconds() as f64 / 60.0),
+                _ => None,
+            };
+            let service = service_of.get(id).cloned().unwrap_or_default();
+            for c in [&mut r.city, r.counties.entry(county).or_default(), r.services.entry(service).or_default()] {
+                match &s.record.event {
+                    Event::Submitted { .. } => {
+                        c.requests += 1;
+                        c.open += 1;
+                    }
+                    Event::Offered { .. } => c.offers += 1,
+                    Event::ScopeWidened { .. } => c.escalations += 1,
+                    Event::RecruitmentIssued { .. } => c.recruitment_orders += 1,
+                    Event::NoShow { .. } => c.no_shows += 1,
+                    Event::Completed { minutes, .. } => c.service_minutes += u64::from(*minutes),
+                    Event::Evaluated { score, .. } => {
+                        c.ratings += 1;
+                        c.rating_sum += u64::from(*score);
+                    }
+                    Event::Closed => {
+                        c.closed += 1;
+                        c.open -= 1;
+                    }
+                    Event::Cancelled { .. } => {
+                        c.cancelled += 1;
+                        c.open -= 1;
+                    }
+                    Event::Expired => {
+                        c.expired += 1;
+                        c.open -= 1;
+                    }
+                    Event::Unfulfillable => {
+                        c.unfulfillable += 1;
+                        c.open -= 1;
+                    }
+                    _ => {}
+                }
+                if let Some(m) = to_accept {
+                    c.to_accept_min.push(m);
+                }
+            }
+        }
+        r
+    }
+}
+
+/// The whole log of a store, in order.
+///
+/// # Errors
+/// A store failure.
+pub async fn read_all<S: Store>(store: &S) -> Result<Vec<Stored>, StoreError> {
+    let mut all = Vec::new();
+    loop {
+        let chunk = store.read_from(all.last().map_or(Position(0), |s: &Stored| s.position), 65_536).await?;
+        if chunk.is_empty() {
+            return Ok(all);
+        }
+        all.extend(chunk);
+    }
+}
