@@ -47,7 +47,7 @@ fn after_offer(spec: &RequestSpec, team: &TeamId) -> Vec<Command> {
         },
     ];
     for role in RaterRole::ALL {
-        cmds.push(Command::Evaluate { request: request.clone(), role, score: 5, comment: None });
+        cmds.push(Command::Evaluate { request: request.clone(), role, score: 5, tags: vec![], comment: None });
     }
     cmds
 }

@@ -232,7 +232,10 @@ fn react(
         }
         Event::Completed { .. } => {
             for (role, score, after) in b.ratings() {
-                schedule(now + after, Command::Evaluate { request: request.clone(), role, score, comment: None });
+                schedule(
+                    now + after,
+                    Command::Evaluate { request: request.clone(), role, score, tags: vec![], comment: None },
+                );
             }
         }
         _ => {}

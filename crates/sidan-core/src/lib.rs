@@ -16,6 +16,7 @@
 //! - [`index`]: the spatial team index with incremental updates.
 //! - [`score`]: the configurable scoring policy.
 //! - [`dispatch`]: online ranking of eligible teams, with explanations.
+//! - [`reputation`]: team standing from settled evaluations (Bayesian average with time decay).
 //! - [`batch`]: batch assignment (optimal min-cost flow and greedy).
 //! - [`testkit`]: a tiny hand-made city for tests and examples.
 //! - [`lifecycle`]: the event-sourced request lifecycle: commands, events, escalation, pairings, policies.
@@ -28,6 +29,7 @@ pub mod geo;
 pub mod id;
 pub mod index;
 pub mod lifecycle;
+pub mod reputation;
 pub mod request;
 pub mod score;
 pub mod skills;

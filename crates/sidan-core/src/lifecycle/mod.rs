@@ -21,6 +21,7 @@
 //! ([`Lifecycle::next_wakeup`], [`Lifecycle::due`]); the runtime sends
 //! [`Command::Tick`] for each due stream.
 
+pub mod evaluation;
 pub mod pairing;
 pub mod policy;
 pub mod policy_file;
@@ -90,6 +91,7 @@ pub struct Lifecycle<T = StraightLine> {
     pairing_slot: HashMap<PairingId, u32>,
     household_pairing: HashMap<HouseholdId, PairingId>,
     no_shows: HashMap<TeamIdx, u32>,
+    standings: HashMap<TeamIdx, crate::reputation::Standing>,
     /// Every stream's next wake-up, earliest first.
     wakeups: BTreeSet<(DateTime<Utc>, Slot)>,
     applied: u64,
@@ -192,6 +194,7 @@ impl<T: TravelTime> Lifecycle<T> {
             pairing_slot: HashMap::default(),
             household_pairing: HashMap::default(),
             no_shows: HashMap::default(),
+            standings: HashMap::default(),
             wakeups: BTreeSet::new(),
             applied: 0,
         }
@@ -225,6 +228,21 @@ impl<T: TravelTime> Lifecycle<T> {
     /// How many no-shows are recorded against a team.
     pub fn no_shows(&self, team: TeamIdx) -> u32 {
         self.no_shows.get(&team).copied().unwrap_or(0)
+    }
+
+    /// A team's standing from its settled evaluations.
+    pub fn standing(&self, team: TeamIdx) -> crate::reputation::Standing {
+        self.standings.get(&team).copied().unwrap_or_default()
+    }
+
+    /// How standings become reputations: the default policy's prior, a
+    /// strength of five observations and a half-life of 180 days.
+    pub fn reputation_model(&self) -> crate::reputation::ReputationModel {
+        crate::reputation::ReputationModel {
+            prior: self.policies.default_policy().scoring.reputation_prior,
+            strength: 5.0,
+            half_life_days: 180.0,
+        }
     }
 
     /// How many events have been applied.
@@ -390,13 +408,20 @@ impl<T: TravelTime> Lifecycle<T> {
                         problem: "a volunteer is listed twice".into(),
                     });
                 }
-                out.push(Event::Completed { team: team.clone(), minutes: *minutes, volunteers: sorted });
+                let sampled = evaluation::sampled(&id, self.policy_of(&st.request).third_party_sample_rate);
+                out.push(Event::Completed { team: team.clone(), minutes: *minutes, volunteers: sorted, sampled });
             }
-            Command::Evaluate { role, score, comment, .. } => {
+            Command::Evaluate { role, score, tags, comment, .. } => {
                 if !(1..=5).contains(score) {
                     return Err(LifecycleError::BadValue {
                         field: "score",
                         problem: format!("{score} is not in 1..=5"),
+                    });
+                }
+                if tags.len() > evaluation::MAX_TAGS {
+                    return Err(LifecycleError::BadValue {
+                        field: "tags",
+                        problem: format!("{} tags, at most {} are allowed", tags.len(), evaluation::MAX_TAGS),
                     });
                 }
                 if let Some(c) = comment {
@@ -405,10 +430,32 @@ impl<T: TravelTime> Lifecycle<T> {
                 if st.evaluations.iter().any(|(r, _)| r == role) {
                     return Err(LifecycleError::AlreadyEvaluated { request: id.clone(), role: *role });
                 }
-                out.push(Event::Evaluated { role: *role, score: *score, comment: comment.clone() });
-                if st.evaluations.len() + 1 == RaterRole::ALL.len() {
-                    out.push(Event::Closed);
+                if *role == RaterRole::ThirdParty && !st.sampled {
+                    return Err(LifecycleError::NotSampled { request: id.clone() });
                 }
+                let mut tags = tags.clone();
+                tags.sort();
+                tags.dedup();
+                let disputes = *role == RaterRole::Resident && tags.contains(&evaluation::Tag::NotServed);
+                out.push(Event::Evaluated { role: *role, score: *score, tags, comment: comment.clone() });
+                if disputes && !st.disputed {
+                    out.push(Event::Disputed { by: *role });
+                } else if !st.disputed {
+                    let mut ratings = st.evaluations.clone();
+                    ratings.push((*role, *score));
+                    let expected = evaluation::expected_roles(st.sampled);
+                    if expected.iter().all(|r| ratings.iter().any(|(g, _)| g == r)) {
+                        self.settle(st, &ratings, true, out);
+                    }
+                }
+            }
+            Command::ResolveDispute { served, note, .. } => {
+                if !st.disputed {
+                    return Err(LifecycleError::NotDisputed { request: id.clone() });
+                }
+                text("note", note)?;
+                out.push(Event::DisputeResolved { served: *served, note: note.clone() });
+                self.settle(st, &st.evaluations, *served, out);
             }
             Command::Cancel { reason, .. } => {
                 text("reason", reason)?;
@@ -441,6 +488,14 @@ impl<T: TravelTime> Lifecycle<T> {
             return Err(LifecycleError::NotHolder { request: st.request.id().clone(), team: team.clone() });
         }
         Ok(t)
+    }
+
+    /// Settles the ratings and closes the request.
+    fn settle(&self, st: &RequestState, ratings: &[(RaterRole, u8)], served: bool, out: &mut Out<'_>) {
+        let p = self.policy_of(&st.request);
+        let s = evaluation::settle(ratings, evaluation::expected_roles(st.sampled), p);
+        out.push(Event::Settled { combined_milli: s.combined_milli, defaulted: s.defaulted, served });
+        out.push(Event::Closed);
     }
 
     fn decide_submit(
@@ -648,8 +703,8 @@ impl<T: TravelTime> Lifecycle<T> {
             }
             Phase::Completed { at, .. } => {
                 let window = Duration::hours(i64::from(self.policy_of(&st.request).evaluation_window_h));
-                if now >= at + window {
-                    out.push(Event::Closed);
+                if now >= at + window && !st.disputed {
+                    self.settle(st, &st.evaluations, true, out);
                 }
             }
             Phase::CheckedIn { .. } | Phase::Closed | Phase::Cancelled | Phase::Expired | Phase::Unfulfillable => {}
@@ -724,6 +779,10 @@ impl<T: TravelTime> Lifecycle<T> {
                     if self.decide_submit(&spec, Some((&p.spec.id, team)), now, &mut vout).is_ok() {
                         out.push(Event::VisitScheduled { slot, request: spec.id.clone() });
                         visits.extend(recs);
+                        // One visit per decision: its offers reserve capacity only once
+                        // applied, so the next slot is decided on the next tick (the
+                        // pairing stays due) against the updated loads.
+                        break;
                     } else {
                         out.push(Event::VisitSkipped { slot });
                     }
@@ -791,6 +850,9 @@ impl<T: TravelTime> Lifecycle<T> {
                 recruiting: false,
                 pairing: pairing.clone(),
                 evaluations: Vec::new(),
+                sampled: false,
+                disputed: false,
+                service: None,
                 wake: None,
             });
             return Ok(Slot::Request(i));
@@ -825,6 +887,7 @@ impl<T: TravelTime> Lifecycle<T> {
         // Load changes to make once the request's own state is updated.
         let mut load: Option<(TeamIdx, i32)> = None;
         let mut job: Option<(TeamIdx, Option<HouseholdId>)> = None;
+        let mut rep: Option<(TeamIdx, f64)> = None;
         let open_pos = |st: &RequestState, t: TeamIdx| st.offers.iter().position(|o| o.team == t);
         match (&rec.event, team) {
             (Event::Offered { deadline, mode, .. }, Some(t)) => {
@@ -868,13 +931,25 @@ impl<T: TravelTime> Lifecycle<T> {
                 load = Some((t, -1));
                 *self.no_shows.entry(t).or_insert(0) += 1;
             }
-            (Event::Completed { .. }, Some(t)) if st.phase == (Phase::CheckedIn { team: t }) => {
+            (Event::Completed { minutes, volunteers, sampled, .. }, Some(t))
+                if st.phase == (Phase::CheckedIn { team: t }) =>
+            {
                 st.phase = Phase::Completed { team: t, at: rec.at };
+                st.sampled = *sampled;
+                st.service = Some((*minutes, volunteers.clone()));
                 load = Some((t, -1));
                 job = Some((t, st.household().cloned()));
             }
             (Event::Evaluated { role, score, .. }, _) if phase == PhaseKind::Completed => {
                 st.evaluations.push((*role, *score));
+            }
+            (Event::Disputed { .. }, _) if phase == PhaseKind::Completed && !st.disputed => st.disputed = true,
+            (Event::DisputeResolved { .. }, _) if phase == PhaseKind::Completed && st.disputed => st.disputed = false,
+            (Event::Settled { combined_milli, served, .. }, _) if phase == PhaseKind::Completed => {
+                if let Phase::Completed { team, .. } = st.phase {
+                    let x = if *served { crate::reputation::observation_of(*combined_milli) } else { 0.0 };
+                    rep = Some((team, x));
+                }
             }
             (Event::Closed, _) if phase == PhaseKind::Completed => st.phase = Phase::Closed,
             (Event::Cancelled { .. }, _) if matches!(phase, PhaseKind::Open | PhaseKind::Held) => {
@@ -895,6 +970,15 @@ impl<T: TravelTime> Lifecycle<T> {
             let id = self.team_id(t);
             // The team exists: its index came from this dispatcher.
             let _ = self.dispatcher.index_mut().record_job(&id, h.as_ref());
+        }
+        if let Some((t, x)) = rep {
+            let model = self.reputation_model();
+            let standing = self.standings.entry(t).or_default();
+            model.observe(standing, x, rec.at);
+            let value = model.value(standing, rec.at);
+            let id = self.team_id(t);
+            // The team exists and the value is in [0, 1] by construction.
+            let _ = self.dispatcher.index_mut().set_reputation(&id, value);
         }
         Ok(Slot::Request(i))
     }
@@ -981,6 +1065,7 @@ impl<T: TravelTime> Lifecycle<T> {
                 Some(w)
             }
             Phase::Held { .. } => Some(st.request.window().end()),
+            Phase::Completed { .. } if st.disputed => None,
             Phase::Completed { at, .. } => Some(at + Duration::hours(i64::from(p.evaluation_window_h))),
             Phase::CheckedIn { .. } | Phase::Closed | Phase::Cancelled | Phase::Expired | Phase::Unfulfillable => None,
         }
@@ -1013,6 +1098,7 @@ impl<T: TravelTime> Lifecycle<T> {
         for st in reqs {
             (st.request.id(), st.phase, st.version, st.scope, st.misses, st.scope_since).hash(&mut h);
             (&st.offers, &st.excluded, &st.offered, st.recruiting, &st.pairing, &st.evaluations).hash(&mut h);
+            (st.sampled, st.disputed, &st.service).hash(&mut h);
         }
         let mut ps: Vec<&PairingState> = self.pairings.iter().collect();
         ps.sort_by(|a, b| a.spec.id.cmp(&b.spec.id));
@@ -1022,6 +1108,10 @@ impl<T: TravelTime> Lifecycle<T> {
         for t in self.dispatcher.index().records() {
             (t.load, t.recent_jobs, &t.households_served, &t.paired_households).hash(&mut h);
         }
+        let mut ss: Vec<_> =
+            self.standings.iter().map(|(t, s)| (t, s.sum.to_bits(), s.weight.to_bits(), s.count)).collect();
+        ss.sort();
+        ss.hash(&mut h);
         let mut ns: Vec<_> = self.no_shows.iter().collect();
         ns.sort();
         ns.hash(&mut h);

@@ -35,6 +35,18 @@ pub struct LifecyclePolicy {
     pub escalate_after_min: u32,
     /// How long after completion evaluations are taken before the request closes, in hours.
     pub evaluation_window_h: u32,
+    /// Weight of the resident's rating in the combined score.
+    pub rating_weight_resident: f64,
+    /// Weight of the station's rating.
+    pub rating_weight_station: f64,
+    /// Weight of the team's self-report.
+    pub rating_weight_team: f64,
+    /// Weight of the third-party reviewer's rating.
+    pub rating_weight_third_party: f64,
+    /// The score (1..=5) counted for a rating missing when the window closes; it is flagged.
+    pub missing_rating_score: u8,
+    /// Share of completed requests sampled for a third-party review (回访抽检), in [0, 1].
+    pub third_party_sample_rate: f64,
     /// How the teams of a scope are ordered.
     pub scoring: ScoringPolicy,
 }
@@ -52,6 +64,12 @@ impl Default for LifecyclePolicy {
             escalate_after_misses: 3,
             escalate_after_min: 60,
             evaluation_window_h: 72,
+            rating_weight_resident: 0.4,
+            rating_weight_station: 0.25,
+            rating_weight_team: 0.1,
+            rating_weight_third_party: 0.25,
+            missing_rating_score: 4,
+            third_party_sample_rate: 0.1,
             scoring: ScoringPolicy::default(),
         }
     }
@@ -93,6 +111,35 @@ impl LifecyclePolicy {
             return Err(PolicyError {
                 key: "evaluation_window_h",
                 problem: format!("{} is not in 1..={} hours", self.evaluation_window_h, MAX_DEADLINE_S / 3600),
+            });
+        }
+        let weights = [
+            ("rating_weight_resident", self.rating_weight_resident),
+            ("rating_weight_station", self.rating_weight_station),
+            ("rating_weight_team", self.rating_weight_team),
+            ("rating_weight_third_party", self.rating_weight_third_party),
+        ];
+        for (key, v) in weights {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(PolicyError { key, problem: format!("{v} is not a finite number ≥ 0") });
+            }
+        }
+        if self.rating_weight_resident + self.rating_weight_station + self.rating_weight_team <= 0.0 {
+            return Err(PolicyError {
+                key: "rating_weight_resident",
+                problem: "the resident, station and team weights are all 0".into(),
+            });
+        }
+        if !(1..=5).contains(&self.missing_rating_score) {
+            return Err(PolicyError {
+                key: "missing_rating_score",
+                problem: format!("{} is not in 1..=5", self.missing_rating_score),
+            });
+        }
+        if !(0.0..=1.0).contains(&self.third_party_sample_rate) {
+            return Err(PolicyError {
+                key: "third_party_sample_rate",
+                problem: format!("{} is not in [0, 1]", self.third_party_sample_rate),
             });
         }
         self.scoring.validate().map_err(|e| PolicyError { key: scoring_key(e.key), problem: e.problem })

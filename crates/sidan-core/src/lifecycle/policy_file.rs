@@ -62,6 +62,18 @@ pub struct PolicyPatch {
     pub escalate_after_min: Option<u32>,
     /// See [`LifecyclePolicy::evaluation_window_h`].
     pub evaluation_window_h: Option<u32>,
+    /// See [`LifecyclePolicy::rating_weight_resident`].
+    pub rating_weight_resident: Option<f64>,
+    /// See [`LifecyclePolicy::rating_weight_station`].
+    pub rating_weight_station: Option<f64>,
+    /// See [`LifecyclePolicy::rating_weight_team`].
+    pub rating_weight_team: Option<f64>,
+    /// See [`LifecyclePolicy::rating_weight_third_party`].
+    pub rating_weight_third_party: Option<f64>,
+    /// See [`LifecyclePolicy::missing_rating_score`].
+    pub missing_rating_score: Option<u8>,
+    /// See [`LifecyclePolicy::third_party_sample_rate`].
+    pub third_party_sample_rate: Option<f64>,
     /// Overrides of the scoring policy, key by key.
     #[serde(default)]
     pub scoring: ScoringPatch,
@@ -139,6 +151,12 @@ impl PolicyPatch {
             escalate_after_misses,
             escalate_after_min,
             evaluation_window_h,
+            rating_weight_resident,
+            rating_weight_station,
+            rating_weight_team,
+            rating_weight_third_party,
+            missing_rating_score,
+            third_party_sample_rate,
             scoring,
         } = *self;
         set(&mut base.offer_deadline_s, offer_deadline_s);
@@ -151,6 +169,12 @@ impl PolicyPatch {
         set(&mut base.escalate_after_misses, escalate_after_misses);
         set(&mut base.escalate_after_min, escalate_after_min);
         set(&mut base.evaluation_window_h, evaluation_window_h);
+        set(&mut base.rating_weight_resident, rating_weight_resident);
+        set(&mut base.rating_weight_station, rating_weight_station);
+        set(&mut base.rating_weight_team, rating_weight_team);
+        set(&mut base.rating_weight_third_party, rating_weight_third_party);
+        set(&mut base.missing_rating_score, missing_rating_score);
+        set(&mut base.third_party_sample_rate, third_party_sample_rate);
         scoring.apply(&mut base.scoring);
     }
 
@@ -210,6 +234,12 @@ impl From<LifecyclePolicy> for PolicyPatch {
             escalate_after_misses,
             escalate_after_min,
             evaluation_window_h,
+            rating_weight_resident,
+            rating_weight_station,
+            rating_weight_team,
+            rating_weight_third_party,
+            missing_rating_score,
+            third_party_sample_rate,
             scoring,
         } = p;
         Self {
@@ -223,6 +253,12 @@ impl From<LifecyclePolicy> for PolicyPatch {
             escalate_after_misses: Some(escalate_after_misses),
             escalate_after_min: Some(escalate_after_min),
             evaluation_window_h: Some(evaluation_window_h),
+            rating_weight_resident: Some(rating_weight_resident),
+            rating_weight_station: Some(rating_weight_station),
+            rating_weight_team: Some(rating_weight_team),
+            rating_weight_third_party: Some(rating_weight_third_party),
+            missing_rating_score: Some(missing_rating_score),
+            third_party_sample_rate: Some(third_party_sample_rate),
             scoring: scoring.into(),
         }
     }
@@ -788,6 +824,12 @@ mod tests {
             escalate_after_misses: 16,
             escalate_after_min: 17,
             evaluation_window_h: 18,
+            rating_weight_resident: 0.31,
+            rating_weight_station: 0.32,
+            rating_weight_team: 0.33,
+            rating_weight_third_party: 0.34,
+            missing_rating_score: 2,
+            third_party_sample_rate: 0.35,
             scoring: ScoringPolicy {
                 weights: Weights { proximity: 1.1, reputation: 1.2, fairness: 1.3, continuity: 1.4, specificity: 1.5 },
                 max_travel_min: 1.6,
@@ -892,6 +934,12 @@ mod tests {
             ("escalate_after_misses", &["1", "4294967295"], |p, v| p.escalate_after_misses = int(v)),
             ("escalate_after_min", &["1", "43200"], |p, v| p.escalate_after_min = int(v)),
             ("evaluation_window_h", &["1", "720"], |p, v| p.evaluation_window_h = int(v)),
+            ("rating_weight_resident", &["0.4", "1"], |p, v| p.rating_weight_resident = float(v)),
+            ("rating_weight_station", &["0", "0.25"], |p, v| p.rating_weight_station = float(v)),
+            ("rating_weight_team", &["0", "0.1"], |p, v| p.rating_weight_team = float(v)),
+            ("rating_weight_third_party", &["0", "0.5"], |p, v| p.rating_weight_third_party = float(v)),
+            ("missing_rating_score", &["1", "3", "5"], |p, v| p.missing_rating_score = int(v) as u8),
+            ("third_party_sample_rate", &["0", "0.1", "1"], |p, v| p.third_party_sample_rate = float(v)),
             ("scoring.weights.proximity", &["0", "0.5", "3"], |p, v| p.scoring.weights.proximity = float(v)),
             ("scoring.weights.reputation", &["0.0", "1.25"], |p, v| p.scoring.weights.reputation = float(v)),
             ("scoring.weights.fairness", &["0.3", "2"], |p, v| p.scoring.weights.fairness = float(v)),

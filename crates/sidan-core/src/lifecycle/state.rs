@@ -160,6 +160,12 @@ pub struct RequestState {
     pub pairing: Option<PairingId>,
     /// Ratings received, by role.
     pub evaluations: Vec<(RaterRole, u8)>,
+    /// Whether a third party reviews it (decided at completion).
+    pub sampled: bool,
+    /// Whether a dispute is open (credits frozen until the station resolves it).
+    pub disputed: bool,
+    /// The minutes and volunteers of the completion, for the credits.
+    pub service: Option<(u32, Vec<crate::id::VolunteerId>)>,
     /// When the stream next needs a tick (kept in step with the wake-up queue).
     pub(crate) wake: Option<DateTime<Utc>>,
 }
@@ -327,6 +333,18 @@ pub enum LifecycleError {
         /// What is wrong.
         error: ScheduleError,
     },
+    /// A third-party rating of a request not sampled for review.
+    #[error("request {request}: not sampled for a third-party review")]
+    NotSampled {
+        /// The request.
+        request: RequestId,
+    },
+    /// A dispute resolution without a dispute.
+    #[error("request {request}: no dispute is open")]
+    NotDisputed {
+        /// The request.
+        request: RequestId,
+    },
     /// The unit has no ancestor to widen to (internal consistency).
     #[error("unit {unit}: not in the hierarchy")]
     UnknownUnit {
@@ -351,14 +369,14 @@ pub fn check(request: &RequestId, phase: PhaseKind, command: CommandKind) -> Res
         // The timer may fire in any phase; in a terminal one it does nothing.
         (_, C::Tick) => Ok(()),
         (P::Open, C::Accept | C::Decline | C::Cancel) => Ok(()),
-        (P::Open, C::CheckIn | C::Complete | C::Evaluate | C::ReportNoShow) => Err(wrong()),
+        (P::Open, C::CheckIn | C::Complete | C::Evaluate | C::ResolveDispute | C::ReportNoShow) => Err(wrong()),
         (P::Held, C::CheckIn | C::Cancel | C::ReportNoShow) => Ok(()),
         (P::Held, C::Accept | C::Decline) => Err(taken()),
-        (P::Held, C::Complete | C::Evaluate) => Err(wrong()),
+        (P::Held, C::Complete | C::Evaluate | C::ResolveDispute) => Err(wrong()),
         (P::CheckedIn, C::Complete) => Ok(()),
         (P::CheckedIn, C::Accept | C::Decline) => Err(taken()),
-        (P::CheckedIn, C::CheckIn | C::Evaluate | C::Cancel | C::ReportNoShow) => Err(wrong()),
-        (P::Completed, C::Evaluate) => Ok(()),
+        (P::CheckedIn, C::CheckIn | C::Evaluate | C::ResolveDispute | C::Cancel | C::ReportNoShow) => Err(wrong()),
+        (P::Completed, C::Evaluate | C::ResolveDispute) => Ok(()),
         (P::Completed, C::Accept | C::Decline) => Err(taken()),
         (P::Completed, C::CheckIn | C::Complete | C::Cancel | C::ReportNoShow) => Err(wrong()),
         (P::Closed | P::Cancelled | P::Expired | P::Unfulfillable, _) => Err(ended()),

@@ -103,8 +103,13 @@ fn in_phase(kind: PhaseKind) -> (Lifecycle, DateTime<Utc>, Option<TeamId>) {
                         },
                     ),
                     _ => {
-                        for role in RaterRole::ALL {
-                            go(&mut lc, Command::Evaluate { request: r.clone(), role, score: 5, comment: None });
+                        let sampled = lc.request(&r).is_some_and(|s| s.sampled);
+                        for role in evaluation::expected_roles(sampled) {
+                            let role = *role;
+                            go(
+                                &mut lc,
+                                Command::Evaluate { request: r.clone(), role, score: 5, tags: vec![], comment: None },
+                            );
                         }
                         Vec::new()
                     }
@@ -127,7 +132,10 @@ fn command_of(kind: CommandKind, team: TeamId) -> Command {
         CommandKind::Decline => Command::Decline { request, team, reason: DeclineReason::NoVolunteers },
         CommandKind::CheckIn => Command::CheckIn { request, team },
         CommandKind::Complete => Command::Complete { request, team, minutes: 45, volunteers: Vec::new() },
-        CommandKind::Evaluate => Command::Evaluate { request, role: RaterRole::Resident, score: 4, comment: None },
+        CommandKind::Evaluate => {
+            Command::Evaluate { request, role: RaterRole::Resident, score: 4, tags: vec![], comment: None }
+        }
+        CommandKind::ResolveDispute => Command::ResolveDispute { request, served: true, note: "visited".into() },
         CommandKind::Cancel => Command::Cancel { request, reason: "changed plans".into() },
         CommandKind::ReportNoShow => Command::ReportNoShow { request, team },
         CommandKind::Tick => Command::Tick { stream: StreamId::Request(request) },
@@ -152,6 +160,8 @@ fn the_table_covers_every_phase_and_command() {
             match (&table, &decided) {
                 (Err(t), Err(d)) => assert_eq!(t, d, "{phase} × {kind:?}: the refusal is the table's"),
                 (Ok(()), Ok(_)) => allowed += 1,
+                // The table admits a resolution in `completed`; without a dispute, decide refuses it.
+                (Ok(()), Err(LifecycleError::NotDisputed { .. })) if kind == CommandKind::ResolveDispute => {}
                 _ => panic!("{phase} × {kind:?}: table says {table:?}, decide says {decided:?}"),
             }
             if decided.is_err() {
@@ -207,7 +217,8 @@ fn finer_refusals_are_typed() {
     let twice = Command::Complete { request: r.clone(), team, minutes: 30, volunteers: vec![v.clone(), v] };
     assert!(matches!(lc.decide(&twice, now), Err(LifecycleError::BadValue { field: "volunteers", .. })));
     let (lc, now, _) = in_phase(PhaseKind::Completed);
-    let eval = |score| Command::Evaluate { request: r.clone(), role: RaterRole::Station, score, comment: None };
+    let eval =
+        |score| Command::Evaluate { request: r.clone(), role: RaterRole::Station, score, tags: vec![], comment: None };
     assert!(matches!(lc.decide(&eval(0), now), Err(LifecycleError::BadValue { field: "score", .. })));
     assert!(matches!(lc.decide(&eval(6), now), Err(LifecycleError::BadValue { field: "score", .. })));
 }
@@ -425,14 +436,22 @@ fn completed_requests_close_after_all_ratings_or_the_window() {
     let (mut lc, now, _) = in_phase(PhaseKind::Completed);
     let closes_at = now + Duration::hours(72);
     assert_eq!(lc.next_wakeup(), Some(closes_at));
-    lc.execute(&Command::Evaluate { request: rid("r"), role: RaterRole::Resident, score: 5, comment: None }, now)
-        .expect("rates");
+    lc.execute(
+        &Command::Evaluate { request: rid("r"), role: RaterRole::Resident, score: 5, tags: vec![], comment: None },
+        now,
+    )
+    .expect("rates");
     assert_eq!(
-        lc.decide(&Command::Evaluate { request: rid("r"), role: RaterRole::Resident, score: 3, comment: None }, now),
+        lc.decide(
+            &Command::Evaluate { request: rid("r"), role: RaterRole::Resident, score: 3, tags: vec![], comment: None },
+            now
+        ),
         Err(LifecycleError::AlreadyEvaluated { request: rid("r"), role: RaterRole::Resident })
     );
     let recs = tick_all(&mut lc, closes_at);
-    assert_eq!(names(&recs), ["closed"]);
+    assert_eq!(names(&recs), ["settled", "closed"]);
+    let Event::Settled { defaulted, served, .. } = &recs[0].event else { panic!("settled first") };
+    assert!(*served && defaulted.contains(&RaterRole::Station) && defaulted.contains(&RaterRole::Team));
     assert!(lc.next_wakeup().is_none());
 }
 
@@ -583,4 +602,91 @@ fn the_table_in_the_docs_is_the_code() {
     let doc = include_str!("../../../../docs/lifecycle.md");
     let table = table_markdown();
     assert!(doc.contains(&table), "docs/lifecycle.md must contain the table as the code has it:\n{table}");
+}
+
+fn evaluate(r: &str, role: RaterRole, score: u8, tags: Vec<evaluation::Tag>) -> Command {
+    Command::Evaluate { request: rid(r), role, score, tags, comment: None }
+}
+
+#[test]
+fn a_dispute_freezes_settlement_until_the_station_resolves_it() {
+    let (mut lc, now, team) = in_phase(PhaseKind::Completed);
+    let team = lc.dispatcher().index().idx(&team.expect("served")).expect("known");
+    let recs = lc
+        .execute(&evaluate("r", RaterRole::Resident, 1, vec![evaluation::Tag::NotServed, evaluation::Tag::Late]), now)
+        .expect("rates");
+    assert_eq!(names(&recs), ["evaluated", "disputed"]);
+    for role in [RaterRole::Station, RaterRole::Team] {
+        let recs = lc.execute(&evaluate("r", role, 5, vec![]), now).expect("rates");
+        assert_eq!(names(&recs), ["evaluated"], "nothing settles while disputed");
+    }
+    assert!(tick_all(&mut lc, now + Duration::hours(100)).is_empty(), "the window does not close a dispute");
+    assert!(lc.request(&rid("r")).expect("known").disputed);
+    let recs = lc
+        .execute(&Command::ResolveDispute { request: rid("r"), served: false, note: "household confirms".into() }, now)
+        .expect("resolves");
+    assert_eq!(names(&recs), ["dispute_resolved", "settled", "closed"]);
+    assert!(matches!(recs[1].event, Event::Settled { served: false, .. }));
+    let rep = lc.dispatcher().index().get(team).reputation.expect("rated");
+    assert!(rep < 0.6, "a service found not given lowers the standing: {rep}");
+    assert!(matches!(
+        lc.decide(&Command::ResolveDispute { request: rid("r"), served: true, note: String::new() }, now),
+        Err(LifecycleError::Terminal { .. })
+    ));
+}
+
+#[test]
+fn third_party_ratings_only_for_sampled_requests() {
+    let (lc, now, _) = in_phase(PhaseKind::Completed);
+    let st = lc.request(&rid("r")).expect("known");
+    let res = lc.decide(&evaluate("r", RaterRole::ThirdParty, 4, vec![]), now);
+    if st.sampled {
+        assert!(res.is_ok());
+    } else {
+        assert_eq!(res, Err(LifecycleError::NotSampled { request: rid("r") }));
+    }
+    let too_many = vec![evaluation::Tag::Punctual; evaluation::MAX_TAGS + 1];
+    assert!(matches!(
+        lc.decide(&evaluate("r", RaterRole::Resident, 4, too_many), now),
+        Err(LifecycleError::BadValue { field: "tags", .. })
+    ));
+}
+
+#[test]
+fn settled_ratings_move_the_standing_used_in_dispatch() {
+    let mut lc = lifecycle(LifecyclePolicy::default());
+    let mut now = t0();
+    let good = tid("c1-s1-a");
+    let idx = lc.dispatcher().index().idx(&good).expect("known");
+    for i in 0..12 {
+        let id = format!("g{i}");
+        let r = rid(&id);
+        let recs = lc
+            .execute(
+                &Command::Submit { spec: request(&id, "c1-i1-s1", "home-care", Urgency::Normal, 2 + 6 * i, 4) },
+                now,
+            )
+            .expect("submits");
+        let team = tid(&offers(&recs)[0].0);
+        for c in [
+            Command::Accept { request: r.clone(), team: team.clone() },
+            Command::CheckIn { request: r.clone(), team: team.clone() },
+            Command::Complete { request: r.clone(), team: team.clone(), minutes: 60, volunteers: vec![] },
+        ] {
+            lc.execute(&c, now).expect("serves");
+        }
+        let score = if team == good { 5 } else { 2 };
+        for role in [RaterRole::Resident, RaterRole::Station, RaterRole::Team] {
+            lc.execute(&evaluate(&id, role, score, vec![]), now).expect("rates");
+        }
+        if lc.request(&r).expect("known").sampled {
+            lc.execute(&evaluate(&id, RaterRole::ThirdParty, score, vec![]), now).expect("rates");
+        }
+        assert_eq!(lc.request(&r).expect("known").phase, Phase::Closed);
+        now += Duration::hours(6);
+    }
+    let rep = lc.dispatcher().index().get(idx).reputation.expect("rated");
+    let s = lc.standing(idx);
+    assert!(s.count > 0 && rep > 0.6, "five-star service raises the standing: {rep} after {} ratings", s.count);
+    assert!((lc.reputation_model().value(&s, s.last.expect("rated")) - rep).abs() < 1e-12);
 }

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::id::{IdError, PairingId, RequestId, TeamId, UnitId, VolunteerId};
+use crate::lifecycle::evaluation::Tag;
 use crate::lifecycle::pairing::PairingSpec;
 use crate::request::RequestSpec;
 
@@ -194,9 +195,21 @@ pub enum Command {
         role: RaterRole,
         /// The rating, 1 to 5.
         score: u8,
+        /// Tags from the fixed list; `not_served` from the resident opens a dispute.
+        #[serde(default)]
+        tags: Vec<Tag>,
         /// Free text.
         #[serde(default)]
         comment: Option<String>,
+    },
+    /// The station settles a dispute over whether the service took place.
+    ResolveDispute {
+        /// The request.
+        request: RequestId,
+        /// Whether it was served (credits follow) or not.
+        served: bool,
+        /// The station's finding.
+        note: String,
     },
     /// The resident withdraws the request (before check-in).
     Cancel {
@@ -242,6 +255,7 @@ pub enum CommandKind {
     CheckIn,
     Complete,
     Evaluate,
+    ResolveDispute,
     Cancel,
     ReportNoShow,
     Tick,
@@ -249,13 +263,14 @@ pub enum CommandKind {
 
 impl CommandKind {
     /// Every request command kind.
-    pub const ALL: [CommandKind; 9] = [
+    pub const ALL: [CommandKind; 10] = [
         CommandKind::Submit,
         CommandKind::Accept,
         CommandKind::Decline,
         CommandKind::CheckIn,
         CommandKind::Complete,
         CommandKind::Evaluate,
+        CommandKind::ResolveDispute,
         CommandKind::Cancel,
         CommandKind::ReportNoShow,
         CommandKind::Tick,
@@ -272,6 +287,7 @@ impl Command {
             | Command::CheckIn { request, .. }
             | Command::Complete { request, .. }
             | Command::Evaluate { request, .. }
+            | Command::ResolveDispute { request, .. }
             | Command::Cancel { request, .. }
             | Command::ReportNoShow { request, .. } => StreamId::Request(request.clone()),
             Command::Tick { stream } => stream.clone(),
@@ -289,6 +305,7 @@ impl Command {
             Command::CheckIn { .. } => CommandKind::CheckIn,
             Command::Complete { .. } => CommandKind::Complete,
             Command::Evaluate { .. } => CommandKind::Evaluate,
+            Command::ResolveDispute { .. } => CommandKind::ResolveDispute,
             Command::Cancel { .. } => CommandKind::Cancel,
             Command::ReportNoShow { .. } => CommandKind::ReportNoShow,
             Command::Tick { stream: StreamId::Request(_) } => CommandKind::Tick,
@@ -377,6 +394,9 @@ pub enum Event {
         minutes: u32,
         /// The volunteers present.
         volunteers: Vec<VolunteerId>,
+        /// Whether a third party is to review it (回访抽检).
+        #[serde(default)]
+        sampled: bool,
     },
     /// A party rated the service.
     Evaluated {
@@ -384,9 +404,35 @@ pub enum Event {
         role: RaterRole,
         /// 1 to 5.
         score: u8,
+        /// Tags from the fixed list.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tags: Vec<Tag>,
         /// Free text.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         comment: Option<String>,
+    },
+    /// The resident says the service did not take place: credits are frozen until the station resolves it.
+    Disputed {
+        /// Who raised it.
+        by: RaterRole,
+    },
+    /// The station resolved the dispute.
+    DisputeResolved {
+        /// Whether the service took place.
+        served: bool,
+        /// The station's finding.
+        note: String,
+    },
+    /// The ratings are settled: the combined score moves the team's reputation;
+    /// if served, the volunteers' hours and points follow.
+    Settled {
+        /// Combined score in thousandths of a point, 1000..=5000.
+        combined_milli: u32,
+        /// Roles that did not rate, counted at the default score.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        defaulted: Vec<RaterRole>,
+        /// Whether the service took place (false only after a dispute found it did not).
+        served: bool,
     },
     /// Terminal: completed and evaluated (or the evaluation window passed).
     Closed,
@@ -454,6 +500,9 @@ impl Event {
             Event::NoShow { .. } => "no_show",
             Event::Completed { .. } => "completed",
             Event::Evaluated { .. } => "evaluated",
+            Event::Disputed { .. } => "disputed",
+            Event::DisputeResolved { .. } => "dispute_resolved",
+            Event::Settled { .. } => "settled",
             Event::Closed => "closed",
             Event::Cancelled { .. } => "cancelled",
             Event::Expired => "expired",
