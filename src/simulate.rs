@@ -101,7 +101,7 @@ fn row(name: &str, c: &Counts) -> String {
         c.recruitment_orders,
         minutes(c.to_accept_pct(0.5)),
         minutes(c.to_accept_pct(0.9)),
-        c.mean_rating().map_or_else(|| "-".to_owned(), |r| format!("{r:.2}")),
+        c.mean_combined().map_or_else(|| "-".to_owned(), |r| format!("{r:.2}")),
     )
 }
 
@@ -146,11 +146,14 @@ fn print_report(o: &SimOutcome, teams: usize, units: usize, args: &SimulateArgs,
         println!("most unfulfillable services (unfulfillable/requests): {}", w.join(", "));
     }
     println!(
-        "offers {}, no-shows {}, service {:.0} h, ratings {}, still open {}",
+        "offers {}, no-shows {}, service {:.0} h, ratings {} ({} missing, counted at the default), disputes {} ({} found not served), still open {}",
         c.offers,
         c.no_shows,
         c.service_minutes as f64 / 60.0,
         c.ratings,
+        c.defaulted_ratings,
+        c.disputes,
+        c.not_served,
         c.open
     );
     if !o.refused.is_empty() {

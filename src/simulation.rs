@@ -230,13 +230,15 @@ fn react(
             let at = now + Duration::minutes(i64::from(minutes));
             schedule(at, Command::Complete { request, team: team.clone(), minutes, volunteers });
         }
-        Event::Completed { .. } => {
-            for (role, score, after) in b.ratings() {
-                schedule(
-                    now + after,
-                    Command::Evaluate { request: request.clone(), role, score, tags: vec![], comment: None },
-                );
+        Event::Completed { sampled, .. } => {
+            for (role, score, tags, after) in b.ratings(*sampled) {
+                schedule(now + after, Command::Evaluate { request: request.clone(), role, score, tags, comment: None });
             }
+        }
+        Event::Disputed { .. } => {
+            let (served, after) = b.resolve_dispute();
+            let note = if served { "the household confirmed the visit" } else { "no visit took place" };
+            schedule(now + after, Command::ResolveDispute { request, served, note: note.into() });
         }
         _ => {}
     }
@@ -284,6 +286,16 @@ pub struct Counts {
     pub ratings: u64,
     /// Sum of ratings.
     pub rating_sum: u64,
+    /// Disputes raised.
+    pub disputes: u64,
+    /// Settled requests found not served.
+    pub not_served: u64,
+    /// Settlements, and the sum of their combined scores in thousandths.
+    pub settled: u64,
+    /// Sum of combined scores (thousandths of a point).
+    pub combined_milli_sum: u64,
+    /// Ratings counted at the default because the role did not rate.
+    pub defaulted_ratings: u64,
     /// Minutes from submission to acceptance, one per accepted request.
     #[serde(skip)]
     pub to_accept_min: Vec<f64>,
@@ -310,6 +322,11 @@ impl Counts {
     /// Mean rating.
     pub fn mean_rating(&self) -> Option<f64> {
         (self.ratings > 0).then(|| self.rating_sum as f64 / self.ratings as f64)
+    }
+
+    /// Mean combined (settled) score.
+    pub fn mean_combined(&self) -> Option<f64> {
+        (self.settled > 0).then(|| self.combined_milli_sum as f64 / 1000.0 / self.settled as f64)
     }
 }
 
@@ -366,6 +383,15 @@ impl Report {
                     Event::Evaluated { score, .. } => {
                         c.ratings += 1;
                         c.rating_sum += u64::from(*score);
+                    }
+                    Event::Disputed { .. } => c.disputes += 1,
+                    Event::Settled { combined_milli, defaulted, served } => {
+                        c.settled += 1;
+                        c.combined_milli_sum += u64::from(*combined_milli);
+                        c.defaulted_ratings += defaulted.len() as u64;
+                        if !served {
+                            c.not_served += 1;
+                        }
                     }
                     Event::Closed => {
                         c.closed += 1;

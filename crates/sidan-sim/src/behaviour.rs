@@ -5,6 +5,7 @@
 use chrono::Duration;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use sidan_core::lifecycle::evaluation::Tag;
 use sidan_core::lifecycle::{DeclineReason, RaterRole};
 use sidan_core::request::Urgency;
 
@@ -29,6 +30,10 @@ pub struct BehaviourConfig {
     pub rate: [f64; 4],
     /// Mean rating.
     pub mean_score: f64,
+    /// Chance the resident says a completed request was not served (a dispute).
+    pub dispute: f64,
+    /// Chance the station finds a disputed request was served after all.
+    pub dispute_served: f64,
 }
 
 impl Default for BehaviourConfig {
@@ -43,6 +48,8 @@ impl Default for BehaviourConfig {
             cancel: 0.03,
             rate: [0.9, 0.7, 0.95, 0.1],
             mean_score: 4.4,
+            dispute: 0.005,
+            dispute_served: 0.7,
         }
     }
 }
@@ -126,16 +133,34 @@ impl Behaviour {
         self.rng.random_range(1..=members.clamp(1, 6))
     }
 
-    /// The ratings given after completion: role, score, delay.
-    pub fn ratings(&mut self) -> Vec<(RaterRole, u8, Duration)> {
+    /// The ratings given after completion: role, score, tags, delay. The
+    /// third party rates only requests sampled for review.
+    pub fn ratings(&mut self, sampled: bool) -> Vec<(RaterRole, u8, Vec<Tag>, Duration)> {
         let mut out = Vec::new();
         for (i, role) in RaterRole::ALL.into_iter().enumerate() {
+            if role == RaterRole::ThirdParty && !sampled {
+                continue;
+            }
             if self.rng.random_bool(self.cfg.rate[i]) {
                 let noise: f64 = self.rng.random_range(-1.6..1.2);
-                let score = (self.cfg.mean_score + noise).round().clamp(1.0, 5.0) as u8;
-                out.push((role, score, self.exp_minutes(12.0 * 60.0)));
+                let mut score = (self.cfg.mean_score + noise).round().clamp(1.0, 5.0) as u8;
+                let mut tags = Vec::new();
+                if role == RaterRole::Resident && self.rng.random_bool(self.cfg.dispute) {
+                    score = 1;
+                    tags.push(Tag::NotServed);
+                } else if score >= 5 {
+                    tags.push(Tag::Punctual);
+                } else if score <= 2 {
+                    tags.push(Tag::Late);
+                }
+                out.push((role, score, tags, self.exp_minutes(12.0 * 60.0)));
             }
         }
         out
+    }
+
+    /// The station's finding on a dispute: served or not, and after how long.
+    pub fn resolve_dispute(&mut self) -> (bool, Duration) {
+        (self.rng.random_bool(self.cfg.dispute_served), self.exp_minutes(24.0 * 60.0))
     }
 }
