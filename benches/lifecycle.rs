@@ -4,8 +4,9 @@
 //!
 //! The workload is a city of 6,000 teams (Cangzhou's size) and requests from
 //! the demand generator. Each request lives its whole life: submit (ranked
-//! dispatch, an offer), accept, check in, complete, four evaluations and
-//! close: 8 commands and about 10 events. Throughput is reported per event
+//! dispatch, an offer), accept, check in, complete, three or four
+//! evaluations (the third party for sampled requests), settle and close:
+//! 7 or 8 commands and about 11 events. Throughput is reported per event
 //! for the core and per command for the engine.
 //!
 //! Run with `cargo bench --bench lifecycle`; `benches/lifecycle_report.py`
@@ -17,7 +18,8 @@ use std::time::{Duration, Instant};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use sidan::core::dispatch::Dispatcher;
 use sidan::core::id::{TeamId, VolunteerId};
-use sidan::core::lifecycle::{Command, Event, Lifecycle, PolicyBook, RaterRole, Recorded};
+use sidan::core::lifecycle::evaluation::expected_roles;
+use sidan::core::lifecycle::{Command, Event, Lifecycle, PolicyBook, Recorded};
 use sidan::core::request::RequestSpec;
 use sidan::runtime::{Engine, EngineConfig, ManualClock, MemoryBus, MemoryStore};
 use sidan::sim::{CityConfig, DemandConfig, generate_city, generate_requests};
@@ -46,10 +48,16 @@ fn after_offer(spec: &RequestSpec, team: &TeamId) -> Vec<Command> {
             volunteers: vec![VolunteerId::new("v1").expect("id"), VolunteerId::new("v2").expect("id")],
         },
     ];
-    for role in RaterRole::ALL {
-        cmds.push(Command::Evaluate { request: request.clone(), role, score: 5, tags: vec![], comment: None });
-    }
     cmds
+}
+
+/// The ratings that follow a completion: every expected role's.
+fn ratings(spec: &RequestSpec, completed: &[Recorded]) -> Vec<Command> {
+    let sampled = completed.iter().any(|r| matches!(r.event, Event::Completed { sampled: true, .. }));
+    expected_roles(sampled)
+        .iter()
+        .map(|&role| Command::Evaluate { request: spec.id.clone(), role, score: 5, tags: vec![], comment: None })
+        .collect()
 }
 
 /// Requests arrive one second apart.
@@ -65,7 +73,12 @@ fn run_core(lc: &mut Lifecycle, specs: &[RequestSpec], start: chrono::DateTime<c
         let recs = lc.execute(&Command::Submit { spec: spec.clone() }, now).expect("generated requests are valid");
         events += recs.len();
         if let Some(team) = offered(&recs) {
+            let mut last = Vec::new();
             for cmd in after_offer(spec, &team) {
+                last = lc.execute(&cmd, now).expect("legal");
+                events += last.len();
+            }
+            for cmd in ratings(spec, &last) {
                 events += lc.execute(&cmd, now).expect("legal").len();
             }
         }
@@ -141,7 +154,12 @@ async fn run_engine(base: &Lifecycle, specs: &Arc<Vec<RequestSpec>>, now: chrono
                 let r = engine.execute(Command::Submit { spec: spec.clone() }).await.expect("submits");
                 n += 1;
                 if let Some(team) = offered(&r.events) {
+                    let mut last = Vec::new();
                     for cmd in after_offer(spec, &team) {
+                        last = engine.execute(cmd).await.expect("legal").events;
+                        n += 1;
+                    }
+                    for cmd in ratings(spec, &last) {
                         engine.execute(cmd).await.expect("legal");
                         n += 1;
                     }

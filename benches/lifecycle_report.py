@@ -45,7 +45,7 @@ def main():
             f"Machine: {cpu}, {os.cpu_count()} cores, {platform.system()}; {rustc}.",
             f"A generated city of {int(counts['teams']):,} teams; {int(counts['requests']):,} generated requests,",
             "each through its whole life: submit (ranked dispatch and an offer), accept, check in, complete,",
-            "four evaluations, close. Core = `Lifecycle::execute` (decide + apply) on one thread. Engine =",
+            "three or four evaluations (the third party rates a sampled tenth), settle, close. Core = `Lifecycle::execute` (decide + apply) on one thread. Engine =",
             f"the runtime with the in-memory store and bus, {counts['clients']} concurrent clients on a",
             "2-thread tokio runtime, each awaiting every command's stored receipt. One run, criterion medians.",
             "",
