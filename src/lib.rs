@@ -13,6 +13,7 @@ pub use sidan_runtime as runtime;
 pub use sidan_sim as sim;
 
 pub mod batch_file;
+pub mod report_csv;
 pub mod simulation;
 
 use sidan_core::city::{City, CityError, CityFile, MAX_CITY_FILE_BYTES};

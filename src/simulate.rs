@@ -35,6 +35,10 @@ pub struct SimulateArgs {
     /// Write the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write the monthly statistics and the quarterly bulletin per unit
+    /// (JSON and CSV) into this directory.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 /// Runs `sidan simulate`.
@@ -72,6 +76,18 @@ fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
     let store = MemoryStore::new();
     let outcome = rt.block_on(sidan::simulation::run(city, index, policies, requests, behaviour, start, store))?;
     print_report(&outcome, n_teams, n_units, args, started.elapsed());
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
+        for (name, report) in [("monthly", &outcome.monthly), ("quarterly", &outcome.quarterly)] {
+            let json = dir.join(format!("{name}.json"));
+            std::fs::write(&json, serde_json::to_string_pretty(report)?)
+                .with_context(|| format!("{}", json.display()))?;
+            let csv = dir.join(format!("{name}.csv"));
+            let file = std::fs::File::create(&csv).with_context(|| format!("{}", csv.display()))?;
+            sidan::report_csv::write(report, file).with_context(|| format!("{}", csv.display()))?;
+        }
+        println!("\nMonthly statistics and quarterly bulletin per unit written to {} (JSON and CSV)", dir.display());
+    }
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&outcome)?;
         std::fs::write(path, text).with_context(|| format!("{}", path.display()))?;

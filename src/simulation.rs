@@ -62,6 +62,12 @@ pub struct SimOutcome {
     pub refused: BTreeMap<String, u64>,
     /// The report.
     pub report: Report,
+    /// The monthly statistics per unit.
+    #[serde(skip)]
+    pub monthly: sidan_core::report::Report,
+    /// The quarterly bulletin per unit.
+    #[serde(skip)]
+    pub quarterly: sidan_core::report::Report,
 }
 
 /// Runs requests through an engine on `store`, with simulated teams.
@@ -151,7 +157,10 @@ pub async fn run<S: Store + Clone>(
     engine.shutdown().await;
     let log = read_all(&store).await?;
     let report = Report::from_log(&report_city, &log);
-    Ok(SimOutcome { events: log.len() as u64, log_hash: log_hash(&log), refused, report })
+    let records: Vec<sidan_core::lifecycle::Recorded> = log.iter().map(|s| s.record.clone()).collect();
+    let monthly = sidan_core::report::report(&report_city, &records, sidan_core::report::Granularity::Month);
+    let quarterly = sidan_core::report::report(&report_city, &records, sidan_core::report::Granularity::Quarter);
+    Ok(SimOutcome { events: log.len() as u64, log_hash: log_hash(&log), refused, report, monthly, quarterly })
 }
 
 fn clock_now(clock: &ManualClock) -> DateTime<Utc> {

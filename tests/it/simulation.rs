@@ -51,3 +51,22 @@ fn same_seed_same_log_and_every_request_ends() {
     }
     assert_ne!(simulate(1, MemoryStore::new()).log_hash, simulate(2, MemoryStore::new()).log_hash);
 }
+
+#[test]
+fn reports_come_as_json_and_csv_with_the_same_numbers() {
+    let outcome = simulate(4, MemoryStore::new());
+    let q = &outcome.quarterly;
+    let mut buf = Vec::new();
+    sidan::report_csv::write(q, &mut buf).expect("writes");
+    let mut rd = csv::Reader::from_reader(buf.as_slice());
+    let header = rd.headers().expect("header").clone();
+    assert_eq!(header.iter().collect::<Vec<_>>(), sidan::report_csv::HEADER);
+    let rows: Vec<csv::StringRecord> = rd.records().collect::<Result<_, _>>().expect("parses");
+    assert_eq!(rows.len(), q.units.len());
+    let city = rows.iter().find(|r| &r[2] == "city").expect("a city row");
+    assert_eq!(city[3].parse::<u64>().expect("a count"), outcome.report.city.requests);
+    assert_eq!(city[4].parse::<u64>().expect("a count"), outcome.report.city.closed);
+    // Every county's requests add up to the city's.
+    let counties: u64 = rows.iter().filter(|r| &r[2] == "county").map(|r| r[3].parse::<u64>().expect("count")).sum();
+    assert_eq!(counties, outcome.report.city.requests);
+}

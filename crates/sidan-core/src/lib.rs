@@ -16,6 +16,7 @@
 //! - [`index`]: the spatial team index with incremental updates.
 //! - [`score`]: the configurable scoring policy.
 //! - [`dispatch`]: online ranking of eligible teams, with explanations.
+//! - [`report`]: monthly statistics and quarterly bulletins per unit, from the event log.
 //! - [`reputation`]: team standing from settled evaluations (Bayesian average with time decay).
 //! - [`batch`]: batch assignment (optimal min-cost flow and greedy).
 //! - [`testkit`]: a tiny hand-made city for tests and examples.
@@ -29,6 +30,7 @@ pub mod geo;
 pub mod id;
 pub mod index;
 pub mod lifecycle;
+pub mod report;
 pub mod reputation;
 pub mod request;
 pub mod score;
