@@ -38,7 +38,7 @@ fn offered(events: &[Recorded]) -> Option<TeamId> {
 /// The commands that follow an accepted offer.
 fn after_offer(spec: &RequestSpec, team: &TeamId) -> Vec<Command> {
     let request = spec.id.clone();
-    let mut cmds = vec![
+    vec![
         Command::Accept { request: request.clone(), team: team.clone() },
         Command::CheckIn { request: request.clone(), team: team.clone() },
         Command::Complete {
@@ -47,8 +47,7 @@ fn after_offer(spec: &RequestSpec, team: &TeamId) -> Vec<Command> {
             minutes: 60,
             volunteers: vec![VolunteerId::new("v1").expect("id"), VolunteerId::new("v2").expect("id")],
         },
-    ];
-    cmds
+    ]
 }
 
 /// The ratings that follow a completion: every expected role's.
