@@ -6,12 +6,17 @@
 //! the stream's current version plus one (the expected version), or the
 //! whole batch is refused with [`StoreError::Conflict`] and nothing is
 //! written. The outbox is the part of the log not yet published to the bus.
+//!
+//! A store may also keep [`Snapshot`]s: an opaque encoding of some state as
+//! of a log position, so that a reader can start from it instead of the
+//! beginning of the log. Keeping them is optional (the default keeps none).
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
+
+type HashMap<K, V> = foldhash::HashMap<K, V>;
 use sidan_core::lifecycle::{Recorded, StreamId};
 
 /// A place in the global log, from 1. `Position(0)` is "before the first event".
@@ -25,6 +30,17 @@ pub struct Stored {
     pub position: Position,
     /// The event, with its stream and sequence number.
     pub record: Recorded,
+}
+
+/// An opaque encoding of some state as of a log position.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Snapshot {
+    /// What it is a snapshot of (say `lifecycle`); a store keeps the latest one per name.
+    pub name: String,
+    /// The last log position the state covers: a reader continues after it.
+    pub position: Position,
+    /// The encoded state.
+    pub data: Vec<u8>,
 }
 
 /// Why a store operation failed.
@@ -73,8 +89,37 @@ pub trait Store: Send + Sync + 'static {
     /// Up to `limit` events not yet marked published, in order (the outbox).
     fn unpublished(&self, limit: usize) -> impl Future<Output = Result<Vec<Stored>, StoreError>> + Send;
 
-    /// Marks every event up to `through` as published.
+    /// Marks every event up to `through` as published. The mark never moves
+    /// back, and never past the last stored event.
     fn mark_published(&self, through: Position) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The events of one stream with `seq > after_seq`, in order. The default
+    /// loads the whole stream and drops the first `after_seq` events.
+    fn load_from(
+        &self,
+        stream: &StreamId,
+        after_seq: u64,
+    ) -> impl Future<Output = Result<Vec<Recorded>, StoreError>> + Send {
+        async move {
+            let mut events = self.load(stream).await?;
+            events.retain(|r| r.seq > after_seq);
+            Ok(events)
+        }
+    }
+
+    /// Keeps `snapshot` as the latest of its name, replacing an older one.
+    /// Returns whether the store keeps snapshots at all: the default keeps
+    /// none and returns `Ok(false)`.
+    fn save_snapshot(&self, snapshot: &Snapshot) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let _ = snapshot;
+        async { Ok(false) }
+    }
+
+    /// The latest snapshot of that name, if the store keeps one. The default: none.
+    fn load_snapshot(&self, name: &str) -> impl Future<Output = Result<Option<Snapshot>, StoreError>> + Send {
+        let _ = name;
+        async { Ok(None) }
+    }
 }
 
 /// Checks that a batch's sequence numbers are contiguous per stream, and
@@ -84,7 +129,7 @@ pub trait Store: Send + Sync + 'static {
 /// [`StoreError::BadBatch`] at the first gap.
 pub fn expected_versions(batch: &[Recorded]) -> Result<Vec<(&StreamId, u64)>, StoreError> {
     let mut expected: Vec<(&StreamId, u64)> = Vec::new();
-    let mut last: HashMap<&StreamId, u64> = HashMap::new();
+    let mut last: HashMap<&StreamId, u64> = HashMap::default();
     for r in batch {
         match last.get_mut(&r.stream) {
             Some(prev) if *prev + 1 == r.seq => *prev = r.seq,
@@ -105,6 +150,7 @@ struct Log {
     versions: HashMap<StreamId, u64>,
     by_stream: HashMap<StreamId, Vec<usize>>,
     published: u64,
+    snapshots: HashMap<String, Snapshot>,
 }
 
 /// A store in memory: for tests, simulations and benchmarks. Clones share the log.
@@ -190,5 +236,14 @@ impl Store for MemoryStore {
         let mut log = self.log();
         log.published = log.published.max(through.0.min(log.events.len() as u64));
         Ok(())
+    }
+
+    async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<bool, StoreError> {
+        self.log().snapshots.insert(snapshot.name.clone(), snapshot.clone());
+        Ok(true)
+    }
+
+    async fn load_snapshot(&self, name: &str) -> Result<Option<Snapshot>, StoreError> {
+        Ok(self.log().snapshots.get(name).cloned())
     }
 }

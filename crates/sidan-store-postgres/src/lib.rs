@@ -1,0 +1,469 @@
+//! A [`Store`] on PostgreSQL, for several engine instances sharing one
+//! database (a province: one engine per county or per group of counties).
+//!
+//! - **Pooled async driver**: tokio-postgres behind a deadpool pool.
+//! - **Optimistic appends that cannot both win**: one transaction locks the
+//!   log's head row, checks every stream's expected version against the
+//!   `streams` table, inserts the events and bumps the versions and the head.
+//!   The unique `(stream, seq)` and `event_id` constraints are the last
+//!   guard: a unique violation is a [`StoreError::Conflict`] too.
+//! - **Gapless positions in commit order**: the head row lock serialises
+//!   appends, so positions have no holes and a reader never sees position
+//!   n + 1 before n, which the outbox relies on (a sequence gives neither).
+//! - **Durable**: every connection runs with `synchronous_commit = on`; an
+//!   append that returned `Ok` is in the server's WAL on disk.
+//! - **Migrations** run at open inside one transaction holding an advisory
+//!   lock, so instances starting together migrate once; a database of a
+//!   newer schema version is refused with [`OpenError::SchemaTooNew`].
+//!
+//! See docs/storage.md for the schema.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use sidan_core::lifecycle::{Event, Recorded, StreamId};
+use sidan_runtime::store::{Snapshot, expected_versions};
+use sidan_runtime::{Position, Store, StoreError, Stored};
+use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
+
+mod migrate;
+
+pub use migrate::SCHEMA_VERSION;
+
+/// The server used when `SIDAN_PG_URL` is not set.
+pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// Where and how to connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgConfig {
+    /// A libpq-style URL or key-value string, e.g. `postgres://user@host:5432/db`.
+    pub url: String,
+    /// The schema to keep the tables in (created if missing); `None` uses the server's search path.
+    pub schema: Option<String>,
+    /// The most connections the pool opens.
+    pub pool_size: usize,
+}
+
+impl PgConfig {
+    /// The server at `url`, default schema, a pool of 8.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self { url: url.into(), schema: None, pool_size: 8 }
+    }
+
+    /// `SIDAN_PG_URL`, or [`DEFAULT_URL`].
+    pub fn from_env() -> Self {
+        Self::new(std::env::var("SIDAN_PG_URL").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| DEFAULT_URL.into()))
+    }
+
+    /// The same, with the tables in `schema`.
+    pub fn with_schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = Some(schema.into());
+        self
+    }
+}
+
+/// Why a store could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The URL does not parse.
+    #[error("bad PostgreSQL URL: {0}")]
+    BadUrl(String),
+    /// The schema name is not a plain lower-case identifier.
+    #[error("bad schema name {0:?}: use lower-case letters, digits and `_`, starting with a letter")]
+    BadSchema(String),
+    /// The server cannot be reached or refused the connection.
+    #[error("cannot connect to PostgreSQL: {0}")]
+    Connect(String),
+    /// The database was set up by a newer version of sidan.
+    #[error(
+        "the database's sidan schema version {found} is newer than this build's {supported}; \
+         use a newer sidan (nothing was changed)"
+    )]
+    SchemaTooNew {
+        /// Its schema version.
+        found: u32,
+        /// The newest version this build knows.
+        supported: u32,
+    },
+    /// A migration failed; the database is as it was.
+    #[error("migration to schema version {version} failed: {message}")]
+    MigrationFailed {
+        /// The version being applied.
+        version: u32,
+        /// The server's message.
+        message: String,
+    },
+}
+
+/// The event log in a PostgreSQL database. Clones share the pool.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").field("status", &self.pool.status()).finish()
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+/// A server error's message with its detail (tokio-postgres' `Display` shows only "db error").
+fn pg_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    }
+}
+
+fn pg_unavailable(e: tokio_postgres::Error) -> StoreError {
+    StoreError::Unavailable(pg_message(&e))
+}
+
+fn valid_schema(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && s.len() <= 63
+}
+
+impl PgStore {
+    /// Connects, creates the schema if asked for one, and migrates to [`SCHEMA_VERSION`].
+    ///
+    /// # Errors
+    /// [`OpenError::BadUrl`], [`OpenError::BadSchema`], [`OpenError::Connect`],
+    /// [`OpenError::SchemaTooNew`], [`OpenError::MigrationFailed`].
+    pub async fn open(config: &PgConfig) -> Result<Self, OpenError> {
+        let mut pg: tokio_postgres::Config = config.url.parse().map_err(|e| OpenError::BadUrl(pg_message(&e)))?;
+        let mut options = pg.get_options().unwrap_or_default().to_owned();
+        options.push_str(" -c synchronous_commit=on");
+        if let Some(schema) = &config.schema {
+            if !valid_schema(schema) {
+                return Err(OpenError::BadSchema(schema.clone()));
+            }
+            options.push_str(&format!(" -c search_path={schema}"));
+        }
+        pg.options(options.trim());
+        let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size.max(1))
+            .build()
+            .map_err(|e| OpenError::Connect(e.to_string()))?;
+        let mut client = pool.get().await.map_err(|e| OpenError::Connect(e.to_string()))?;
+        migrate::migrate(&mut client, config.schema.as_deref()).await?;
+        Ok(Self { pool })
+    }
+
+    /// The position of the last stored event (`Position(0)` for an empty log).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] if the server fails.
+    pub async fn head(&self) -> Result<Position, StoreError> {
+        let client = self.pool.get().await.map_err(unavailable)?;
+        let row = client.query_one("SELECT position FROM log_head WHERE id = 1", &[]).await.map_err(pg_unavailable)?;
+        Ok(Position(row.get::<_, i64>(0) as u64))
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(unavailable)
+    }
+
+    async fn version_now(&self, stream: &str) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt("SELECT version FROM streams WHERE stream = $1", &[&stream])
+            .await
+            .map_err(pg_unavailable)?;
+        Ok(row.map_or(0, |r| r.get::<_, i64>(0) as u64))
+    }
+}
+
+/// An encoded batch: one vector per column, for `unnest`.
+#[derive(Debug, Default)]
+struct Columns {
+    positions: Vec<i64>,
+    streams: Vec<String>,
+    seqs: Vec<i64>,
+    ids: Vec<String>,
+    kinds: Vec<&'static str>,
+    ats: Vec<String>,
+    bodies: Vec<String>,
+}
+
+/// A stream touched by an append.
+#[derive(Debug)]
+struct Touch {
+    stream: StreamId,
+    name: String,
+    expected: u64,
+    last: u64,
+}
+
+fn encode_at(at: &DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+fn encode(batch: &[Recorded]) -> Result<(Columns, Vec<Touch>), StoreError> {
+    let expected = expected_versions(batch)?;
+    let mut touched: Vec<Touch> = expected
+        .into_iter()
+        .map(|(s, e)| Touch { stream: s.clone(), name: s.to_string(), expected: e, last: e })
+        .collect();
+    let mut c = Columns::default();
+    for r in batch {
+        let seq = i64::try_from(r.seq).map_err(|_| StoreError::BadBatch { stream: r.stream.clone(), seq: r.seq })?;
+        let t = touched.iter_mut().find(|t| t.stream == r.stream).expect("every stream of the batch is touched");
+        t.last = r.seq;
+        c.streams.push(t.name.clone());
+        c.seqs.push(seq);
+        c.ids.push(r.id());
+        c.kinds.push(r.event.name());
+        c.ats.push(encode_at(&r.at));
+        c.bodies.push(serde_json::to_string(&r.event).map_err(|e| StoreError::Corrupt(format!("cannot encode: {e}")))?);
+    }
+    Ok((c, touched))
+}
+
+fn decode(
+    names: &mut HashMap<String, StreamId>,
+    stream: &str,
+    seq: i64,
+    at: &str,
+    body: &str,
+) -> Result<Recorded, StoreError> {
+    let stream = match names.get(stream) {
+        Some(s) => s.clone(),
+        None => {
+            let s: StreamId = stream.parse().map_err(|e| StoreError::Corrupt(format!("stream {stream:?}: {e}")))?;
+            names.insert(stream.to_owned(), s.clone());
+            s
+        }
+    };
+    let at = DateTime::parse_from_rfc3339(at)
+        .map_err(|e| StoreError::Corrupt(format!("{stream}#{seq}: time {at:?}: {e}")))?
+        .with_timezone(&Utc);
+    let event: Event =
+        serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("{stream}#{seq}: event: {e}")))?;
+    let seq = u64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("{stream}: seq {seq}")))?;
+    Ok(Recorded { stream, seq, at, event })
+}
+
+/// `(position, stream, seq, at, body)` rows into stored events.
+fn stored_rows(rows: &[tokio_postgres::Row]) -> Result<Vec<Stored>, StoreError> {
+    let mut names = HashMap::new();
+    rows.iter()
+        .map(|r| {
+            let record = decode(&mut names, r.get(1), r.get(2), r.get(3), r.get(4))?;
+            Ok(Stored { position: Position(r.get::<_, i64>(0) as u64), record })
+        })
+        .collect()
+}
+
+fn limit(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Why an append did not happen inside its transaction.
+enum Refusal {
+    Store(StoreError),
+    /// A unique violation: another writer got in (outside these rules).
+    Unique,
+}
+
+impl From<tokio_postgres::Error> for Refusal {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Refusal::Store(pg_unavailable(e))
+    }
+}
+
+const INSERT_EVENTS: &str = "INSERT INTO events (position, stream, seq, event_id, kind, at, body) \
+     SELECT p, s, q, i, k, a, b::json \
+     FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[]) \
+     AS t(p, s, q, i, k, a, b)";
+
+const UPSERT_STREAMS: &str = "INSERT INTO streams (stream, version) \
+     SELECT s, v FROM unnest($1::text[], $2::bigint[]) AS t(s, v) \
+     ON CONFLICT (stream) DO UPDATE SET version = excluded.version";
+
+const SELECT_STORED: &str = "SELECT position, stream, seq, at, body::text FROM events";
+
+impl Store for PgStore {
+    async fn append(&self, batch: &[Recorded]) -> Result<Position, StoreError> {
+        let (mut cols, touched) = encode(batch)?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_unavailable)?;
+        let result: Result<Position, Refusal> = async {
+            // The head row lock serialises appends until commit.
+            let head: i64 = tx.query_one("SELECT position FROM log_head WHERE id = 1 FOR UPDATE", &[]).await?.get(0);
+            if touched.is_empty() {
+                return Ok(Position(head as u64));
+            }
+            let names: Vec<&str> = touched.iter().map(|t| t.name.as_str()).collect();
+            let found = tx.query("SELECT stream, version FROM streams WHERE stream = ANY($1)", &[&names]).await?;
+            let versions: HashMap<&str, i64> =
+                found.iter().map(|r| (r.get::<_, &str>(0), r.get::<_, i64>(1))).collect();
+            for t in &touched {
+                let actual = versions.get(t.name.as_str()).copied().unwrap_or(0) as u64;
+                if actual != t.expected {
+                    return Err(Refusal::Store(StoreError::Conflict {
+                        stream: t.stream.clone(),
+                        expected: t.expected,
+                        actual,
+                    }));
+                }
+            }
+            cols.positions = (1..=cols.seqs.len() as i64).map(|i| head + i).collect();
+            let stmt = tx.prepare_cached(INSERT_EVENTS).await?;
+            let inserted = tx
+                .execute(
+                    &stmt,
+                    &[&cols.positions, &cols.streams, &cols.seqs, &cols.ids, &cols.kinds, &cols.ats, &cols.bodies],
+                )
+                .await;
+            if let Err(e) = inserted {
+                if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+                    return Err(Refusal::Unique);
+                }
+                return Err(e.into());
+            }
+            let versions: Vec<i64> = touched.iter().map(|t| t.last as i64).collect();
+            let stmt = tx.prepare_cached(UPSERT_STREAMS).await?;
+            tx.execute(&stmt, &[&names, &versions]).await?;
+            let new_head = head + cols.seqs.len() as i64;
+            tx.execute("UPDATE log_head SET position = $1 WHERE id = 1", &[&new_head]).await?;
+            Ok(Position(new_head as u64))
+        }
+        .await;
+        match result {
+            Ok(p) => {
+                tx.commit().await.map_err(pg_unavailable)?;
+                Ok(p)
+            }
+            Err(refusal) => {
+                let _ = tx.rollback().await;
+                drop(client);
+                match refusal {
+                    Refusal::Store(e) => Err(e),
+                    Refusal::Unique => {
+                        // Name the stream that moved, if one did.
+                        let mut conflict = None;
+                        for t in &touched {
+                            let actual = self.version_now(&t.name).await?;
+                            if actual != t.expected || conflict.is_none() {
+                                conflict = Some(StoreError::Conflict {
+                                    stream: t.stream.clone(),
+                                    expected: t.expected,
+                                    actual,
+                                });
+                            }
+                            if actual != t.expected {
+                                break;
+                            }
+                        }
+                        Err(conflict.expect("a batch with rows touches a stream"))
+                    }
+                }
+            }
+        }
+    }
+
+    async fn load(&self, stream: &StreamId) -> Result<Vec<Recorded>, StoreError> {
+        self.load_from(stream, 0).await
+    }
+
+    async fn load_from(&self, stream: &StreamId, after_seq: u64) -> Result<Vec<Recorded>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT stream, seq, at, body::text FROM events WHERE stream = $1 AND seq > $2 ORDER BY seq",
+            )
+            .await
+            .map_err(pg_unavailable)?;
+        let rows = client.query(&stmt, &[&stream.to_string(), &limit(after_seq)]).await.map_err(pg_unavailable)?;
+        let mut names = HashMap::new();
+        rows.iter().map(|r| decode(&mut names, r.get(0), r.get(1), r.get(2), r.get(3))).collect()
+    }
+
+    async fn read_from(&self, after: Position, n: usize) -> Result<Vec<Stored>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&format!("{SELECT_STORED} WHERE position > $1 ORDER BY position LIMIT $2"))
+            .await
+            .map_err(pg_unavailable)?;
+        let rows = client.query(&stmt, &[&limit(after.0), &limit(n as u64)]).await.map_err(pg_unavailable)?;
+        stored_rows(&rows)
+    }
+
+    async fn unpublished(&self, n: usize) -> Result<Vec<Stored>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "{SELECT_STORED} WHERE position > (SELECT published FROM outbox WHERE id = 1) ORDER BY position LIMIT $1"
+            ))
+            .await
+            .map_err(pg_unavailable)?;
+        let rows = client.query(&stmt, &[&limit(n as u64)]).await.map_err(pg_unavailable)?;
+        stored_rows(&rows)
+    }
+
+    async fn mark_published(&self, through: Position) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE outbox SET published = GREATEST(published, LEAST($1, (SELECT position FROM log_head WHERE id = 1))) \
+                 WHERE id = 1",
+                &[&limit(through.0)],
+            )
+            .await
+            .map_err(pg_unavailable)?;
+        Ok(())
+    }
+
+    async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO snapshots (name, position, data, saved_at) VALUES ($1, $2, $3, now()) \
+                 ON CONFLICT (name) DO UPDATE SET position = excluded.position, data = excluded.data, \
+                 saved_at = excluded.saved_at",
+                &[&snapshot.name, &limit(snapshot.position.0), &snapshot.data],
+            )
+            .await
+            .map_err(pg_unavailable)?;
+        Ok(true)
+    }
+
+    async fn load_snapshot(&self, name: &str) -> Result<Option<Snapshot>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt("SELECT position, data FROM snapshots WHERE name = $1", &[&name])
+            .await
+            .map_err(pg_unavailable)?;
+        Ok(row.map(|r| Snapshot {
+            name: name.to_owned(),
+            position: Position(r.get::<_, i64>(0) as u64),
+            data: r.get(1),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_schema;
+
+    #[test]
+    fn schema_names_need_no_quoting() {
+        for ok in ["sidan", "sidan_t_1", "_x"] {
+            assert!(valid_schema(ok), "{ok}");
+        }
+        for bad in ["", "Sidan", "1x", "a-b", "a;drop", "a b", &"x".repeat(64)] {
+            assert!(!valid_schema(bad), "{bad}");
+        }
+    }
+}

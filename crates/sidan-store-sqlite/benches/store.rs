@@ -1,0 +1,388 @@
+//! Durable throughput of the SQLite and PostgreSQL stores, and the time to
+//! open a large store and rebuild the state from it.
+//!
+//! The events are real: every request of a generated city (6,000 teams)
+//! lives its whole life through the core (submit, accept, check in,
+//! complete, four evaluations, close; about ten events a request), and the
+//! resulting log is what the stores write. Measured, each once per run:
+//!
+//! - `append_batched`: the log appended in batches of 1,000 events;
+//! - `append_single`: one event per append, one writer, each append durable
+//!   before the next (no batching at all);
+//! - `append_single_64`: one event per append from 64 concurrent writers (the
+//!   store may commit concurrent appends together);
+//! - `engine_batched` / `engine_unbatched`: commands/s through the `Engine`
+//!   over the store, 64 concurrent clients, group commit of up to 1,024
+//!   commands vs one command per append;
+//! - `open_replay`: open a store of `SIDAN_BENCH_REPLAY_EVENTS` events (1M for
+//!   SQLite, 200k for PostgreSQL by default) and `Engine::start` on it (full
+//!   replay), with the store's read alone and the core's fold alone beside it.
+//!
+//! SQLite runs with `synchronous = FULL`, PostgreSQL with
+//! `synchronous_commit = on` (its server default is kept otherwise). Results
+//! go to the workspace's `target/store-bench.json`; `benches/store_report.py` writes them into
+//! docs/benchmarks.md. Without a PostgreSQL server the PG half is skipped.
+//!
+//! Run: `cargo bench -p sidan-store-sqlite --bench store && python3 benches/store_report.py`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use sidan_core::dispatch::Dispatcher;
+use sidan_core::geo::StraightLine;
+use sidan_core::id::{TeamId, VolunteerId};
+use sidan_core::lifecycle::{Command, Event, Lifecycle, PolicyBook, RaterRole, Recorded};
+use sidan_core::request::RequestSpec;
+use sidan_runtime::{Engine, EngineConfig, EngineError, Factory, ManualClock, MemoryBus, Store};
+use sidan_sim::{CityConfig, DemandConfig, generate_city, generate_requests};
+use sidan_store_postgres::{PgConfig, PgStore};
+use sidan_store_sqlite::{SqliteConfig, SqliteStore};
+use sidan_store_tests::TempDir;
+use sidan_store_tests::pg::pg_or_skip;
+
+const TEAMS: usize = 6_000;
+const CLIENTS: usize = 64;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn offered(events: &[Recorded]) -> Option<TeamId> {
+    events.iter().find_map(|r| match &r.event {
+        Event::Offered { team, .. } => Some(team.clone()),
+        _ => None,
+    })
+}
+
+/// The commands that follow an accepted offer (as in the lifecycle bench).
+fn after_offer(spec: &RequestSpec, team: &TeamId) -> Vec<Command> {
+    let request = spec.id.clone();
+    let mut cmds = vec![
+        Command::Accept { request: request.clone(), team: team.clone() },
+        Command::CheckIn { request: request.clone(), team: team.clone() },
+        Command::Complete {
+            request: request.clone(),
+            team: team.clone(),
+            minutes: 60,
+            volunteers: vec![VolunteerId::new("v1").expect("id"), VolunteerId::new("v2").expect("id")],
+        },
+    ];
+    for role in RaterRole::ALL {
+        cmds.push(Command::Evaluate { request: request.clone(), role, score: 5, tags: vec![], comment: None });
+    }
+    cmds
+}
+
+struct World {
+    factory: Factory<StraightLine>,
+    specs: Vec<RequestSpec>,
+    now: DateTime<Utc>,
+}
+
+fn world(requests: usize) -> World {
+    let file = generate_city(&CityConfig { seed: 42, teams: TEAMS, ..CityConfig::default() });
+    let (city, index) = file.build().expect("generated city is valid");
+    let demand = DemandConfig { seed: 9, requests, ..DemandConfig::default() };
+    let specs = generate_requests(&city, &demand);
+    let now = demand.start - chrono::Duration::hours(2);
+    let base = Lifecycle::new(Dispatcher::new(city, index), PolicyBook::default());
+    World { factory: Arc::new(move || base.clone()), specs, now }
+}
+
+/// Every request's whole life through the core, until `events` events: the log to store.
+fn log_of(w: &World, events: usize) -> Vec<Recorded> {
+    let mut lc = (w.factory)();
+    let mut log = Vec::with_capacity(events + 16);
+    for (i, spec) in w.specs.iter().enumerate() {
+        if log.len() >= events {
+            break;
+        }
+        let now = w.now + chrono::Duration::milliseconds(i as i64);
+        let recs = lc.execute(&Command::Submit { spec: spec.clone() }, now).expect("generated requests are valid");
+        let team = offered(&recs);
+        log.extend(recs);
+        if let Some(team) = team {
+            // Some evaluations are refused (the request closes once the sampled roles rated).
+            for cmd in after_offer(spec, &team) {
+                log.extend(lc.execute(&cmd, now).unwrap_or_default());
+            }
+        }
+    }
+    assert!(log.len() >= events, "the demand holds {events} events: {}", log.len());
+    log.truncate(events);
+    // A batch boundary may split a stream; that is fine, the order per stream is kept.
+    log
+}
+
+#[derive(Debug, Clone)]
+struct Figure {
+    store: &'static str,
+    name: &'static str,
+    /// Things per second (events or commands), or seconds for timings.
+    value: f64,
+    unit: &'static str,
+    /// How many things were measured.
+    n: usize,
+}
+
+fn rate(n: usize, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+async fn append_batched<S: Store>(store: &S, log: &[Recorded], batch: usize) -> Duration {
+    let t = Instant::now();
+    for chunk in log.chunks(batch) {
+        store.append(chunk).await.expect("append");
+    }
+    t.elapsed()
+}
+
+async fn append_single<S: Store>(store: &S, log: &[Recorded]) -> Duration {
+    let t = Instant::now();
+    for r in log {
+        store.append(std::slice::from_ref(r)).await.expect("append");
+    }
+    t.elapsed()
+}
+
+/// One event per append from 64 writers, each owning the streams `hash % 64`, in log order.
+async fn append_single_concurrent<S: Store + Clone>(store: &S, log: &[Recorded]) -> Duration {
+    use std::hash::{Hash, Hasher};
+    let mut parts: Vec<Vec<Recorded>> = vec![Vec::new(); CLIENTS];
+    for r in log {
+        let mut h = std::hash::DefaultHasher::new();
+        r.stream.hash(&mut h);
+        parts[(h.finish() % CLIENTS as u64) as usize].push(r.clone());
+    }
+    let t = Instant::now();
+    let tasks: Vec<_> = parts
+        .into_iter()
+        .map(|part| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for r in part {
+                    store.append(std::slice::from_ref(&r)).await.expect("append");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("writer");
+    }
+    t.elapsed()
+}
+
+/// Every request's life through an engine over `store` from 64 clients; returns (commands, time).
+async fn engine_run<S: Store>(w: &World, store: S, requests: usize, max_batch: usize) -> (usize, Duration) {
+    let config = EngineConfig { max_batch, ..EngineConfig::default() };
+    let engine = Arc::new(
+        Engine::start(Arc::clone(&w.factory), store, MemoryBus::new(), ManualClock::new(w.now), config)
+            .await
+            .expect("starts"),
+    );
+    let specs: Arc<Vec<RequestSpec>> = Arc::new(w.specs[..requests].to_vec());
+    let t = Instant::now();
+    let tasks: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            let (engine, specs) = (Arc::clone(&engine), Arc::clone(&specs));
+            tokio::spawn(async move {
+                let mut n = 0;
+                for spec in specs.iter().skip(client).step_by(CLIENTS) {
+                    let r = engine.execute(Command::Submit { spec: spec.clone() }).await.expect("submits");
+                    n += 1;
+                    if let Some(team) = offered(&r.events) {
+                        // Only stored commands count; a refused evaluation stores nothing.
+                        for cmd in after_offer(spec, &team) {
+                            match engine.execute(cmd).await {
+                                Ok(_) => n += 1,
+                                Err(EngineError::Rejected(_)) => {}
+                                Err(e) => panic!("engine: {e}"),
+                            }
+                        }
+                    }
+                }
+                n
+            })
+        })
+        .collect();
+    let mut n = 0;
+    for task in tasks {
+        n += task.await.expect("client");
+    }
+    let d = t.elapsed();
+    if let Some(engine) = Arc::into_inner(engine) {
+        engine.shutdown().await;
+    }
+    (n, d)
+}
+
+/// Reads the whole log page by page (what a replay reads), without applying it.
+async fn scan<S: Store>(store: &S) -> usize {
+    let mut at = sidan_runtime::Position(0);
+    let mut n = 0;
+    loop {
+        let page = store.read_from(at, 4096).await.expect("read_from");
+        let Some(last) = page.last() else { return n };
+        at = last.position;
+        n += page.len();
+    }
+}
+
+fn fold(w: &World, log: &[Recorded]) -> Duration {
+    let mut lc = (w.factory)();
+    let t = Instant::now();
+    for r in log {
+        lc.apply(r).expect("applies");
+    }
+    t.elapsed()
+}
+
+async fn start_replay<S: Store>(w: &World, store: S) -> Duration {
+    let t = Instant::now();
+    let engine = Engine::start(Arc::clone(&w.factory), store, MemoryBus::new(), ManualClock::new(w.now), {
+        EngineConfig::default()
+    })
+    .await
+    .expect("starts");
+    engine.query(|lc| lc.applied()).await.expect("queries");
+    let d = t.elapsed();
+    engine.shutdown().await;
+    d
+}
+
+fn say(f: &Figure) {
+    if f.unit == "s" {
+        eprintln!("store/{}/{}: {:.2} s ({} events)", f.store, f.name, f.value, f.n);
+    } else {
+        eprintln!("store/{}/{}: {:.0} {} (n = {})", f.store, f.name, f.value, f.unit, f.n);
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter argument is not supported.
+    // Other work on the machine skews the figures: the load average goes into the report.
+    let load_start = std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim().to_owned();
+    let sqlite_replay = env_usize("SIDAN_BENCH_REPLAY_EVENTS", 1_000_000);
+    let pg_replay = env_usize("SIDAN_BENCH_PG_REPLAY_EVENTS", 200_000);
+    let w = world(env_usize("SIDAN_BENCH_REQUESTS", 400_000));
+    let t = Instant::now();
+    let log = log_of(&w, sqlite_replay.max(pg_replay).max(200_000));
+    eprintln!("store: a log of {} events from the core in {:.1} s", log.len(), t.elapsed().as_secs_f64());
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let mut figures: Vec<Figure> = Vec::new();
+    let mut push = |f: Figure| {
+        say(&f);
+        figures.push(f);
+    };
+
+    // SQLite.
+    let dir = TempDir::new("store-bench");
+    let mut n_file = 0;
+    let mut sqlite = || {
+        n_file += 1;
+        SqliteStore::open(dir.path().join(format!("bench-{n_file}.db")), SqliteConfig::default()).expect("opens")
+    };
+    rt.block_on(async {
+        let n = 200_000;
+        let d = append_batched(&sqlite(), &log[..n], 1000).await;
+        push(Figure { store: "sqlite", name: "append_batched", value: rate(n, d), unit: "events/s", n });
+        let n = 2_000;
+        let d = append_single(&sqlite(), &log[..n]).await;
+        push(Figure { store: "sqlite", name: "append_single", value: rate(n, d), unit: "events/s", n });
+        let n = 20_000;
+        let d = append_single_concurrent(&sqlite(), &log[..n]).await;
+        push(Figure { store: "sqlite", name: "append_single_64", value: rate(n, d), unit: "events/s", n });
+        let (n, d) = engine_run(&w, sqlite(), 4_000, EngineConfig::default().max_batch).await;
+        push(Figure { store: "sqlite", name: "engine_batched", value: rate(n, d), unit: "commands/s", n });
+        let (n, d) = engine_run(&w, sqlite(), 250, 1).await;
+        push(Figure { store: "sqlite", name: "engine_unbatched", value: rate(n, d), unit: "commands/s", n });
+
+        let n = sqlite_replay;
+        let store = sqlite();
+        let path = store.path().to_owned();
+        let d = append_batched(&store, &log[..n], 10_000).await;
+        push(Figure { store: "sqlite", name: "append_bulk", value: rate(n, d), unit: "events/s", n });
+        drop(store);
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0)
+            + std::fs::metadata(path.with_extension("db-wal")).map(|m| m.len()).unwrap_or(0);
+        push(Figure { store: "sqlite", name: "file_bytes_per_event", value: size as f64 / n as f64, unit: "B", n });
+        let t = Instant::now();
+        let store = SqliteStore::open(&path, SqliteConfig::default()).expect("reopens");
+        let open = t.elapsed();
+        push(Figure { store: "sqlite", name: "open", value: open.as_secs_f64(), unit: "s", n });
+        let t = Instant::now();
+        let scanned = scan(&store).await;
+        assert_eq!(scanned, n);
+        push(Figure { store: "sqlite", name: "read_all", value: t.elapsed().as_secs_f64(), unit: "s", n });
+        let d = start_replay(&w, store).await;
+        push(Figure { store: "sqlite", name: "open_replay", value: (open + d).as_secs_f64(), unit: "s", n });
+    });
+    let d = fold(&w, &log[..sqlite_replay]);
+    push(Figure { store: "core", name: "fold", value: d.as_secs_f64(), unit: "s", n: sqlite_replay });
+    drop(dir);
+
+    // PostgreSQL.
+    rt.block_on(async {
+        let Some(scratch) = pg_or_skip("store bench").await else { return };
+        let config = |s: &sidan_store_tests::pg::PgScratch| PgConfig::new(s.url()).with_schema(s.schema());
+        let fresh = || async {
+            let s = pg_or_skip("store bench").await.expect("the server answered");
+            let store = PgStore::open(&config(&s)).await.expect("opens");
+            (s, store)
+        };
+        let n = 100_000;
+        let (_s, store) = fresh().await;
+        let d = append_batched(&store, &log[..n], 1000).await;
+        push(Figure { store: "postgres", name: "append_batched", value: rate(n, d), unit: "events/s", n });
+        let n = 2_000;
+        let (_s, store) = fresh().await;
+        let d = append_single(&store, &log[..n]).await;
+        push(Figure { store: "postgres", name: "append_single", value: rate(n, d), unit: "events/s", n });
+        let n = 20_000;
+        let (_s, store) = fresh().await;
+        let d = append_single_concurrent(&store, &log[..n]).await;
+        push(Figure { store: "postgres", name: "append_single_64", value: rate(n, d), unit: "events/s", n });
+        let (_s, store) = fresh().await;
+        let (n, d) = engine_run(&w, store, 4_000, EngineConfig::default().max_batch).await;
+        push(Figure { store: "postgres", name: "engine_batched", value: rate(n, d), unit: "commands/s", n });
+        let (_s, store) = fresh().await;
+        let (n, d) = engine_run(&w, store, 250, 1).await;
+        push(Figure { store: "postgres", name: "engine_unbatched", value: rate(n, d), unit: "commands/s", n });
+
+        let n = pg_replay;
+        let store = PgStore::open(&config(&scratch)).await.expect("opens");
+        let d = append_batched(&store, &log[..n], 10_000).await;
+        push(Figure { store: "postgres", name: "append_bulk", value: rate(n, d), unit: "events/s", n });
+        drop(store);
+        let t = Instant::now();
+        let store = PgStore::open(&config(&scratch)).await.expect("reopens");
+        let open = t.elapsed();
+        push(Figure { store: "postgres", name: "open", value: open.as_secs_f64(), unit: "s", n });
+        let t = Instant::now();
+        assert_eq!(scan(&store).await, n);
+        push(Figure { store: "postgres", name: "read_all", value: t.elapsed().as_secs_f64(), unit: "s", n });
+        let d = start_replay(&w, store).await;
+        push(Figure { store: "postgres", name: "open_replay", value: (open + d).as_secs_f64(), unit: "s", n });
+    });
+
+    // The workspace's target/ folder, whatever CARGO_TARGET_DIR says: the report reads it there.
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target");
+    let _ = std::fs::create_dir_all(&out);
+    let figures: Vec<serde_json::Value> = figures
+        .iter()
+        .map(|f| serde_json::json!({"store": f.store, "name": f.name, "value": f.value, "unit": f.unit, "n": f.n}))
+        .collect();
+    let json = serde_json::json!({
+        "loadavg_start": load_start,
+        "loadavg_end": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
+        "teams": TEAMS,
+        "clients": CLIENTS,
+        "figures": figures,
+    });
+    let path = out.join("store-bench.json");
+    match std::fs::write(&path, serde_json::to_string_pretty(&json).expect("serialises")) {
+        Ok(()) => eprintln!("store: wrote {}", path.display()),
+        Err(e) => eprintln!("store: cannot write {}: {e}", path.display()),
+    }
+}
