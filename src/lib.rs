@@ -4,13 +4,15 @@
 //! platform depends on one crate, and adds what needs the file system:
 //! [`load_city`] reads a city file and names it in every error. The pure core
 //! is [`core`]; the async engine with its ports and in-memory adapters is
-//! [`runtime`]; the seeded city and demand generators are [`sim`].
+//! [`runtime`]; the embedded default store is [`store_sqlite`]; the seeded
+//! city and demand generators are [`sim`].
 
 use std::path::{Path, PathBuf};
 
 pub use sidan_core as core;
 pub use sidan_runtime as runtime;
 pub use sidan_sim as sim;
+pub use sidan_store_sqlite as store_sqlite;
 
 pub mod batch_file;
 pub mod report_csv;

@@ -10,6 +10,7 @@ use sidan::core::lifecycle::PolicyBook;
 use sidan::runtime::MemoryStore;
 use sidan::sim::{BehaviourConfig, CityConfig, DemandConfig, generate_city, generate_requests};
 use sidan::simulation::{Counts, SimOutcome};
+use sidan::store_sqlite::{SqliteConfig, SqliteStore, Synchronous};
 
 /// Arguments of `sidan simulate`.
 #[derive(Debug, clap::Args)]
@@ -32,6 +33,16 @@ pub struct SimulateArgs {
     /// Per-unit lifecycle policy file (TOML; see docs/policy.md).
     #[arg(long)]
     policy: Option<PathBuf>,
+    /// Where the events go: `sqlite` (the embedded default store, a file) or `memory`.
+    #[arg(long, default_value = "sqlite")]
+    store: StoreKind,
+    /// The SQLite file (replaced if it exists); a file in the temporary directory by default.
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Fsync every commit (`full`: durable across power loss) or only at checkpoints (`normal`:
+    /// durable across a crash of the program, much faster).
+    #[arg(long, default_value = "normal")]
+    durability: Durability,
     /// Write the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -39,6 +50,24 @@ pub struct SimulateArgs {
     /// (JSON and CSV) into this directory.
     #[arg(long)]
     out: Option<PathBuf>,
+}
+
+/// Which store the simulation writes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreKind {
+    /// The embedded SQLite store.
+    Sqlite,
+    /// In memory only.
+    Memory,
+}
+
+/// How durable each SQLite commit is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Durability {
+    /// `PRAGMA synchronous = FULL`.
+    Full,
+    /// `PRAGMA synchronous = NORMAL`.
+    Normal,
 }
 
 /// Runs `sidan simulate`.
@@ -73,9 +102,37 @@ fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
     let behaviour = BehaviourConfig { seed: args.seed, ..BehaviourConfig::default() };
     let (n_teams, n_units) = (index.len(), city.units().len());
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let store = MemoryStore::new();
-    let outcome = rt.block_on(sidan::simulation::run(city, index, policies, requests, behaviour, start, store))?;
-    print_report(&outcome, n_teams, n_units, args, started.elapsed());
+    let (outcome, where_) = match args.store {
+        StoreKind::Memory => {
+            let store = MemoryStore::new();
+            (
+                rt.block_on(sidan::simulation::run(city, index, policies, requests, behaviour, start, store))?,
+                "in-memory store".to_owned(),
+            )
+        }
+        StoreKind::Sqlite => {
+            let path = args
+                .db
+                .clone()
+                .unwrap_or_else(|| std::env::temp_dir().join(format!("sidan-simulate-{}.db", args.seed)));
+            for suffix in ["", "-wal", "-shm"] {
+                let p = PathBuf::from(format!("{}{suffix}", path.display()));
+                if p.exists() {
+                    std::fs::remove_file(&p).with_context(|| format!("{}", p.display()))?;
+                }
+            }
+            let synchronous = match args.durability {
+                Durability::Full => Synchronous::Full,
+                Durability::Normal => Synchronous::Normal,
+            };
+            let store = SqliteStore::open(&path, SqliteConfig { synchronous, ..SqliteConfig::default() })
+                .with_context(|| format!("{}", path.display()))?;
+            let outcome =
+                rt.block_on(sidan::simulation::run(city, index, policies, requests, behaviour, start, store))?;
+            (outcome, format!("SQLite store {} (synchronous {:?})", path.display(), args.durability).to_lowercase())
+        }
+    };
+    print_report(&outcome, n_teams, n_units, args, &where_, started.elapsed());
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
         for (name, report) in [("monthly", &outcome.monthly), ("quarterly", &outcome.quarterly)] {
@@ -121,14 +178,21 @@ fn row(name: &str, c: &Counts) -> String {
     )
 }
 
-fn print_report(o: &SimOutcome, teams: usize, units: usize, args: &SimulateArgs, took: std::time::Duration) {
+fn print_report(
+    o: &SimOutcome,
+    teams: usize,
+    units: usize,
+    args: &SimulateArgs,
+    store: &str,
+    took: std::time::Duration,
+) {
     let c = &o.report.city;
     println!(
         "sidan simulate: seed {}, {teams} teams, {units} units, {} requests over {} days",
         args.seed, c.requests, args.days
     );
     println!(
-        "engine: in-memory store; {} events stored; log hash {}; {:.1} s",
+        "engine: {store}; {} events stored; log hash {}; {:.1} s",
         o.events,
         o.log_hash,
         took.as_secs_f64()
