@@ -191,12 +191,7 @@ fn print_report(
         "sidan simulate: seed {}, {teams} teams, {units} units, {} requests over {} days",
         args.seed, c.requests, args.days
     );
-    println!(
-        "engine: {store}; {} events stored; log hash {}; {:.1} s",
-        o.events,
-        o.log_hash,
-        took.as_secs_f64()
-    );
+    println!("engine: {store}; {} events stored; log hash {}; {:.1} s", o.events, o.log_hash, took.as_secs_f64());
     println!();
     println!(
         "{:<10} {:>7} {:>7} {:>8} {:>8} {:>7} {:>9} {:>7} {:>6} {:>9} {:>9} {:>7}",

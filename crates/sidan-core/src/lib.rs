@@ -21,6 +21,7 @@
 //! - [`batch`]: batch assignment (optimal min-cost flow and greedy).
 //! - [`testkit`]: a tiny hand-made city for tests and examples.
 //! - [`lifecycle`]: the event-sourced request lifecycle: commands, events, escalation, pairings, policies.
+//! - [`ledger`]: the double-entry points, time-bank and love-supermarket ledger (event-sourced, two-phase, idempotent).
 
 pub mod batch;
 pub mod catalog;
@@ -29,6 +30,7 @@ pub mod dispatch;
 pub mod geo;
 pub mod id;
 pub mod index;
+pub mod ledger;
 pub mod lifecycle;
 pub mod report;
 pub mod reputation;
