@@ -345,17 +345,7 @@ impl<T: TravelTime> Lifecycle<T> {
         match cmd {
             Command::Submit { .. } => unreachable!("the table refuses Submit for a known request"),
             Command::Accept { team, .. } => {
-                let t = self.team_idx(team)?;
-                let offer = st
-                    .open_offer(t)
-                    .ok_or_else(|| LifecycleError::NotOffered { request: id.clone(), team: team.clone() })?;
-                if now >= offer.deadline {
-                    return Err(LifecycleError::OfferExpired {
-                        request: id.clone(),
-                        team: team.clone(),
-                        deadline: offer.deadline,
-                    });
-                }
+                let t = self.answerable(st, team, now)?;
                 out.push(Event::Accepted { team: team.clone() });
                 for o in st.offers.iter().filter(|o| o.team != t) {
                     out.push(Event::OfferWithdrawn { team: self.team_id(o.team) });
@@ -365,17 +355,7 @@ impl<T: TravelTime> Lifecycle<T> {
                 if let DeclineReason::Other(s) = reason {
                     text("reason", s)?;
                 }
-                let t = self.team_idx(team)?;
-                let offer = st
-                    .open_offer(t)
-                    .ok_or_else(|| LifecycleError::NotOffered { request: id.clone(), team: team.clone() })?;
-                if now >= offer.deadline {
-                    return Err(LifecycleError::OfferExpired {
-                        request: id.clone(),
-                        team: team.clone(),
-                        deadline: offer.deadline,
-                    });
-                }
+                self.answerable(st, team, now)?;
                 out.push(Event::Declined { team: team.clone(), reason: reason.clone() });
                 let mut cur = Cursor::of(st);
                 cur.open -= 1;
@@ -480,6 +460,23 @@ impl<T: TravelTime> Lifecycle<T> {
             Command::Pair { .. } | Command::Unpair { .. } => unreachable!("pairing commands have no request kind"),
         }
         Ok(())
+    }
+
+    /// The team's open offer may still be answered at `now` (accept iff `now < deadline`).
+    fn answerable(&self, st: &RequestState, team: &TeamId, now: DateTime<Utc>) -> Result<TeamIdx, LifecycleError> {
+        let request = st.request.id();
+        let t = self.team_idx(team)?;
+        let offer = st
+            .open_offer(t)
+            .ok_or_else(|| LifecycleError::NotOffered { request: request.clone(), team: team.clone() })?;
+        if now >= offer.deadline {
+            return Err(LifecycleError::OfferExpired {
+                request: request.clone(),
+                team: team.clone(),
+                deadline: offer.deadline,
+            });
+        }
+        Ok(t)
     }
 
     fn holder(&self, st: &RequestState, team: &TeamId) -> Result<TeamIdx, LifecycleError> {
