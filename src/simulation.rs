@@ -39,9 +39,6 @@ pub enum SimError {
     Store(#[from] StoreError),
 }
 
-/// What the simulated parties do next: a command at a time.
-type Action = Command;
-
 /// What the driver remembers of a request to act on it.
 #[derive(Debug, Clone)]
 struct Known {
@@ -95,9 +92,9 @@ pub async fn run<S: Store + Clone>(
     let engine =
         Engine::start(factory, store.clone(), MemoryBus::new(), clock.clone(), EngineConfig::default()).await?;
     let mut b = Behaviour::new(behaviour);
-    let mut agenda: BTreeMap<(DateTime<Utc>, u64), Action> = BTreeMap::new();
+    let mut agenda: BTreeMap<(DateTime<Utc>, u64), Command> = BTreeMap::new();
     let mut seq = 0u64;
-    let mut schedule = |agenda: &mut BTreeMap<(DateTime<Utc>, u64), Action>, at: DateTime<Utc>, a: Action| {
+    let mut schedule = |agenda: &mut BTreeMap<(DateTime<Utc>, u64), Command>, at: DateTime<Utc>, a: Command| {
         seq += 1;
         agenda.insert((at, seq), a);
     };
@@ -186,7 +183,7 @@ fn react(
     b: &mut Behaviour,
     known: &mut HashMap<RequestId, Known>,
     parties: &Parties<'_>,
-    schedule: &mut dyn FnMut(DateTime<Utc>, Action),
+    schedule: &mut dyn FnMut(DateTime<Utc>, Command),
 ) {
     let StreamId::Request(request) = &s.record.stream else { return };
     let request = request.clone();

@@ -360,7 +360,7 @@ impl<T: TravelTime> Lifecycle<T> {
                 let mut cur = Cursor::of(st);
                 cur.open -= 1;
                 cur.misses += 1;
-                self.dispatch_step(st, &mut cur, now, out);
+                self.dispatch_from(&st.request, &mut cur, now, out);
             }
             Command::CheckIn { team, .. } => {
                 self.holder(st, team)?;
@@ -453,7 +453,7 @@ impl<T: TravelTime> Lifecycle<T> {
                     let mut cur = Cursor::of(st);
                     cur.misses += 1;
                     insert_sorted(&mut cur.offered, t);
-                    self.dispatch_step(st, &mut cur, now, out);
+                    self.dispatch_from(&st.request, &mut cur, now, out);
                 }
             }
             Command::Tick { .. } => self.tick_request(st, now, out),
@@ -551,10 +551,6 @@ impl<T: TravelTime> Lifecycle<T> {
         out.push(Event::Offered { team: self.team_id(team), deadline, mode });
         insert_sorted(&mut cur.offered, team);
         cur.open += 1;
-    }
-
-    fn dispatch_step(&self, st: &RequestState, cur: &mut Cursor, now: DateTime<Utc>, out: &mut Out<'_>) {
-        self.dispatch_from(&st.request, cur, now, out);
     }
 
     /// After a submission or an answer: top the open offers up to the target
@@ -690,7 +686,7 @@ impl<T: TravelTime> Lifecycle<T> {
                     cur.open -= 1;
                     cur.misses += 1;
                 }
-                self.dispatch_step(st, &mut cur, now, out);
+                self.dispatch_from(&st.request, &mut cur, now, out);
             }
             Phase::Held { team } => {
                 if now >= st.request.window().end() {
