@@ -112,6 +112,22 @@ pub struct TeamRecord {
     class: u8,
 }
 
+/// The part of a team the lifecycle changes as events are applied (the rest comes from the
+/// city's team file): what a snapshot keeps per team.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TeamDynamics {
+    /// Requests it holds now (offers out plus requests held).
+    pub load: u32,
+    /// Requests served recently.
+    pub recent_jobs: u32,
+    /// Reputation in [0, 1], if rated.
+    pub reputation: Option<f64>,
+    /// Households served before, sorted.
+    pub households_served: Vec<HouseholdId>,
+    /// Households paired with it, sorted.
+    pub paired_households: Vec<HouseholdId>,
+}
+
 /// The team table and its spatial index.
 #[derive(Debug, Clone, Default)]
 pub struct TeamIndex {
@@ -387,6 +403,39 @@ impl TeamIndex {
             problem: TeamProblem::UnknownTeam,
         })?;
         Ok((idx, &mut self.teams[idx.0 as usize]))
+    }
+
+    /// What the lifecycle changes in the team at `idx`: its load, jobs, reputation and households.
+    ///
+    /// # Panics
+    /// If `idx` does not come from this index.
+    pub fn dynamics(&self, idx: TeamIdx) -> TeamDynamics {
+        let t = &self.teams[idx.0 as usize];
+        TeamDynamics {
+            load: t.load,
+            recent_jobs: t.recent_jobs,
+            reputation: t.reputation,
+            households_served: t.households_served.clone(),
+            paired_households: t.paired_households.clone(),
+        }
+    }
+
+    /// Restores what [`TeamIndex::dynamics`] gave (lists are kept sorted and deduplicated).
+    ///
+    /// # Panics
+    /// If `idx` does not come from this index.
+    pub fn set_dynamics(&mut self, idx: TeamIdx, d: TeamDynamics) {
+        let t = &mut self.teams[idx.0 as usize];
+        let sorted = |mut v: Vec<HouseholdId>| {
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        t.load = d.load;
+        t.recent_jobs = d.recent_jobs;
+        t.reputation = d.reputation.filter(|r| (0.0..=1.0).contains(r));
+        t.households_served = sorted(d.households_served);
+        t.paired_households = sorted(d.paired_households);
     }
 
     /// Sets how many requests a team holds now.

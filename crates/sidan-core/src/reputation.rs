@@ -23,7 +23,7 @@
 use chrono::{DateTime, Utc};
 
 /// The decayed sums of one team's observations.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Standing {
     /// Σ decayed observations.
     pub sum: f64,

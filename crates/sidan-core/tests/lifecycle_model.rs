@@ -29,6 +29,7 @@ use sidan_core::dispatch::{Dispatcher, RankQuery};
 use sidan_core::geo::Location;
 use sidan_core::id::{HouseholdId, PairingId, RequestId, ServiceId, TeamId, UnitId, VolunteerId};
 use sidan_core::index::TeamIdx;
+use sidan_core::ledger::{AccountId, LedgerEvent, TransferKind};
 use sidan_core::lifecycle::evaluation::{MAX_TAGS, Tag};
 use sidan_core::lifecycle::{
     Command, DeclineReason, Event, HORIZON_DAYS, Lifecycle, LifecyclePolicy, MAX_SERVICE_MIN, MAX_TEXT_LEN,
@@ -435,6 +436,8 @@ struct MReq {
     /// Whether the resident disputes that it was served.
     disputed: bool,
     pairing: Option<PairingId>,
+    /// The minutes and the distinct volunteers of the completion.
+    service: Option<(u32, BTreeSet<VolunteerId>)>,
 }
 
 impl MReq {
@@ -475,6 +478,8 @@ struct Notes {
     last_expiry: Option<(DateTime<Utc>, TeamIdx)>,
     /// The ratings were settled.
     settled: bool,
+    /// They were settled as served: credits follow on the ledger stream.
+    served: bool,
 }
 
 struct Model {
@@ -488,6 +493,10 @@ struct Model {
     load: Vec<u32>,
     /// The last sequence number per stream.
     seqs: BTreeMap<StreamId, u64>,
+    /// Minutes banked per volunteer: the minutes of every request settled as served they were present at.
+    banked: BTreeMap<VolunteerId, u64>,
+    /// Every (request, account) credited: once each (invariant 21).
+    credited: BTreeSet<(RequestId, AccountId)>,
 }
 
 fn latest_start(req: &Request) -> DateTime<Utc> {
@@ -536,6 +545,8 @@ impl Model {
             pairings: BTreeMap::new(),
             load: vec![0; teams],
             seqs: BTreeMap::new(),
+            banked: BTreeMap::new(),
+            credited: BTreeSet::new(),
         }
     }
 
@@ -635,6 +646,9 @@ impl Model {
                     self.fold_pairing(p, cmd, &rec.event, &mut announced)
                         .map_err(|e| format!("{}: {}: {e}", rec.id(), rec.event.name()))?;
                 }
+                StreamId::Ledger => {
+                    self.fold_ledger(&rec.event, &notes).map_err(|e| format!("{}: {e}", rec.id()))?;
+                }
                 StreamId::Request(r) => {
                     ensure!(
                         rec.stream == target || announced.contains(r),
@@ -654,6 +668,43 @@ impl Model {
             self.after_decision(lc, cmd, r, n).map_err(|e| format!("request/{r} after the decision: {e}"))?;
         }
         Ok(())
+    }
+
+    /// A ledger event in a request decision: a service credit of a request settled as served
+    /// in it, or the opening of an account one credits.
+    fn fold_ledger(&mut self, ev: &Event, notes: &BTreeMap<RequestId, Notes>) -> Res {
+        let Event::Ledger { entry } = ev else { return Err(format!("{} on the ledger stream", ev.name())) };
+        match entry {
+            LedgerEvent::AccountOpened { .. } => Ok(()),
+            LedgerEvent::Transferred { transfer } => {
+                let TransferKind::ServiceCredit { request } = &transfer.kind else {
+                    return Err(format!("a {} transfer in a request decision", transfer.kind.name()));
+                };
+                ensure!(notes.get(request).is_some_and(|n| n.served), "a credit for {request}, not settled as served");
+                ensure!(
+                    self.credited.insert((request.clone(), transfer.credit.clone())),
+                    "{} credited twice for {request}",
+                    transfer.credit
+                );
+                let (minutes, present) =
+                    self.reqs.get(request).and_then(|st| st.service.clone()).ok_or("no service")?;
+                match &transfer.credit {
+                    AccountId::VolunteerMinutes(v) => {
+                        ensure!(present.contains(v), "{v} banks minutes of {request} without being present");
+                        ensure!(
+                            transfer.amount == u64::from(minutes),
+                            "{v} banks {} of {minutes} minutes",
+                            transfer.amount
+                        );
+                    }
+                    AccountId::VolunteerPoints(v) => ensure!(present.contains(v), "{v} earns points of {request}"),
+                    AccountId::TeamPoints(_) => {}
+                    other => return Err(format!("a service credit to {other}")),
+                }
+                Ok(())
+            }
+            other => Err(format!("ledger {} in a request decision", other.name())),
+        }
     }
 
     fn fold_pairing(&mut self, p: &PairingId, cmd: &Command, ev: &Event, announced: &mut BTreeSet<RequestId>) -> Res {
@@ -749,6 +800,7 @@ impl Model {
                     sampled: false,
                     disputed: false,
                     pairing: pairing.clone(),
+                    service: None,
                 },
             );
             n.submitted = true;
@@ -931,9 +983,11 @@ impl Model {
                 ensure!(phase == MPhase::CheckedIn(t), "completed while {} by {:?}", phase.kind(), phase.holder());
                 let rate = policy.third_party_sample_rate;
                 ensure!((rate > 0.0 || !sampled) && (rate < 1.0 || *sampled), "sampled = {sampled} at the rate {rate}");
+                let Command::Complete { volunteers, .. } = cmd else { return Err(format!("caused by {cmd:?}")) };
                 let st = self.reqs.get_mut(r).ok_or("gone")?;
                 st.phase = MPhase::Completed(now);
                 st.sampled = *sampled;
+                st.service = Some((*minutes, volunteers.iter().cloned().collect()));
                 self.load[t.0 as usize] -= 1;
             }
             Event::Evaluated { role, score, tags, .. } => {
@@ -988,6 +1042,13 @@ impl Model {
                 let (lo, hi) = (lo.unwrap_or(1) * 1000, hi.unwrap_or(5) * 1000);
                 ensure!((lo..=hi).contains(combined_milli), "combined {combined_milli} outside the scores {scores:?}");
                 n.settled = true;
+                n.served = *served;
+                if *served {
+                    let (minutes, present) = st.service.clone().ok_or("settled without a service")?;
+                    for v in present {
+                        *self.banked.entry(v).or_insert(0) += u64::from(minutes);
+                    }
+                }
             }
             Event::Closed => {
                 ensure!(matches!(phase, MPhase::Completed(_)), "closed while {}", phase.kind());
@@ -1509,12 +1570,44 @@ impl Harness {
             ensure!(got == Some(kind), "{r}: the lifecycle says {got:?}, the model {kind}");
         }
         ensure!(self.m.load.iter().all(|&l| l == 0), "loads left at the end: {:?}", self.m.load);
+        // Invariants 17–22 on the credits: balanced, derivable, and banked minutes equal the
+        // minutes of service settled as served.
+        let ledger = self.lc.ledger();
+        ledger.check().map_err(|e| e.to_string())?;
+        for (v, minutes) in &self.m.banked {
+            let got = ledger.balance(&AccountId::VolunteerMinutes(v.clone())).posted();
+            ensure!(got == i128::from(*minutes), "{v} holds {got} minutes, served {minutes}");
+        }
+        let holders = ledger.accounts().filter(|a| matches!(a.id, AccountId::VolunteerMinutes(_))).count();
+        ensure!(holders == self.m.banked.len(), "{holders} time-bank accounts for {} volunteers", self.m.banked.len());
         // Invariant 12: replaying the log gives the live state.
         let mut again = lifecycle(self.m.policy);
         for rec in &self.log {
             again.apply(rec).map_err(|e| format!("replay: {e}"))?;
         }
         ensure!(again.digest() == self.lc.digest(), "the replayed state differs from the live one");
+        // A snapshot taken anywhere in the log, restored (through an encoding) and caught up on
+        // the rest of the log, gives the live state too.
+        for cut in [0, self.log.len() / 3, self.log.len() / 2, self.log.len()] {
+            let mut head = lifecycle(self.m.policy);
+            for rec in &self.log[..cut] {
+                head.apply(rec).map_err(|e| format!("replay: {e}"))?;
+            }
+            let json = serde_json::to_vec(&head.snapshot()).map_err(|e| e.to_string())?;
+            let snap: sidan_core::lifecycle::LifecycleSnapshot =
+                serde_json::from_slice(&json).map_err(|e| e.to_string())?;
+            ensure!(snap == head.snapshot(), "the snapshot at {cut} changes through JSON");
+            let (city, index) = tiny_city();
+            let policies = PolicyBook::uniform(self.m.policy).expect("a valid policy");
+            let mut restored = Lifecycle::restore(Dispatcher::new(city, index), policies, snap)
+                .map_err(|e| format!("restore at {cut}: {e}"))?;
+            ensure!(restored.digest() == head.digest(), "the snapshot at {cut} restores another state");
+            for rec in &self.log[cut..] {
+                restored.apply(rec).map_err(|e| format!("catching up from {cut}: {e}"))?;
+            }
+            ensure!(restored.digest() == self.lc.digest(), "restored at {cut} and caught up, the state differs");
+            ensure!(restored.next_wakeup() == self.lc.next_wakeup(), "restored at {cut}: another wake-up");
+        }
         ensure!(again.applied() == self.log.len() as u64, "replay applied {} of {}", again.applied(), self.log.len());
         // Invariant 11: unique ids, gapless per-stream sequence numbers from 1.
         let mut ids = HashSet::new();

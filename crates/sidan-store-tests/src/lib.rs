@@ -141,6 +141,7 @@ pub fn event(stream: &StreamId, seq: u64, tag: u64) -> Recorded {
             let id = match stream {
                 StreamId::Request(r) => r.to_string(),
                 StreamId::Pairing(p) => p.to_string(),
+                StreamId::Ledger => "ledger".to_owned(),
             };
             let spec = request(&id, "c1-i1-s1", "home-care", Urgency::Normal, 2, 3);
             Event::Submitted {

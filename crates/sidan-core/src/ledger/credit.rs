@@ -20,7 +20,7 @@ pub const MAX_RATE: u32 = 10_000;
 pub const MAX_MULTIPLIER_PCT: u32 = 1_000;
 
 /// How service is credited, per unit.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CreditPolicy {
     /// Points per hour of service for the group of volunteers present, split among them.

@@ -26,6 +26,7 @@
 mod book;
 pub mod credit;
 pub mod error;
+pub mod snapshot;
 pub mod types;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,6 +36,7 @@ use chrono::{DateTime, Utc};
 
 pub use credit::{CreditInput, CreditPolicy, CreditPolicyError, service_credit};
 pub use error::{InvariantViolation, LedgerApplyError, LedgerError, Side, Subject, TransferField};
+pub use snapshot::{LedgerSnapshot, LedgerSnapshotError};
 pub use types::{
     Account, AccountId, AccountIdError, Balance, ItemId, LedgerCommand, LedgerEvent, LedgerId, LedgerOp, MAX_AMOUNT,
     MAX_OPS, MAX_REASON_LEN, MAX_TIMEOUT_S, Redemption, SERVICE_CREDIT_PREFIX, TRANSFER_ID_MAX_LEN, Transfer,

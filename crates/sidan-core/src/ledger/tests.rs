@@ -858,8 +858,8 @@ fn the_credit_formula_is_exact() {
     assert_eq!(p.points_total(&input("q", 90, &["a"])), 15);
     // 7.5 rounds up, 7.4999 down.
     assert_eq!(p.points_total(&input("q", 45, &["a"])), 8);
-    assert_eq!(CreditPolicy { points_per_hour: 1, ..p.clone() }.points_total(&input("q", 29, &["a"])), 0);
-    assert_eq!(CreditPolicy { points_per_hour: 1, ..p.clone() }.points_total(&input("q", 30, &["a"])), 1);
+    assert_eq!(CreditPolicy { points_per_hour: 1, ..p }.points_total(&input("q", 29, &["a"])), 0);
+    assert_eq!(CreditPolicy { points_per_hour: 1, ..p }.points_total(&input("q", 30, &["a"])), 1);
     let all = CreditInput { urgent: true, night: true, holiday: true, ..input("q", 60, &["a"]) };
     // 10 × 1.5 × 1.2 × 2 = 36.
     assert_eq!(p.points_total(&all), 36);
@@ -868,28 +868,28 @@ fn the_credit_formula_is_exact() {
     assert_eq!(p.points_total(&CreditInput { holiday: true, ..input("q", 60, &["a"]) }), 20);
     assert_eq!(p.team_points(&all), 7, "2 × 3.6 = 7.2");
     assert_eq!(
-        CreditPolicy { points_per_hour: u32::MAX, urgent_pct: u32::MAX, ..p.clone() }
+        CreditPolicy { points_per_hour: u32::MAX, urgent_pct: u32::MAX, ..p }
             .points_total(&CreditInput { urgent: true, ..input("q", u32::MAX, &["a"]) }),
         u64::MAX,
         "saturates instead of wrapping"
     );
     assert_eq!(
-        CreditPolicy { points_per_hour: 10_001, ..p.clone() }.validate(),
+        CreditPolicy { points_per_hour: 10_001, ..p }.validate(),
         Err(CreditPolicyError::RateTooHigh { field: "points_per_hour", value: 10_001 })
     );
     assert_eq!(
-        CreditPolicy { team_points_per_hour: 10_001, ..p.clone() }.validate(),
+        CreditPolicy { team_points_per_hour: 10_001, ..p }.validate(),
         Err(CreditPolicyError::RateTooHigh { field: "team_points_per_hour", value: 10_001 })
     );
     assert_eq!(
-        CreditPolicy { night_pct: 0, ..p.clone() }.validate(),
+        CreditPolicy { night_pct: 0, ..p }.validate(),
         Err(CreditPolicyError::BadMultiplier { field: "night_pct", value: 0 })
     );
     assert_eq!(
-        CreditPolicy { holiday_pct: 1001, ..p.clone() }.validate(),
+        CreditPolicy { holiday_pct: 1001, ..p }.validate(),
         Err(CreditPolicyError::BadMultiplier { field: "holiday_pct", value: 1001 })
     );
-    assert!(CreditPolicy { urgent_pct: 1000, points_per_hour: 10_000, ..p.clone() }.validate().is_ok());
+    assert!(CreditPolicy { urgent_pct: 1000, points_per_hour: 10_000, ..p }.validate().is_ok());
     assert_eq!(split(10, 3, 0), vec![4, 3, 3]);
     assert_eq!(split(10, 3, 1), vec![3, 4, 3]);
     assert_eq!(split(11, 3, 2), vec![4, 3, 4]);
@@ -926,7 +926,7 @@ fn service_credit_banks_minutes_and_splits_points_once_per_cause() {
     assert_eq!(left_out.len(), 3, "the remainder rotates with the request");
     // Zero amounts are left out.
     let tiny = service_credit(
-        &CreditPolicy { points_per_hour: 1, team_points_per_hour: 0, ..p.clone() },
+        &CreditPolicy { points_per_hour: 1, team_points_per_hour: 0, ..p },
         &input("q", 30, &["a", "b"]),
     );
     assert_eq!(tiny.iter().filter(|s| s.credit.ledger() == LedgerId::Points).count(), 1);
@@ -938,7 +938,7 @@ fn service_credit_banks_minutes_and_splits_points_once_per_cause() {
     let cmd = LedgerCommand::transfers(specs.clone());
     assert_eq!(l.execute(&cmd, t0()).expect("credits").len(), 7);
     assert_eq!(l.execute(&cmd, t0()).expect("retry"), vec![], "the same credit twice is a no-op");
-    let again = service_credit(&CreditPolicy { points_per_hour: 20, ..p.clone() }, &inp);
+    let again = service_credit(&CreditPolicy { points_per_hour: 20, ..p }, &inp);
     let err = refused(&mut l, &LedgerCommand::transfers(again), t0());
     assert!(matches!(err, LedgerError::ExistsWithDifferent { field: TransferField::Amount, .. }), "{err:?}");
     assert_eq!(l.balance(&vm("v3")).posted(), 100);

@@ -25,6 +25,7 @@ pub mod evaluation;
 pub mod pairing;
 pub mod policy;
 pub mod policy_file;
+pub mod snapshot;
 pub mod state;
 pub mod types;
 
@@ -39,12 +40,14 @@ use crate::dispatch::{Dispatcher, RankQuery, Ranked};
 use crate::geo::{StraightLine, TravelTime};
 use crate::id::{HouseholdId, PairingId, RequestId, TeamId};
 use crate::index::TeamIdx;
+use crate::ledger::{self, AccountId, CreditInput, Ledger, LedgerCommand, LedgerOp};
 use crate::request::{Contact, Request, RequestSpec, Urgency};
 use crate::units::{UnitIdx, UnitTree};
 
 pub use pairing::{PairingSpec, PairingState, Schedule, ScheduleError};
 pub use policy::{LifecyclePolicy, PolicyBook};
 pub use policy_file::{PolicyFileError, PolicyPatch};
+pub use snapshot::{LifecycleSnapshot, SNAPSHOT_FORMAT, SnapshotError};
 pub use state::{LifecycleError, OpenOffer, Phase, PhaseKind, RequestState, check};
 pub use types::{
     Command, CommandKind, DeclineReason, Event, MAX_SERVICE_MIN, MAX_TEXT_LEN, MAX_VOLUNTEERS, OfferMode, RaterRole,
@@ -94,14 +97,20 @@ pub struct Lifecycle<T = StraightLine> {
     standings: HashMap<TeamIdx, crate::reputation::Standing>,
     /// Every stream's next wake-up, earliest first.
     wakeups: BTreeSet<(DateTime<Utc>, Slot)>,
+    /// Points, time bank and stock: the `ledger` stream, folded.
+    ledger: Ledger,
     applied: u64,
 }
+
+/// The ledger's stream, for [`Lifecycle::due`] to hand out by reference.
+static LEDGER_STREAM: StreamId = StreamId::Ledger;
 
 /// A stream's dense place in the lifecycle's tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Slot {
     Request(u32),
     Pairing(u32),
+    Ledger,
 }
 
 /// Where dispatch stands while one decision is being made: the request's
@@ -196,6 +205,7 @@ impl<T: TravelTime> Lifecycle<T> {
             no_shows: HashMap::default(),
             standings: HashMap::default(),
             wakeups: BTreeSet::new(),
+            ledger: Ledger::new(),
             applied: 0,
         }
     }
@@ -223,6 +233,11 @@ impl<T: TravelTime> Lifecycle<T> {
     /// A pairing's state.
     pub fn pairing(&self, id: &PairingId) -> Option<&PairingState> {
         self.pairing_slot.get(id).map(|&i| &self.pairings[i as usize])
+    }
+
+    /// The ledger: points, time-bank minutes and love-supermarket stock, as of the last applied event.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
     }
 
     /// How many no-shows are recorded against a team.
@@ -259,6 +274,7 @@ impl<T: TravelTime> Lifecycle<T> {
         match stream {
             StreamId::Request(r) => self.request_slot.get(r).map(|&i| Slot::Request(i)),
             StreamId::Pairing(p) => self.pairing_slot.get(p).map(|&i| Slot::Pairing(i)),
+            StreamId::Ledger => Some(Slot::Ledger),
         }
     }
 
@@ -266,6 +282,7 @@ impl<T: TravelTime> Lifecycle<T> {
         match slot {
             Slot::Request(i) => self.requests[i as usize].version,
             Slot::Pairing(i) => self.pairings[i as usize].version,
+            Slot::Ledger => self.ledger.applied(),
         }
     }
 
@@ -273,17 +290,25 @@ impl<T: TravelTime> Lifecycle<T> {
         match slot {
             Slot::Request(i) => &self.requests[i as usize].stream,
             Slot::Pairing(i) => &self.pairings[i as usize].stream,
+            Slot::Ledger => &LEDGER_STREAM,
         }
     }
 
-    /// The earliest time a stream needs a [`Command::Tick`].
+    /// The earliest time a stream needs a [`Command::Tick`] (the ledger's when a reservation
+    /// expires).
     pub fn next_wakeup(&self) -> Option<DateTime<Utc>> {
-        self.wakeups.first().map(|(t, _)| *t)
+        let streams = self.wakeups.first().map(|(t, _)| *t);
+        match (streams, self.ledger.next_expiry()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// The streams due for a tick at `now`, earliest first.
+    /// The streams due for a tick at `now`, earliest first; the ledger last, when one of its
+    /// reservations has expired.
     pub fn due(&self, now: DateTime<Utc>) -> impl Iterator<Item = &StreamId> + '_ {
-        self.wakeups.iter().take_while(move |(t, _)| *t <= now).map(|(_, s)| self.stream_of(*s))
+        let ledger = self.ledger.next_expiry().is_some_and(|t| t <= now).then_some(&LEDGER_STREAM);
+        self.wakeups.iter().take_while(move |(t, _)| *t <= now).map(|(_, s)| self.stream_of(*s)).chain(ledger)
     }
 
     fn team_idx(&self, team: &TeamId) -> Result<TeamIdx, LifecycleError> {
@@ -307,9 +332,10 @@ impl<T: TravelTime> Lifecycle<T> {
         let mut recs = Vec::new();
         let stream = cmd.stream();
         let mut out = Out { recs: &mut recs, next_seq: self.version(&stream) + 1, stream, at: now };
-        match cmd.request_kind() {
-            Some(kind) => self.decide_request(cmd, kind, now, &mut out)?,
-            None => self.decide_pairing(cmd, now, &mut out)?,
+        match (cmd.request_kind(), &out.stream) {
+            (Some(kind), _) => self.decide_request(cmd, kind, now, &mut out)?,
+            (None, StreamId::Ledger) => self.decide_ledger(cmd, now, &mut out)?,
+            (None, _) => self.decide_pairing(cmd, now, &mut out)?,
         }
         Ok(recs)
     }
@@ -457,7 +483,9 @@ impl<T: TravelTime> Lifecycle<T> {
                 }
             }
             Command::Tick { .. } => self.tick_request(st, now, out),
-            Command::Pair { .. } | Command::Unpair { .. } => unreachable!("pairing commands have no request kind"),
+            Command::Pair { .. } | Command::Unpair { .. } | Command::Ledger { .. } => {
+                unreachable!("pairing and ledger commands have no request kind")
+            }
         }
         Ok(())
     }
@@ -487,12 +515,72 @@ impl<T: TravelTime> Lifecycle<T> {
         Ok(t)
     }
 
-    /// Settles the ratings and closes the request.
+    /// Settles the ratings and closes the request. A served request credits its volunteers and
+    /// its team on the ledger stream, in the same decision, so the credits are appended with the
+    /// settlement or not at all.
     fn settle(&self, st: &RequestState, ratings: &[(RaterRole, u8)], served: bool, out: &mut Out<'_>) {
         let p = self.policy_of(&st.request);
         let s = evaluation::settle(ratings, evaluation::expected_roles(st.sampled), p);
         out.push(Event::Settled { combined_milli: s.combined_milli, defaulted: s.defaulted, served });
+        let mut credits = Vec::new();
+        if served {
+            match self.ledger.decide(&self.credit_command(st), out.at) {
+                Ok(events) => credits = events,
+                Err(e) => out.push(Event::CreditFailed { error: e.to_string() }),
+            }
+        }
         out.push(Event::Closed);
+        for (seq, entry) in (self.ledger.applied() + 1..).zip(credits) {
+            out.recs.push(Recorded { stream: StreamId::Ledger, seq, at: out.at, event: Event::Ledger { entry } });
+        }
+    }
+
+    /// The ledger command crediting a completed request: open every account it touches (a no-op
+    /// for those open), then the transfers of [`ledger::service_credit`]. The service counts as
+    /// at night when it started (completion minus its minutes, in the unit's time zone) between
+    /// 22:00 and 06:00, and as on a holiday when that local date is one of the policy book's.
+    fn credit_command(&self, st: &RequestState) -> LedgerCommand {
+        let (Phase::Completed { team, at }, Some((minutes, volunteers))) = (st.phase, &st.service) else {
+            return LedgerCommand::default();
+        };
+        let req = &st.request;
+        let tz = self.dispatcher.city().units().get(req.unit()).tz;
+        let start = (at - Duration::minutes(i64::from(*minutes))).with_timezone(&tz);
+        let hour = chrono::Timelike::hour(&start);
+        let input = CreditInput {
+            request: req.id().clone(),
+            minutes: *minutes,
+            volunteers: volunteers.clone(),
+            team: Some(self.team_id(team)),
+            urgent: req.urgency() != Urgency::Normal,
+            night: !(6..22).contains(&hour),
+            holiday: self.policies.is_holiday(start.date_naive()),
+        };
+        let transfers = ledger::service_credit(&self.policy_of(req).credit, &input);
+        let mut accounts: Vec<AccountId> = Vec::with_capacity(transfers.len() + 2);
+        for t in &transfers {
+            for a in [&t.debit, &t.credit] {
+                if !accounts.contains(a) {
+                    accounts.push(a.clone());
+                }
+            }
+        }
+        let mut ops: Vec<LedgerOp> = accounts.into_iter().map(|account| LedgerOp::Open { account }).collect();
+        ops.extend(transfers.into_iter().map(|transfer| LedgerOp::Transfer { transfer }));
+        LedgerCommand::new(ops)
+    }
+
+    /// Decides a ledger command, or the ledger's tick (the reservations whose timeout passed).
+    fn decide_ledger(&self, cmd: &Command, now: DateTime<Utc>, out: &mut Out<'_>) -> Result<(), LifecycleError> {
+        let events = match cmd {
+            Command::Ledger { command } => self.ledger.decide(command, now)?,
+            Command::Tick { .. } => self.ledger.tick(now),
+            _ => unreachable!("only ledger commands and ticks address the ledger stream"),
+        };
+        for entry in events {
+            out.push(Event::Ledger { entry });
+        }
+        Ok(())
     }
 
     fn decide_submit(
@@ -801,6 +889,14 @@ impl<T: TravelTime> Lifecycle<T> {
         let slot = match &rec.stream {
             StreamId::Request(id) => self.apply_request(id, slot, rec)?,
             StreamId::Pairing(id) => self.apply_pairing(id, slot, rec)?,
+            StreamId::Ledger => {
+                let Event::Ledger { entry } = &rec.event else {
+                    return Err(Self::invalid(rec, format!("{} on the ledger stream", rec.event.name())));
+                };
+                self.ledger.apply(entry).map_err(|e| Self::invalid(rec, e.to_string()))?;
+                self.applied += 1;
+                return Ok(());
+            }
         };
         self.applied += 1;
         self.reschedule(slot);
@@ -944,6 +1040,7 @@ impl<T: TravelTime> Lifecycle<T> {
                     rep = Some((team, x));
                 }
             }
+            (Event::CreditFailed { .. }, _) if phase == PhaseKind::Completed => {}
             (Event::Closed, _) if phase == PhaseKind::Completed => st.phase = Phase::Closed,
             (Event::Cancelled { .. }, _) if matches!(phase, PhaseKind::Open | PhaseKind::Held) => {
                 if let Some(t) = st.phase.holder() {
@@ -1043,6 +1140,7 @@ impl<T: TravelTime> Lifecycle<T> {
     fn wake_at(&self, slot: Slot) -> Option<DateTime<Utc>> {
         let st = match slot {
             Slot::Pairing(i) => return self.pairings[i as usize].wake_at(),
+            Slot::Ledger => return None,
             Slot::Request(i) => &self.requests[i as usize],
         };
         let p = self.policy_of(&st.request);
@@ -1069,6 +1167,7 @@ impl<T: TravelTime> Lifecycle<T> {
         let wake = match slot {
             Slot::Request(i) => &mut self.requests[i as usize].wake,
             Slot::Pairing(i) => &mut self.pairings[i as usize].wake,
+            Slot::Ledger => return,
         };
         if *wake == next {
             return;
@@ -1081,7 +1180,7 @@ impl<T: TravelTime> Lifecycle<T> {
         }
     }
 
-    /// A digest of the whole state (requests, pairings, team loads), equal for
+    /// A digest of the whole state (requests, pairings, team loads, the ledger), equal for
     /// equal states: replaying a log must give the live state's digest.
     pub fn digest(&self) -> u64 {
         use std::hash::{Hash, Hasher};
@@ -1112,6 +1211,7 @@ impl<T: TravelTime> Lifecycle<T> {
             self.wakeups.iter().map(|(t, s)| (*t, self.stream_of(*s))).collect();
         wakes.sort();
         wakes.hash(&mut h);
+        self.ledger.digest().hash(&mut h);
         h.finish()
     }
 }

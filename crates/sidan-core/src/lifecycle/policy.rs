@@ -7,6 +7,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeSet;
+
+use chrono::NaiveDate;
+
+use crate::ledger::{CreditPolicy, CreditPolicyError};
 use crate::score::{PolicyError, ScoringPolicy};
 use crate::units::{UnitIdx, UnitKind, UnitTree};
 
@@ -49,6 +54,8 @@ pub struct LifecyclePolicy {
     pub third_party_sample_rate: f64,
     /// How the teams of a scope are ordered.
     pub scoring: ScoringPolicy,
+    /// How a served request is credited to the volunteers and the team (points, banked minutes).
+    pub credit: CreditPolicy,
 }
 
 impl Default for LifecyclePolicy {
@@ -71,6 +78,7 @@ impl Default for LifecyclePolicy {
             missing_rating_score: 4,
             third_party_sample_rate: 0.1,
             scoring: ScoringPolicy::default(),
+            credit: CreditPolicy::default(),
         }
     }
 }
@@ -142,7 +150,8 @@ impl LifecyclePolicy {
                 problem: format!("{} is not in [0, 1]", self.third_party_sample_rate),
             });
         }
-        self.scoring.validate().map_err(|e| PolicyError { key: scoring_key(e.key), problem: e.problem })
+        self.scoring.validate().map_err(|e| PolicyError { key: scoring_key(e.key), problem: e.problem })?;
+        self.credit.validate().map_err(|e| PolicyError { key: credit_key(&e), problem: e.to_string() })
     }
 
     /// The offer deadline for a request of this urgency, in seconds.
@@ -152,6 +161,21 @@ impl LifecyclePolicy {
             crate::request::Urgency::Urgent => self.urgent_offer_deadline_s,
             crate::request::Urgency::Emergency => self.emergency_offer_deadline_s,
         }
+    }
+}
+
+/// The `credit.` key a credit policy error is about.
+fn credit_key(e: &CreditPolicyError) -> &'static str {
+    let field = match e {
+        CreditPolicyError::RateTooHigh { field, .. } | CreditPolicyError::BadMultiplier { field, .. } => *field,
+    };
+    match field {
+        "points_per_hour" => "credit.points_per_hour",
+        "team_points_per_hour" => "credit.team_points_per_hour",
+        "urgent_pct" => "credit.urgent_pct",
+        "night_pct" => "credit.night_pct",
+        "holiday_pct" => "credit.holiday_pct",
+        _ => "credit",
     }
 }
 
@@ -180,6 +204,8 @@ pub struct PolicyBook {
     /// Indexed by [`UnitIdx`]; units added after the book was built use the last entry's root default.
     per_unit: Vec<LifecyclePolicy>,
     default: LifecyclePolicy,
+    /// Public holidays of the city, local dates (service on them earns `credit.holiday_pct`).
+    holidays: BTreeSet<NaiveDate>,
 }
 
 impl PolicyBook {
@@ -189,7 +215,7 @@ impl PolicyBook {
     /// If the policy is invalid.
     pub fn uniform(policy: LifecyclePolicy) -> Result<Self, PolicyError> {
         policy.validate()?;
-        Ok(Self { per_unit: Vec::new(), default: policy })
+        Ok(Self { per_unit: Vec::new(), default: policy, holidays: BTreeSet::new() })
     }
 
     /// A book from already resolved per-unit policies (index = [`UnitIdx`]).
@@ -201,12 +227,29 @@ impl PolicyBook {
         for p in &per_unit {
             p.validate()?;
         }
-        Ok(Self { per_unit, default })
+        Ok(Self { per_unit, default, holidays: BTreeSet::new() })
     }
 
     /// The policy that applies to requests made at `unit`.
     pub fn for_unit(&self, unit: UnitIdx) -> &LifecyclePolicy {
         self.per_unit.get(unit.0 as usize).unwrap_or(&self.default)
+    }
+
+    /// The same book with these public holidays (local dates).
+    #[must_use]
+    pub fn with_holidays(mut self, holidays: impl IntoIterator<Item = NaiveDate>) -> Self {
+        self.holidays = holidays.into_iter().collect();
+        self
+    }
+
+    /// Whether a local date is a public holiday.
+    pub fn is_holiday(&self, date: NaiveDate) -> bool {
+        self.holidays.contains(&date)
+    }
+
+    /// The public holidays, in order.
+    pub fn holidays(&self) -> impl Iterator<Item = NaiveDate> + '_ {
+        self.holidays.iter().copied()
     }
 
     /// The policy used for units the book does not list.

@@ -2,6 +2,8 @@
 //! resolved down the unit hierarchy into a [`PolicyBook`].
 //!
 //! ```toml
+//! holidays = ["2026-10-01", "2026-10-02"] # local dates; service on them earns credit.holiday_pct
+//!
 //! [defaults]                      # any subset of the keys; the rest keep their built-in defaults
 //! offer_deadline_s = 1800
 //!
@@ -28,10 +30,12 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 
+use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_path_to_error::Segment;
 
 use crate::id::UnitId;
+use crate::ledger::CreditPolicy;
 use crate::lifecycle::policy::{LifecyclePolicy, PolicyBook};
 use crate::score::{PolicyError, ScoringPolicy, UrgencyFactors, Weights};
 use crate::units::{UnitIdx, UnitKind, UnitTree};
@@ -77,6 +81,25 @@ pub struct PolicyPatch {
     /// Overrides of the scoring policy, key by key.
     #[serde(default)]
     pub scoring: ScoringPatch,
+    /// Overrides of the credit policy, key by key.
+    #[serde(default)]
+    pub credit: CreditPatch,
+}
+
+/// A partial [`CreditPolicy`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreditPatch {
+    /// See [`CreditPolicy::points_per_hour`].
+    pub points_per_hour: Option<u32>,
+    /// See [`CreditPolicy::team_points_per_hour`].
+    pub team_points_per_hour: Option<u32>,
+    /// See [`CreditPolicy::urgent_pct`].
+    pub urgent_pct: Option<u32>,
+    /// See [`CreditPolicy::night_pct`].
+    pub night_pct: Option<u32>,
+    /// See [`CreditPolicy::holiday_pct`].
+    pub holiday_pct: Option<u32>,
 }
 
 /// A partial [`ScoringPolicy`].
@@ -158,6 +181,7 @@ impl PolicyPatch {
             missing_rating_score,
             third_party_sample_rate,
             scoring,
+            credit,
         } = *self;
         set(&mut base.offer_deadline_s, offer_deadline_s);
         set(&mut base.urgent_offer_deadline_s, urgent_offer_deadline_s);
@@ -176,6 +200,7 @@ impl PolicyPatch {
         set(&mut base.missing_rating_score, missing_rating_score);
         set(&mut base.third_party_sample_rate, third_party_sample_rate);
         scoring.apply(&mut base.scoring);
+        credit.apply(&mut base.credit);
     }
 
     /// Whether the patch sets no key at all.
@@ -195,6 +220,32 @@ impl ScoringPatch {
         set(&mut base.reputation_prior, reputation_prior);
         set(&mut base.continuity_paired, continuity_paired);
         set(&mut base.continuity_served_before, continuity_served_before);
+    }
+}
+
+impl CreditPatch {
+    /// Overwrites the keys this patch sets, leaving the others as they are.
+    pub fn apply(&self, base: &mut CreditPolicy) {
+        let Self { points_per_hour, team_points_per_hour, urgent_pct, night_pct, holiday_pct } = *self;
+        set(&mut base.points_per_hour, points_per_hour);
+        set(&mut base.team_points_per_hour, team_points_per_hour);
+        set(&mut base.urgent_pct, urgent_pct);
+        set(&mut base.night_pct, night_pct);
+        set(&mut base.holiday_pct, holiday_pct);
+    }
+}
+
+/// The patch that sets every key to this policy's value.
+impl From<CreditPolicy> for CreditPatch {
+    fn from(p: CreditPolicy) -> Self {
+        let CreditPolicy { points_per_hour, team_points_per_hour, urgent_pct, night_pct, holiday_pct } = p;
+        Self {
+            points_per_hour: Some(points_per_hour),
+            team_points_per_hour: Some(team_points_per_hour),
+            urgent_pct: Some(urgent_pct),
+            night_pct: Some(night_pct),
+            holiday_pct: Some(holiday_pct),
+        }
     }
 }
 
@@ -241,6 +292,7 @@ impl From<LifecyclePolicy> for PolicyPatch {
             missing_rating_score,
             third_party_sample_rate,
             scoring,
+            credit,
         } = p;
         Self {
             offer_deadline_s: Some(offer_deadline_s),
@@ -260,6 +312,7 @@ impl From<LifecyclePolicy> for PolicyPatch {
             missing_rating_score: Some(missing_rating_score),
             third_party_sample_rate: Some(third_party_sample_rate),
             scoring: scoring.into(),
+            credit: credit.into(),
         }
     }
 }
@@ -298,6 +351,9 @@ impl From<ScoringPolicy> for ScoringPatch {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PolicyFile {
+    /// Public holidays of the city, as local dates `YYYY-MM-DD`.
+    #[serde(default)]
+    holidays: Vec<NaiveDate>,
     #[serde(default)]
     defaults: PolicyPatch,
     #[serde(default)]
@@ -530,7 +586,7 @@ impl PolicyBook {
         }
         let overrides: BTreeMap<UnitIdx, PolicyPatch> =
             file.units.iter().filter_map(|(id, patch)| Some((idx_of(id)?, *patch))).collect();
-        Self::from_patches(&file.defaults, &overrides, units)
+        Ok(Self::from_patches(&file.defaults, &overrides, units)?.with_holidays(file.holidays))
     }
 
     /// Resolves defaults and per-unit overrides down the hierarchy: a unit's
@@ -838,6 +894,13 @@ mod tests {
                 continuity_paired: 0.22,
                 continuity_served_before: 0.23,
             },
+            credit: CreditPolicy {
+                points_per_hour: 41,
+                team_points_per_hour: 42,
+                urgent_pct: 143,
+                night_pct: 144,
+                holiday_pct: 145,
+            },
         }
     }
 
@@ -855,9 +918,13 @@ mod tests {
         let text = toml::to_string(&changed).expect("a policy serialises");
         let patch: PolicyPatch = toml::from_str(&text).expect("a serialised policy is a valid patch");
         assert_eq!(patch, PolicyPatch::from(changed));
-        let book =
-            PolicyBook::from_toml(&format!("[defaults]\n{text}").replace("[scoring", "[defaults.scoring"), &tree())
-                .expect("valid");
+        let book = PolicyBook::from_toml(
+            &format!("[defaults]\n{text}")
+                .replace("[scoring", "[defaults.scoring")
+                .replace("[credit", "[defaults.credit"),
+            &tree(),
+        )
+        .expect("valid");
         assert_eq!(*book.default_policy(), changed);
     }
 
@@ -875,6 +942,9 @@ mod tests {
         ])
         .expect("valid tree");
         let book = PolicyBook::from_toml(text, &units).expect("the example is valid");
+        let october = |d| NaiveDate::from_ymd_opt(2026, 10, d).expect("a date");
+        assert_eq!(book.holidays().collect::<Vec<_>>(), [october(1), october(2), october(3)]);
+        assert!(book.is_holiday(october(2)) && !book.is_holiday(october(4)));
 
         // The example's [defaults] table lists every key, at its built-in default.
         let file = parse(text).expect("parses");

@@ -186,6 +186,9 @@ impl RequestState {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LifecycleError {
+    /// The ledger refuses the command; see [`LedgerError`](crate::ledger::LedgerError).
+    #[error("ledger: {0}")]
+    Ledger(#[from] crate::ledger::LedgerError),
     /// No request with this id was submitted.
     #[error("request {request}: unknown")]
     UnknownRequest {

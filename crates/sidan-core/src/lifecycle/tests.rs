@@ -1,11 +1,12 @@
 //! Unit tests of the lifecycle: the state × command table, each escalation
 //! step, emergencies, deadlines, pairings and replay.
 
-use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
 
 use super::*;
 use crate::dispatch::Dispatcher;
 use crate::id::{HouseholdId, ServiceId, UnitId, VolunteerId};
+use crate::ledger::{ItemId, Redemption, TransferId, TransferKind, TransferSpec};
 use crate::testkit::{request, t0, tiny_city};
 
 fn lifecycle(p: LifecyclePolicy) -> Lifecycle {
@@ -449,9 +450,161 @@ fn completed_requests_close_after_all_ratings_or_the_window() {
         Err(LifecycleError::AlreadyEvaluated { request: rid("r"), role: RaterRole::Resident })
     );
     let recs = tick_all(&mut lc, closes_at);
-    assert_eq!(names(&recs), ["settled", "closed"]);
+    assert_eq!(names(&on_request(&recs)), ["settled", "closed"]);
     let Event::Settled { defaulted, served, .. } = &recs[0].event else { panic!("settled first") };
     assert!(*served && defaulted.contains(&RaterRole::Station) && defaulted.contains(&RaterRole::Team));
+    assert!(lc.next_wakeup().is_none());
+}
+
+/// The events of the request streams only (the ledger's are left out).
+fn on_request(recs: &[Recorded]) -> Vec<Recorded> {
+    recs.iter().filter(|r| matches!(r.stream, StreamId::Request(_))).cloned().collect()
+}
+
+fn vid(s: &str) -> VolunteerId {
+    VolunteerId::new(s).expect("id")
+}
+
+fn posted(lc: &Lifecycle, account: &AccountId) -> i128 {
+    lc.ledger().balance(account).posted()
+}
+
+/// Settles `r` (completed by `in_phase`: 60 minutes, volunteer v1) at the end of its window.
+fn settle_at_window_end(lc: &mut Lifecycle, now: DateTime<Utc>) -> Vec<Recorded> {
+    tick_all(lc, now + Duration::hours(72))
+}
+
+#[test]
+fn a_served_request_credits_its_volunteers_and_team_in_the_same_decision() {
+    let (mut lc, now, team) = in_phase(PhaseKind::Completed);
+    let team = team.expect("held by a team");
+    let recs = settle_at_window_end(&mut lc, now);
+    // One decision: the settlement and the credits, each stream numbered from its own version.
+    let ledger: Vec<&Recorded> = recs.iter().filter(|r| r.stream == StreamId::Ledger).collect();
+    assert!(!ledger.is_empty());
+    assert!(ledger.iter().zip(1..).all(|(r, seq)| r.seq == seq && r.at == recs[0].at));
+    // 60 minutes from 07:00 local time (not night, not a holiday), normal urgency: 10 points
+    // per hour for the volunteers, 2 for the team; the volunteer banks the 60 minutes.
+    assert_eq!(posted(&lc, &AccountId::VolunteerMinutes(vid("v1"))), 60);
+    assert_eq!(posted(&lc, &AccountId::VolunteerPoints(vid("v1"))), 10);
+    assert_eq!(posted(&lc, &AccountId::TeamPoints(team)), 2);
+    assert_eq!(posted(&lc, &AccountId::PointsIssuance), -12);
+    lc.ledger().check().expect("the ledger balances");
+    assert_eq!(lc.ledger().applied(), ledger.len() as u64);
+}
+
+#[test]
+fn holidays_and_urgency_multiply_the_points_but_not_the_minutes() {
+    let (mut lc, now, team) = in_phase(PhaseKind::Completed);
+    let team = team.expect("held by a team");
+    let day = NaiveDate::from_ymd_opt(2026, 11, 30).expect("a date");
+    let policies = lc.policies().clone().with_holidays([day]);
+    lc.policies = policies;
+    assert!(lc.policies().is_holiday(day));
+    settle_at_window_end(&mut lc, now);
+    assert_eq!(posted(&lc, &AccountId::VolunteerMinutes(vid("v1"))), 60);
+    assert_eq!(posted(&lc, &AccountId::VolunteerPoints(vid("v1"))), 20);
+    assert_eq!(posted(&lc, &AccountId::TeamPoints(team)), 4);
+}
+
+#[test]
+fn a_dispute_resolved_as_not_served_credits_nothing() {
+    let (mut lc, now, _) = in_phase(PhaseKind::Completed);
+    lc.execute(
+        &Command::Evaluate {
+            request: rid("r"),
+            role: RaterRole::Resident,
+            score: 1,
+            tags: vec![evaluation::Tag::NotServed],
+            comment: None,
+        },
+        now,
+    )
+    .expect("disputes");
+    // Frozen: the window passing settles nothing while the dispute is open.
+    assert!(settle_at_window_end(&mut lc, now).is_empty());
+    let recs = lc
+        .execute(&Command::ResolveDispute { request: rid("r"), served: false, note: "nobody came".into() }, now)
+        .expect("resolves");
+    assert_eq!(names(&recs), ["dispute_resolved", "settled", "closed"]);
+    assert_eq!(lc.ledger().applied(), 0);
+    assert_eq!(posted(&lc, &AccountId::VolunteerMinutes(vid("v1"))), 0);
+}
+
+#[test]
+fn a_closed_account_turns_the_credit_into_a_flag_and_the_request_still_closes() {
+    let (mut lc, now, _) = in_phase(PhaseKind::Completed);
+    let v1 = AccountId::VolunteerMinutes(vid("v1"));
+    let close = LedgerCommand::new(vec![
+        LedgerOp::Open { account: v1.clone() },
+        LedgerOp::Close { account: v1, reason: "left the platform".into() },
+    ]);
+    lc.execute(&Command::Ledger { command: close }, now).expect("closes the account");
+    let before = lc.ledger().digest();
+    let recs = settle_at_window_end(&mut lc, now);
+    assert_eq!(names(&recs), ["settled", "credit_failed", "closed"]);
+    assert_eq!(lc.ledger().digest(), before, "no credit at all, not a partial one");
+    assert_eq!(lc.request(&rid("r")).map(|s| s.phase.kind()), Some(PhaseKind::Closed));
+}
+
+#[test]
+fn ledger_commands_and_reservation_expiry_run_through_the_lifecycle() {
+    let (mut lc, now, _) = in_phase(PhaseKind::Completed);
+    settle_at_window_end(&mut lc, now);
+    let later = now + Duration::hours(80);
+    let station = UnitId::new("c1-i1-s1").expect("id");
+    let item = ItemId::new("rice").expect("id");
+    let shelf = AccountId::Shelf { station: station.clone(), item: item.clone() };
+    let receipt = AccountId::StockReceipt { station: station.clone(), item: item.clone() };
+    let restock = LedgerCommand::new(vec![
+        LedgerOp::Open { account: receipt.clone() },
+        LedgerOp::Open { account: shelf.clone() },
+        LedgerOp::Open { account: AccountId::Till(station.clone()) },
+        LedgerOp::Open { account: AccountId::StockConsumed { station: station.clone(), item: item.clone() } },
+        LedgerOp::Transfer {
+            transfer: TransferSpec {
+                id: TransferId::new("restock-1").expect("id"),
+                debit: receipt,
+                credit: shelf.clone(),
+                amount: 3,
+                kind: TransferKind::Restock {},
+                timeout_s: None,
+            },
+        },
+    ]);
+    let recs = lc.execute(&Command::Ledger { command: restock.clone() }, later).expect("restocks");
+    assert!(recs.iter().all(|r| r.stream == StreamId::Ledger && matches!(r.event, Event::Ledger { .. })));
+    // A retry of the same command is a no-op: no event, same state.
+    assert_eq!(lc.execute(&Command::Ledger { command: restock }, later).expect("a retry"), []);
+    assert_eq!(posted(&lc, &shelf), 3);
+    // A redemption reserved for pick-up within an hour: the points and the rice are set aside.
+    let redeem = Redemption {
+        id: TransferId::new("redeem-1").expect("id"),
+        volunteer: vid("v1"),
+        station,
+        item,
+        points: 8,
+        quantity: 1,
+        timeout_s: Some(3600),
+    };
+    lc.execute(&Command::Ledger { command: redeem.command().expect("valid ids") }, later).expect("reserves");
+    assert_eq!(lc.ledger().balance(&shelf).available(), 2);
+    // Too many points for what is left: refused, nothing changes.
+    let greedy = Redemption { id: TransferId::new("redeem-2").expect("id"), points: 3, ..redeem.clone() };
+    let before = lc.digest();
+    assert!(matches!(
+        lc.execute(&Command::Ledger { command: greedy.command().expect("valid ids") }, later),
+        Err(LifecycleError::Ledger(_))
+    ));
+    assert_eq!(lc.digest(), before);
+    // Not picked up: the ledger wakes the runtime, and its tick releases the reservation.
+    let expiry = later + Duration::hours(1);
+    assert_eq!(lc.next_wakeup(), Some(expiry));
+    assert_eq!(lc.due(expiry).collect::<Vec<_>>(), [&StreamId::Ledger]);
+    let recs = tick_all(&mut lc, expiry);
+    assert_eq!(recs.len(), 2, "both legs expire");
+    assert_eq!(lc.ledger().balance(&shelf).available(), 3);
+    assert_eq!(lc.ledger().balance(&AccountId::VolunteerPoints(vid("v1"))).available(), 10);
     assert!(lc.next_wakeup().is_none());
 }
 

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::id::{IdError, PairingId, RequestId, TeamId, UnitId, VolunteerId};
+use crate::ledger::{LedgerCommand, LedgerEvent};
 use crate::lifecycle::evaluation::Tag;
 use crate::lifecycle::pairing::PairingSpec;
 use crate::request::RequestSpec;
@@ -21,13 +22,15 @@ pub const MAX_VOLUNTEERS: usize = 200;
 /// The longest service one completion may record, in minutes (24 hours).
 pub const MAX_SERVICE_MIN: u32 = 24 * 60;
 
-/// An event stream: the life of one request, or of one pairing.
+/// An event stream: the life of one request, of one pairing, or the ledger.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum StreamId {
     /// A request's stream, written `request/<id>`.
     Request(RequestId),
     /// A pairing's stream, written `pairing/<id>`.
     Pairing(PairingId),
+    /// The city's one ledger stream (points, time bank, stock), written `ledger`.
+    Ledger,
 }
 
 impl fmt::Display for StreamId {
@@ -35,6 +38,7 @@ impl fmt::Display for StreamId {
         match self {
             StreamId::Request(r) => write!(f, "request/{r}"),
             StreamId::Pairing(p) => write!(f, "pairing/{p}"),
+            StreamId::Ledger => f.write_str("ledger"),
         }
     }
 }
@@ -43,8 +47,8 @@ impl fmt::Display for StreamId {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum StreamIdError {
-    /// Neither `request/` nor `pairing/`.
-    #[error("stream {0:?} is neither request/<id> nor pairing/<id>")]
+    /// Neither `request/<id>`, `pairing/<id>` nor `ledger`.
+    #[error("stream {0:?} is neither request/<id>, pairing/<id> nor ledger")]
     UnknownKind(String),
     /// The id part is invalid.
     #[error("stream {stream:?}: {error}")]
@@ -61,7 +65,9 @@ impl FromStr for StreamId {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = |error| StreamIdError::BadId { stream: s.to_owned(), error };
-        if let Some(id) = s.strip_prefix("request/") {
+        if s == "ledger" {
+            Ok(StreamId::Ledger)
+        } else if let Some(id) = s.strip_prefix("request/") {
             RequestId::new(id).map(StreamId::Request).map_err(bad)
         } else if let Some(id) = s.strip_prefix("pairing/") {
             PairingId::new(id).map(StreamId::Pairing).map_err(bad)
@@ -242,6 +248,12 @@ pub enum Command {
         /// Why.
         reason: String,
     },
+    /// Operations on the ledger (a redemption, a restock, a time-bank withdrawal, an
+    /// adjustment, a reversal, ...), applied together or not at all; see docs/ledger.md.
+    Ledger {
+        /// The operations.
+        command: LedgerCommand,
+    },
 }
 
 /// The kind of a command, for the state × command table.
@@ -293,10 +305,11 @@ impl Command {
             Command::Tick { stream } => stream.clone(),
             Command::Pair { spec } => StreamId::Pairing(spec.id.clone()),
             Command::Unpair { pairing, .. } => StreamId::Pairing(pairing.clone()),
+            Command::Ledger { .. } => StreamId::Ledger,
         }
     }
 
-    /// The kind of a request command; `None` for pairing commands.
+    /// The kind of a request command; `None` for pairing and ledger commands.
     pub fn request_kind(&self) -> Option<CommandKind> {
         Some(match self {
             Command::Submit { .. } => CommandKind::Submit,
@@ -309,7 +322,10 @@ impl Command {
             Command::Cancel { .. } => CommandKind::Cancel,
             Command::ReportNoShow { .. } => CommandKind::ReportNoShow,
             Command::Tick { stream: StreamId::Request(_) } => CommandKind::Tick,
-            Command::Tick { stream: StreamId::Pairing(_) } | Command::Pair { .. } | Command::Unpair { .. } => {
+            Command::Tick { stream: StreamId::Pairing(_) | StreamId::Ledger }
+            | Command::Pair { .. }
+            | Command::Unpair { .. }
+            | Command::Ledger { .. } => {
                 return None;
             }
         })
@@ -467,6 +483,17 @@ pub enum Event {
         /// The slot's start.
         slot: DateTime<Utc>,
     },
+    /// The service credits of a settled request could not be made (an account was closed,
+    /// say); the request closes anyway and the station corrects the ledger by an adjustment.
+    CreditFailed {
+        /// The ledger's refusal, in words.
+        error: String,
+    },
+    /// Something happened to the ledger (on the `ledger` stream only).
+    Ledger {
+        /// The ledger's own event.
+        entry: LedgerEvent,
+    },
 }
 
 impl Event {
@@ -511,6 +538,8 @@ impl Event {
             Event::Unpaired { .. } => "unpaired",
             Event::VisitScheduled { .. } => "visit_scheduled",
             Event::VisitSkipped { .. } => "visit_skipped",
+            Event::CreditFailed { .. } => "credit_failed",
+            Event::Ledger { .. } => "ledger",
         }
     }
 }

@@ -1,0 +1,323 @@
+//! The lifecycle's state as plain data, so that a store can keep it beside the log and a
+//! reader can start from it instead of replaying every event.
+//!
+//! A snapshot holds what the events built: every request's and pairing's folded state, the
+//! teams' loads, jobs, reputations and households, the no-shows, the standings and the ledger.
+//! It does not hold what comes from configuration (the city, the teams' declarations, the
+//! policies): [`Lifecycle::restore`] takes those fresh and refuses a snapshot made for another
+//! city or team table ([`SnapshotError::OtherCity`]) or in another format, so the caller falls
+//! back to a full replay. Derived indexes (id → slot maps, the wake-up queue) are rebuilt.
+//! Teams and units are kept as their dense indexes, checked by the fingerprint.
+//!
+//! The types avoid internally tagged enums and skipped fields, so a compact binary encoding
+//! (one that does not describe itself) can carry them; the runtime chooses the encoding.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::dispatch::Dispatcher;
+use crate::geo::TravelTime;
+use crate::id::{PairingId, VolunteerId};
+use crate::index::{TeamDynamics, TeamIdx};
+use crate::ledger::{Ledger, LedgerSnapshot};
+use crate::lifecycle::pairing::{PairingSpec, PairingState, Schedule};
+use crate::lifecycle::state::{OpenOffer, Phase, RequestState};
+use crate::lifecycle::types::{OfferMode, RaterRole, StreamId};
+use crate::lifecycle::{Lifecycle, PolicyBook};
+use crate::reputation::Standing;
+use crate::request::{Request, RequestSpec};
+use crate::units::UnitIdx;
+
+/// The snapshot format this build writes and reads.
+pub const SNAPSHOT_FORMAT: u32 = 1;
+
+/// A [`Phase`] with plain indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+enum PhaseSnap {
+    Open,
+    Held(u32),
+    CheckedIn(u32),
+    Completed(u32, DateTime<Utc>),
+    Closed,
+    Cancelled,
+    Expired,
+    Unfulfillable,
+}
+
+impl From<Phase> for PhaseSnap {
+    fn from(p: Phase) -> Self {
+        match p {
+            Phase::Open => Self::Open,
+            Phase::Held { team } => Self::Held(team.0),
+            Phase::CheckedIn { team } => Self::CheckedIn(team.0),
+            Phase::Completed { team, at } => Self::Completed(team.0, at),
+            Phase::Closed => Self::Closed,
+            Phase::Cancelled => Self::Cancelled,
+            Phase::Expired => Self::Expired,
+            Phase::Unfulfillable => Self::Unfulfillable,
+        }
+    }
+}
+
+impl PhaseSnap {
+    fn phase(self) -> Phase {
+        match self {
+            Self::Open => Phase::Open,
+            Self::Held(t) => Phase::Held { team: TeamIdx(t) },
+            Self::CheckedIn(t) => Phase::CheckedIn { team: TeamIdx(t) },
+            Self::Completed(t, at) => Phase::Completed { team: TeamIdx(t), at },
+            Self::Closed => Phase::Closed,
+            Self::Cancelled => Phase::Cancelled,
+            Self::Expired => Phase::Expired,
+            Self::Unfulfillable => Phase::Unfulfillable,
+        }
+    }
+
+    fn team(self) -> Option<u32> {
+        match self {
+            Self::Held(t) | Self::CheckedIn(t) | Self::Completed(t, _) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// One request's folded state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct RequestSnap {
+    spec: Arc<RequestSpec>,
+    phase: PhaseSnap,
+    version: u64,
+    scope: u32,
+    misses: u32,
+    scope_since: DateTime<Utc>,
+    offers: Vec<(u32, DateTime<Utc>, OfferMode)>,
+    excluded: Vec<u32>,
+    offered: Vec<u32>,
+    recruiting: bool,
+    pairing: Option<PairingId>,
+    evaluations: Vec<(RaterRole, u8)>,
+    sampled: bool,
+    disputed: bool,
+    service: Option<(u32, Vec<VolunteerId>)>,
+}
+
+/// One pairing's folded state (its schedule is compiled again from the spec).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct PairingSnap {
+    spec: PairingSpec,
+    active: bool,
+    cursor: Option<DateTime<Utc>>,
+    next: Option<DateTime<Utc>>,
+    version: u64,
+}
+
+/// Everything the events of a lifecycle built, as plain data; see the [module docs](self).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LifecycleSnapshot {
+    /// [`SNAPSHOT_FORMAT`] of the build that wrote it.
+    pub format: u32,
+    /// A fingerprint of the units and teams (ids, in index order) it was made for.
+    pub fingerprint: u64,
+    /// How many events it covers.
+    pub applied: u64,
+    requests: Vec<RequestSnap>,
+    pairings: Vec<PairingSnap>,
+    teams: Vec<TeamDynamics>,
+    no_shows: Vec<(u32, u32)>,
+    standings: Vec<(u32, Standing)>,
+    ledger: LedgerSnapshot,
+}
+
+/// Why a snapshot cannot be restored. The caller replays the whole log instead.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// Written by a build with another format.
+    #[error("snapshot format {found}, this build reads {SNAPSHOT_FORMAT}")]
+    Format {
+        /// The snapshot's format.
+        found: u32,
+    },
+    /// Made for other units or teams than the lifecycle's.
+    #[error("snapshot made for another city or team table")]
+    OtherCity,
+    /// It does not hold together.
+    #[error("snapshot does not restore: {0}")]
+    Invalid(String),
+}
+
+/// FNV-1a, 64 bits: stable across builds and machines.
+fn fnv(h: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// A fingerprint of the units and teams a lifecycle's indexes refer to.
+fn fingerprint<T: TravelTime>(d: &Dispatcher<T>) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325;
+    for (_, u) in d.city().units().iter() {
+        h = fnv(fnv(h, u.id.as_str().as_bytes()), &[0]);
+    }
+    h = fnv(h, &[1]);
+    for t in d.index().records() {
+        h = fnv(fnv(h, t.id.as_str().as_bytes()), &[0]);
+    }
+    h
+}
+
+impl<T: TravelTime> Lifecycle<T> {
+    /// The state as plain data, to restore with [`Lifecycle::restore`].
+    pub fn snapshot(&self) -> LifecycleSnapshot {
+        let requests = self
+            .requests
+            .iter()
+            .map(|st| RequestSnap {
+                spec: Arc::clone(st.request.shared_spec()),
+                phase: st.phase.into(),
+                version: st.version,
+                scope: st.scope.0,
+                misses: st.misses,
+                scope_since: st.scope_since,
+                offers: st.offers.iter().map(|o| (o.team.0, o.deadline, o.mode)).collect(),
+                excluded: st.excluded.iter().map(|t| t.0).collect(),
+                offered: st.offered.iter().map(|t| t.0).collect(),
+                recruiting: st.recruiting,
+                pairing: st.pairing.clone(),
+                evaluations: st.evaluations.clone(),
+                sampled: st.sampled,
+                disputed: st.disputed,
+                service: st.service.clone(),
+            })
+            .collect();
+        let pairings = self
+            .pairings
+            .iter()
+            .map(|p| PairingSnap {
+                spec: p.spec.clone(),
+                active: p.active,
+                cursor: p.cursor,
+                next: p.next,
+                version: p.version,
+            })
+            .collect();
+        let index = self.dispatcher.index();
+        let teams = (0..index.len() as u32).map(|i| index.dynamics(TeamIdx(i))).collect();
+        let mut no_shows: Vec<(u32, u32)> = self.no_shows.iter().map(|(t, n)| (t.0, *n)).collect();
+        no_shows.sort_unstable();
+        let mut standings: Vec<(u32, Standing)> = self.standings.iter().map(|(t, s)| (t.0, *s)).collect();
+        standings.sort_unstable_by_key(|s| s.0);
+        LifecycleSnapshot {
+            format: SNAPSHOT_FORMAT,
+            fingerprint: fingerprint(&self.dispatcher),
+            applied: self.applied,
+            requests,
+            pairings,
+            teams,
+            no_shows,
+            standings,
+            ledger: self.ledger.snapshot(),
+        }
+    }
+
+    /// The lifecycle a snapshot was taken of, over a fresh dispatcher (the same city and team
+    /// table) and the policies. Replaying the events after the snapshot's position then gives
+    /// the state a full replay would (the digests are equal; tested).
+    ///
+    /// # Errors
+    /// Another format, another city or team table, or a snapshot that does not hold together.
+    pub fn restore(
+        dispatcher: Dispatcher<T>,
+        policies: PolicyBook,
+        snap: LifecycleSnapshot,
+    ) -> Result<Self, SnapshotError> {
+        if snap.format != SNAPSHOT_FORMAT {
+            return Err(SnapshotError::Format { found: snap.format });
+        }
+        if snap.fingerprint != fingerprint(&dispatcher) || snap.teams.len() != dispatcher.index().len() {
+            return Err(SnapshotError::OtherCity);
+        }
+        let bad = |s: String| SnapshotError::Invalid(s);
+        let n_teams = dispatcher.index().len() as u32;
+        let n_units = dispatcher.city().units().len() as u32;
+        let team = |t: u32| if t < n_teams { Ok(TeamIdx(t)) } else { Err(bad(format!("team index {t}"))) };
+        let mut lc = Lifecycle::new(dispatcher, policies);
+        lc.applied = snap.applied;
+        lc.requests.reserve(snap.requests.len());
+        for r in snap.requests {
+            let id = r.spec.id.clone();
+            let request = Request::from_shared(r.spec, lc.dispatcher.city()).map_err(|e| bad(e.to_string()))?;
+            if let Some(t) = r.phase.team() {
+                team(t)?;
+            }
+            if r.scope >= n_units {
+                return Err(bad(format!("request {id}: unit index {}", r.scope)));
+            }
+            let mut offers = Vec::with_capacity(r.offers.len());
+            for (t, deadline, mode) in r.offers {
+                offers.push(OpenOffer { team: team(t)?, deadline, mode });
+            }
+            let excluded = r.excluded.into_iter().map(team).collect::<Result<Vec<_>, _>>()?;
+            let offered = r.offered.into_iter().map(team).collect::<Result<Vec<_>, _>>()?;
+            let slot = lc.requests.len() as u32;
+            if lc.request_slot.insert(id.clone(), slot).is_some() {
+                return Err(bad(format!("request {id} twice")));
+            }
+            lc.requests.push(RequestState {
+                stream: StreamId::Request(id),
+                request,
+                phase: r.phase.phase(),
+                version: r.version,
+                scope: UnitIdx(r.scope),
+                misses: r.misses,
+                scope_since: r.scope_since,
+                offers,
+                excluded,
+                offered,
+                recruiting: r.recruiting,
+                pairing: r.pairing,
+                evaluations: r.evaluations,
+                sampled: r.sampled,
+                disputed: r.disputed,
+                service: r.service,
+                wake: None,
+            });
+            lc.reschedule(super::Slot::Request(slot));
+        }
+        for p in snap.pairings {
+            let units = lc.dispatcher.city().units();
+            let unit = units.idx(&p.spec.unit).ok_or_else(|| bad(format!("pairing {}: unit", p.spec.id)))?;
+            let schedule = Schedule::compile(&p.spec, units.get(unit).tz).map_err(|e| bad(e.to_string()))?;
+            let id = p.spec.id.clone();
+            if p.active {
+                lc.household_pairing.insert(p.spec.household.clone(), id.clone());
+            }
+            let slot = lc.pairings.len() as u32;
+            if lc.pairing_slot.insert(id.clone(), slot).is_some() {
+                return Err(bad(format!("pairing {id} twice")));
+            }
+            lc.pairings.push(PairingState {
+                stream: StreamId::Pairing(id),
+                spec: p.spec,
+                schedule,
+                active: p.active,
+                cursor: p.cursor,
+                next: p.next,
+                version: p.version,
+                wake: None,
+            });
+            lc.reschedule(super::Slot::Pairing(slot));
+        }
+        for (i, d) in snap.teams.into_iter().enumerate() {
+            lc.dispatcher.index_mut().set_dynamics(TeamIdx(i as u32), d);
+        }
+        for (t, n) in snap.no_shows {
+            lc.no_shows.insert(team(t)?, n);
+        }
+        for (t, s) in snap.standings {
+            lc.standings.insert(team(t)?, s);
+        }
+        lc.ledger = Ledger::restore(snap.ledger).map_err(|e| bad(e.to_string()))?;
+        Ok(lc)
+    }
+}
