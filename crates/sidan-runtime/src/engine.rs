@@ -34,12 +34,28 @@ pub struct EngineConfig {
     pub max_batch: usize,
     /// The most events the relay publishes at once.
     pub relay_batch: usize,
+    /// Save a lifecycle snapshot in the store after this many new events (and at shutdown, if
+    /// any); 0 never saves one. Opening then replays only the events after the snapshot.
+    pub snapshot_every: u64,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { queue_capacity: 8192, max_batch: 1024, relay_batch: 1024 }
+        Self { queue_capacity: 8192, max_batch: 1024, relay_batch: 1024, snapshot_every: 1_000_000 }
     }
+}
+
+/// How the engine built its state at start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartInfo {
+    /// The position of the snapshot it started from, if it used one.
+    pub snapshot: Option<Position>,
+    /// Why a stored snapshot was not used (then the whole log was replayed).
+    pub snapshot_unused: Option<crate::snapshot::SnapshotUnused>,
+    /// How many events it replayed from the log (after the snapshot, if any).
+    pub replayed: u64,
+    /// The position of the last event in the log at start.
+    pub position: Position,
 }
 
 /// Why a command got no receipt.
@@ -97,6 +113,7 @@ pub struct Engine<T> {
     writer: JoinHandle<()>,
     relay: JoinHandle<()>,
     stop_relay: watch::Sender<bool>,
+    started: StartInfo,
 }
 
 impl<T> std::fmt::Debug for Job<T> {
@@ -109,9 +126,26 @@ impl<T> std::fmt::Debug for Job<T> {
     }
 }
 
-async fn replay<T: TravelTime, S: Store>(factory: &Factory<T>, store: &S) -> Result<Lifecycle<T>, EngineError> {
-    let mut lc = factory();
+/// Builds the state from the store: from its lifecycle snapshot, if it has one that fits, then
+/// the events after it; otherwise from the whole log.
+async fn replay<T: TravelTime, S: Store>(
+    factory: &Factory<T>,
+    store: &S,
+) -> Result<(Lifecycle<T>, StartInfo), EngineError> {
+    let mut info = StartInfo { snapshot: None, snapshot_unused: None, replayed: 0, position: Position(0) };
+    let mut lc = None;
     let mut at = Position(0);
+    if let Some(snap) = store.load_snapshot(crate::snapshot::LIFECYCLE_SNAPSHOT).await? {
+        match crate::snapshot::restore(factory(), &snap) {
+            Ok(restored) => {
+                lc = Some(restored);
+                at = snap.position;
+                info.snapshot = Some(snap.position);
+            }
+            Err(e) => info.snapshot_unused = Some(e),
+        }
+    }
+    let mut lc = lc.unwrap_or_else(|| factory());
     loop {
         let chunk = store.read_from(at, 4096).await?;
         let Some(last) = chunk.last() else { break };
@@ -119,8 +153,10 @@ async fn replay<T: TravelTime, S: Store>(factory: &Factory<T>, store: &S) -> Res
         for s in &chunk {
             lc.apply(&s.record)?;
         }
+        info.replayed += chunk.len() as u64;
     }
-    Ok(lc)
+    info.position = at;
+    Ok((lc, info))
 }
 
 impl<T: TravelTime + Send + Sync + 'static> Engine<T> {
@@ -137,16 +173,31 @@ impl<T: TravelTime + Send + Sync + 'static> Engine<T> {
         clock: C,
         config: EngineConfig,
     ) -> Result<Self, EngineError> {
-        let lc = replay(&factory, &store).await?;
+        let (lc, started) = replay(&factory, &store).await?;
         let store = Arc::new(store);
         let notify = Arc::new(Notify::new());
         notify.notify_one();
         let (stop_relay, stop_rx) = watch::channel(false);
         let relay = tokio::spawn(run_relay(Arc::clone(&store), bus, Arc::clone(&notify), stop_rx, config.relay_batch));
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
-        let writer = Writer { lc, factory, store, clock, notify, config, last_now: None };
+        let writer = Writer {
+            lc,
+            factory,
+            store,
+            clock,
+            notify,
+            config,
+            last_now: None,
+            since_snapshot: 0,
+            last_position: started.position,
+        };
         let writer = tokio::spawn(writer.run(rx));
-        Ok(Self { tx, capacity: config.queue_capacity.max(1), writer, relay, stop_relay })
+        Ok(Self { tx, capacity: config.queue_capacity.max(1), writer, relay, stop_relay, started })
+    }
+
+    /// How the state was built at start: from which snapshot, and how many events replayed.
+    pub fn start_info(&self) -> &StartInfo {
+        &self.started
     }
 
     /// Queues a command and waits until its events are stored.
@@ -222,6 +273,10 @@ struct Writer<T, S, C> {
     config: EngineConfig,
     /// The engine's time never goes back, even if the clock does.
     last_now: Option<DateTime<Utc>>,
+    /// Events stored since the last snapshot.
+    since_snapshot: u64,
+    /// The position of the last event the state includes.
+    last_position: Position,
 }
 
 type Reply = (oneshot::Sender<Result<Receipt, EngineError>>, Result<Range<usize>, LifecycleError>);
@@ -292,12 +347,38 @@ impl<T: TravelTime, S: Store, C: Clock> Writer<T, S, C> {
             idle_until = (batch.len() == before && self.lc.next_wakeup().is_some_and(|w| w <= now))
                 .then(|| now + Duration::seconds(1));
             self.flush(&mut batch, &mut replies).await;
+            if self.config.snapshot_every > 0 && self.since_snapshot >= self.config.snapshot_every {
+                self.save_snapshot().await;
+            }
             for done in settled {
                 let _ = done.send(());
             }
         }
         let mut batch = Vec::new();
         self.flush(&mut batch, &mut Vec::new()).await;
+        if self.since_snapshot > 0 && self.config.snapshot_every > 0 {
+            self.save_snapshot().await;
+        }
+    }
+
+    /// Saves a snapshot of the state, if the state is exactly the stored log: positions are
+    /// gapless from 1, so the state holds every event up to its last position only if it has
+    /// applied that many, and nothing may follow it (no other writer has appended events this
+    /// engine has not applied). A failure only costs time at the next start, so it is not an
+    /// error.
+    async fn save_snapshot(&mut self) {
+        let position = self.last_position;
+        if self.lc.applied() != position.0 {
+            return;
+        }
+        match self.store.read_from(position, 1).await {
+            Ok(after) if after.is_empty() => {}
+            _ => return,
+        }
+        let snap = crate::snapshot::encode(&self.lc, position);
+        if self.store.save_snapshot(&snap).await.is_ok() {
+            self.since_snapshot = 0;
+        }
     }
 
     fn now(&mut self) -> DateTime<Utc> {
@@ -323,12 +404,15 @@ impl<T: TravelTime, S: Store, C: Clock> Writer<T, S, C> {
             match self.store.append(batch).await {
                 Ok(p) => {
                     self.notify.notify_one();
+                    self.since_snapshot += batch.len() as u64;
+                    self.last_position = p;
                     Ok(p)
                 }
                 Err(e) => {
                     // Nothing of the batch is acknowledged; rebuild from what is stored.
-                    if let Ok(lc) = replay(&self.factory, &*self.store).await {
+                    if let Ok((lc, info)) = replay(&self.factory, &*self.store).await {
                         self.lc = lc;
+                        self.last_position = info.position;
                     }
                     Err(e)
                 }

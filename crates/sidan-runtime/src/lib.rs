@@ -13,9 +13,11 @@
 pub mod bus;
 pub mod clock;
 pub mod engine;
+pub mod snapshot;
 pub mod store;
 
 pub use bus::{Bus, BusError, MemoryBus, Published, Subscription};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use engine::{Engine, EngineConfig, EngineError, Factory, Receipt};
-pub use store::{MemoryStore, Position, Store, StoreError, Stored};
+pub use engine::{Engine, EngineConfig, EngineError, Factory, Receipt, StartInfo};
+pub use snapshot::{LIFECYCLE_SNAPSHOT, SnapshotUnused};
+pub use store::{MemoryStore, Position, Snapshot, Store, StoreError, Stored};

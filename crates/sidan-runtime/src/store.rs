@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 type HashMap<K, V> = foldhash::HashMap<K, V>;
 use sidan_core::lifecycle::{Recorded, StreamId};
 
-/// A place in the global log, from 1. `Position(0)` is "before the first event".
+/// A place in the global log, from 1, without gaps: the n-th event stored is at `Position(n)`
+/// (every store keeps this; the engine relies on it to know that its state covers the log).
+/// `Position(0)` is "before the first event".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub struct Position(pub u64);
 

@@ -13,8 +13,8 @@ use sidan_core::lifecycle::{
 use sidan_core::request::Urgency;
 use sidan_core::testkit::{request, t0, tiny_city};
 use sidan_runtime::{
-    Bus, Engine, EngineConfig, EngineError, Factory, ManualClock, MemoryBus, MemoryStore, Position, Store, StoreError,
-    Stored,
+    Bus, Engine, EngineConfig, EngineError, Factory, LIFECYCLE_SNAPSHOT, ManualClock, MemoryBus, MemoryStore, Position,
+    Snapshot, SnapshotUnused, Store, StoreError, Stored,
 };
 
 fn factory(policy: LifecyclePolicy) -> Factory<sidan_core::geo::StraightLine> {
@@ -319,4 +319,64 @@ async fn a_failed_append_acknowledges_nothing_and_rebuilds() {
     // The retry is a new submission and succeeds.
     engine.execute(Command::Submit { spec }).await.expect("stored");
     assert!(!inner.is_empty());
+}
+
+/// With a snapshot every few events, a restart starts from the latest one and replays only the
+/// events after it, to the same state; a snapshot that does not decode is ignored and the
+/// whole log replays.
+#[tokio::test]
+async fn restarts_start_from_the_latest_snapshot_and_ignore_a_bad_one() {
+    let policy = LifecyclePolicy::default();
+    let store = MemoryStore::new();
+    let clock = ManualClock::new(t0());
+    let config = EngineConfig { snapshot_every: 7, ..EngineConfig::default() };
+    let engine =
+        Engine::start(factory(policy), store.clone(), MemoryBus::new(), clock.clone(), config).await.expect("starts");
+    assert_eq!(engine.start_info().snapshot, None);
+    for i in 0..12 {
+        let unit = ["c1-i1-s1", "c1-i2-s2", "c2-i1-s1"][i % 3];
+        let spec = request(&format!("q{i}"), unit, "home-care", Urgency::Normal, 3, 5);
+        let receipt = engine.execute(Command::Submit { spec }).await.expect("submits");
+        if let Some(team) = offered(&receipt.events).first() {
+            engine
+                .execute(Command::Accept { request: rid(&format!("q{i}")), team: team.clone() })
+                .await
+                .expect("accepts");
+        }
+    }
+    let live = engine.query(|lc| lc.digest()).await.expect("queries");
+    // The last command's events went in after the last periodic snapshot; shutdown saves one more.
+    engine.shutdown().await;
+    let total = store.all().len() as u64;
+    let snap = store.load_snapshot(LIFECYCLE_SNAPSHOT).await.expect("loads").expect("a snapshot was saved");
+    assert_eq!(snap.position, Position(total), "the shutdown snapshot covers the whole log");
+
+    // Move the snapshot back, so that the restart must replay a tail.
+    let mut lc = factory(policy)();
+    let cut = total / 2;
+    for s in store.all().iter().take(cut as usize) {
+        lc.apply(&s.record).expect("applies");
+    }
+    let older = sidan_runtime::snapshot::encode(&lc, Position(cut));
+    store.save_snapshot(&older).await.expect("saves");
+    let again = Engine::start(factory(policy), store.clone(), MemoryBus::new(), clock.clone(), EngineConfig::default())
+        .await
+        .expect("restarts");
+    assert_eq!(again.start_info().snapshot, Some(Position(cut)));
+    assert_eq!(again.start_info().replayed, total - cut);
+    assert_eq!(again.query(|lc| lc.digest()).await.expect("queries"), live);
+    again.abort();
+
+    // Garbage under the snapshot's name: ignored, with the reason, and the whole log replays.
+    let garbage = Snapshot { name: LIFECYCLE_SNAPSHOT.to_owned(), position: Position(cut), data: vec![0xff; 9] };
+    store.save_snapshot(&garbage).await.expect("saves");
+    let again = Engine::start(factory(policy), store.clone(), MemoryBus::new(), clock, EngineConfig::default())
+        .await
+        .expect("restarts");
+    let info = again.start_info().clone();
+    assert_eq!(info.snapshot, None);
+    assert!(matches!(info.snapshot_unused, Some(SnapshotUnused::Decode(_))), "{info:?}");
+    assert_eq!(info.replayed, total);
+    assert_eq!(again.query(|lc| lc.digest()).await.expect("queries"), live);
+    again.abort();
 }

@@ -16,7 +16,10 @@
 //!   commands vs one command per append;
 //! - `open_replay`: open a store of `SIDAN_BENCH_REPLAY_EVENTS` events (1M for
 //!   SQLite, 200k for PostgreSQL by default) and `Engine::start` on it (full
-//!   replay), with the store's read alone and the core's fold alone beside it.
+//!   replay), with the store's read alone and the core's fold alone beside it;
+//! - `open_snapshot`: the same store with a lifecycle snapshot of its whole log
+//!   saved: open and `Engine::start` (decode, restore, nothing to replay), with
+//!   the snapshot's encoding time and size beside it.
 //!
 //! SQLite runs with `synchronous = FULL`, PostgreSQL with
 //! `synchronous_commit = on` (its server default is kept otherwise). Results
@@ -34,7 +37,7 @@ use sidan_core::geo::StraightLine;
 use sidan_core::id::{TeamId, VolunteerId};
 use sidan_core::lifecycle::{Command, Event, Lifecycle, PolicyBook, RaterRole, Recorded};
 use sidan_core::request::RequestSpec;
-use sidan_runtime::{Engine, EngineConfig, EngineError, Factory, ManualClock, MemoryBus, Store};
+use sidan_runtime::{Engine, EngineConfig, EngineError, Factory, ManualClock, MemoryBus, Position, Store};
 use sidan_sim::{CityConfig, DemandConfig, generate_city, generate_requests};
 use sidan_store_postgres::{PgConfig, PgStore};
 use sidan_store_sqlite::{SqliteConfig, SqliteStore};
@@ -229,13 +232,43 @@ async fn scan<S: Store>(store: &S) -> usize {
     }
 }
 
-fn fold(w: &World, log: &[Recorded]) -> Duration {
+fn fold(w: &World, log: &[Recorded]) -> (Lifecycle<StraightLine>, Duration) {
     let mut lc = (w.factory)();
     let t = Instant::now();
     for r in log {
         lc.apply(r).expect("applies");
     }
-    t.elapsed()
+    (lc, t.elapsed())
+}
+
+/// Saves a snapshot of the state after the whole store's log, then opens the store and starts
+/// an engine on it (restore, nothing to replay). Returns (encode, open + start, bytes).
+async fn snapshot_open(
+    w: &World,
+    lc: &Lifecycle<StraightLine>,
+    path: &std::path::Path,
+    n: usize,
+) -> (Duration, Duration, usize) {
+    let t = Instant::now();
+    let snap = sidan_runtime::snapshot::encode(lc, Position(n as u64));
+    let encode = t.elapsed();
+    let bytes = snap.data.len();
+    let store = SqliteStore::open(path, SqliteConfig::default()).expect("reopens");
+    assert!(store.save_snapshot(&snap).await.expect("saves"), "SQLite keeps snapshots");
+    drop(store);
+    let t = Instant::now();
+    let store = SqliteStore::open(path, SqliteConfig::default()).expect("reopens");
+    let engine = Engine::start(Arc::clone(&w.factory), store, MemoryBus::new(), ManualClock::new(w.now), {
+        EngineConfig::default()
+    })
+    .await
+    .expect("starts");
+    let info = engine.start_info().clone();
+    engine.query(|lc| lc.applied()).await.expect("queries");
+    let d = t.elapsed();
+    assert_eq!((info.snapshot, info.replayed), (Some(Position(n as u64)), 0), "started from the snapshot");
+    engine.shutdown().await;
+    (encode, d, bytes)
 }
 
 async fn start_replay<S: Store>(w: &World, store: S) -> Duration {
@@ -317,9 +350,13 @@ fn main() {
         push(Figure { store: "sqlite", name: "read_all", value: t.elapsed().as_secs_f64(), unit: "s", n });
         let d = start_replay(&w, store).await;
         push(Figure { store: "sqlite", name: "open_replay", value: (open + d).as_secs_f64(), unit: "s", n });
+        let (lc, d) = fold(&w, &log[..n]);
+        push(Figure { store: "core", name: "fold", value: d.as_secs_f64(), unit: "s", n });
+        let (encode, open, bytes) = snapshot_open(&w, &lc, &path, n).await;
+        push(Figure { store: "sqlite", name: "snapshot_encode", value: encode.as_secs_f64(), unit: "s", n });
+        push(Figure { store: "sqlite", name: "snapshot_bytes", value: bytes as f64, unit: "B", n });
+        push(Figure { store: "sqlite", name: "open_snapshot", value: open.as_secs_f64(), unit: "s", n });
     });
-    let d = fold(&w, &log[..sqlite_replay]);
-    push(Figure { store: "core", name: "fold", value: d.as_secs_f64(), unit: "s", n: sqlite_replay });
     drop(dir);
 
     // PostgreSQL.

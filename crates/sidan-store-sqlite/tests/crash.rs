@@ -17,7 +17,9 @@
 //!   contiguous, and the log reaches the receipt's position, so the batch
 //!   it was committed in is whole;
 //! - folding the log through a fresh `Lifecycle` applies every event, and
-//!   `Engine::start` on the reopened store gives the same digest.
+//!   `Engine::start` on the reopened store gives the same digest (the child
+//!   saves a lifecycle snapshot every 2,000 events, so the restart usually
+//!   starts from one, and some kills land while one is being written).
 //!
 //! A failure prints the seed; `SIDAN_CRASH_SEED=<seed>` replays the same
 //! kill schedule (the child's timing still varies).
@@ -107,9 +109,16 @@ async fn child(path: &Path, round: u64) {
         })
         .collect();
     let engine = Arc::new(
-        Engine::start(factory, store, MemoryBus::new(), ManualClock::new(now), EngineConfig::default())
-            .await
-            .expect("the engine starts on the store"),
+        // Snapshots every few thousand events, so that kills also land while one is written.
+        Engine::start(
+            factory,
+            store,
+            MemoryBus::new(),
+            ManualClock::new(now),
+            EngineConfig { snapshot_every: 2_000, ..EngineConfig::default() },
+        )
+        .await
+        .expect("the engine starts on the store"),
     );
     say("READY");
     let specs = Arc::new(specs);

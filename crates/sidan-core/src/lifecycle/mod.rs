@@ -210,6 +210,11 @@ impl<T: TravelTime> Lifecycle<T> {
         }
     }
 
+    /// The dispatcher and the policies, giving the lifecycle up (to restore a snapshot over them).
+    pub fn into_parts(self) -> (Dispatcher<T>, PolicyBook) {
+        (self.dispatcher, self.policies)
+    }
+
     /// The dispatcher, with team loads as of the last applied event.
     pub fn dispatcher(&self) -> &Dispatcher<T> {
         &self.dispatcher

@@ -321,3 +321,34 @@ impl<T: TravelTime> Lifecycle<T> {
         Ok(lc)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::{Command, LifecyclePolicy};
+    use crate::request::Urgency;
+    use crate::testkit::{request, t0, tiny_city};
+
+    fn fresh() -> (Dispatcher, PolicyBook) {
+        let (city, index) = tiny_city();
+        (Dispatcher::new(city, index), PolicyBook::uniform(LifecyclePolicy::default()).expect("valid"))
+    }
+
+    #[test]
+    fn a_snapshot_of_another_format_or_city_is_refused() {
+        let (d, p) = fresh();
+        let mut lc = Lifecycle::new(d, p);
+        let spec = request("r", "c1-i1-s1", "home-care", Urgency::Normal, 2, 4);
+        lc.execute(&Command::Submit { spec }, t0()).expect("submits");
+        let snap = lc.snapshot();
+        let (d, p) = fresh();
+        let back = Lifecycle::restore(d, p, snap.clone()).expect("restores");
+        assert_eq!(back.digest(), lc.digest());
+        let (d, p) = fresh();
+        let other = LifecycleSnapshot { format: SNAPSHOT_FORMAT + 1, ..snap.clone() };
+        assert_eq!(Lifecycle::restore(d, p, other).err(), Some(SnapshotError::Format { found: SNAPSHOT_FORMAT + 1 }));
+        let (d, p) = fresh();
+        let other = LifecycleSnapshot { fingerprint: snap.fingerprint ^ 1, ..snap };
+        assert_eq!(Lifecycle::restore(d, p, other).err(), Some(SnapshotError::OtherCity));
+    }
+}
