@@ -33,6 +33,8 @@ mod tests;
 
 pub use greedy::solve_greedy;
 pub use optimal::solve_optimal;
+#[cfg(test)]
+use optimal::{Route, solve_optimal_via};
 pub use problem::{BatchComponent, BatchEdge, BatchProblem};
 
 /// Why a batch cannot be built.

@@ -1,5 +1,7 @@
 //! The exact solver: successive shortest augmenting paths with potentials on
-//! the sparse candidate graph (Jonker–Volgenant style, with team capacities).
+//! the sparse candidate graph (Jonker–Volgenant style, with team capacities),
+//! started either from cheapest teams or, when that start leads to long
+//! searches, from the prices of an ε-scaling auction.
 //!
 //! The batch is the min-cost flow problem
 //!
@@ -12,39 +14,91 @@
 //! whose dual has a price `u(r)` per request and `π(t) ≥ 0` per team with
 //! reduced costs `cost(r, t) − u(r) + π(t) ≥ 0` and `u(r) ≤ M·priority(r)`.
 //! The solver keeps those reduced costs non-negative and zero on every chosen
-//! pair, keeps `π(t) = 0` on every team with room, and adds one request at a
-//! time along a shortest augmenting path found by Dijkstra. A path ends at a
-//! team with room, or at the "leave out" option of some request (possibly the
-//! new one). `u(r)` is never stored: for a served request it equals
-//! `cost(r, team) + π(team)`, because its chosen pair has zero reduced cost.
+//! pair, and adds one request at a time along a shortest augmenting path found
+//! by Dijkstra. A path ends at a team with room, or at the "leave out" option
+//! of some request (possibly the new one). `u(r)` is never stored: for a
+//! served request it equals `cost(r, team) + π(team)`, because its chosen
+//! pair has zero reduced cost. At the end every team with room must have
+//! `π(t) = 0`; then the plan is optimal by complementary slackness.
 //!
 //! The search stops at the first target it pops, never enters a team with
 //! room (a path through one is never shorter than stopping there), and does
 //! not push a node whose tentative distance is already no better than the best
-//! target, so most requests cost a scan of their own candidates. A cheap warm
-//! start gives every request its cheapest team while that team has room,
-//! which keeps all reduced costs non-negative with `π = 0`.
+//! target, so most requests cost a scan of their own candidates.
+//!
+//! Two starts:
+//!
+//! 1. **Cheapest teams.** Every request takes its cheapest team while that
+//!    team has room; with `π = 0` every invariant holds. Searches then place
+//!    the rest. On loose batches (more room than requests) this is all.
+//! 2. **Auction prices.** On balanced or over-subscribed batches the last
+//!    searches of start 1 each explore most of the graph. When the searches
+//!    of start 1 have relaxed more than [`SEARCH_BUDGET`] times the number
+//!    of edges, the solver starts again: a forward auction with ε-scaling
+//!    moves prices close to the optimal duals in cheap local bids; the
+//!    requests whose auction choice is exactly their cheapest at those
+//!    prices keep it, and searches place the others, now short. The auction
+//!    leaves some teams with room at a positive price: they are targets of
+//!    the searches like any team with room, and whatever room is left at the
+//!    end is repaired exactly by Dijkstra backwards from the team (a request
+//!    moves in, or the price falls). The auction is only a heuristic for
+//!    prices: the searches and the repair keep every invariant in exact
+//!    integers, so the result is exact whatever the auction did.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::ops::{Add, Sub};
+use std::ops::{Add, Mul, Sub};
 
 use super::{BatchPlan, BatchProblem, priority_order};
+
+/// Searches of the cheapest-team start may relax this many times the number
+/// of edges before the solver switches to the auction start.
+const SEARCH_BUDGET: usize = 2;
+/// The auction prices leaving a request out at `AUCTION_LEAVE_OUT · c_max ·
+/// priority` (`c_max` the largest edge cost) instead of `M · priority`: a
+/// price war up to `M` would take too many bids. Its prices are lifted to the
+/// scale of `M` afterwards.
+const AUCTION_LEAVE_OUT: i64 = 8;
+/// ε is divided by this between auction rounds.
+const AUCTION_SCALING: i64 = 8;
+/// Bids per request and round before the auction gives up (the searches then
+/// finish from wherever it stopped).
+const AUCTION_BIDS_PER_REQUEST: usize = 20;
 
 /// Solves the batch exactly: the plan serves the largest total priority and,
 /// among such plans, has the least total cost.
 ///
-/// Deterministic: the same problem gives the same plan. Runs in about
-/// `O(n_requests · (k + path work))` on sparse graphs, where most requests
-/// finish after scanning their own `k` candidates.
+/// Deterministic: the same problem gives the same plan. On sparse graphs most
+/// requests finish after scanning their own `k` candidates; see the module
+/// documentation for the two starts.
 pub fn solve_optimal(problem: &BatchProblem) -> BatchPlan {
+    solve_optimal_via(problem, Route::Adaptive)
+}
+
+/// Which start [`solve_optimal`] uses; the tests check each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// The cheapest-team start while its searches stay cheap, then the
+    /// auction start.
+    Adaptive,
+    /// The cheapest-team start only.
+    #[cfg_attr(not(test), allow(dead_code))]
+    Searches,
+    /// The auction start straight away.
+    #[cfg_attr(not(test), allow(dead_code))]
+    Auction,
+}
+
+/// [`solve_optimal`] along a chosen route.
+pub(crate) fn solve_optimal_via(problem: &BatchProblem, route: Route) -> BatchPlan {
     let p_max = problem.priority.iter().copied().max().unwrap_or(0);
     let m = 2 * i128::from(problem.cost_bound) + 1;
-    // Every distance and price stays below about 3·M·p_max (see the module
-    // doc of `docs/batch.md`), so i64 is exact when 4·M·p_max fits.
+    // Every distance and price stays below about 3·M·(p_max + 1) (prices
+    // are capped at M·p_max), so i64 is exact when 4·M·(p_max + 1) fits.
     let fits_i64 =
         m.checked_mul(i128::from(p_max) + 1).and_then(|x| x.checked_mul(4)).is_some_and(|x| x < i128::from(i64::MAX));
-    let team_of = if fits_i64 { Solver::<i64>::new(problem, m).run() } else { Solver::<i128>::new(problem, m).run() };
+    let team_of =
+        if fits_i64 { Solver::<i64>::new(problem, m).run(route) } else { Solver::<i128>::new(problem, m).run(route) };
     let mut assignment = vec![None; problem.n_requests()];
     let mut served_priority = 0u64;
     let mut total_cost = 0i64;
@@ -62,10 +116,12 @@ pub fn solve_optimal(problem: &BatchProblem) -> BatchPlan {
 
 /// The integer type of distances and prices: `i64` when the bound allows,
 /// `i128` otherwise.
-trait Cost: Copy + Ord + Add<Output = Self> + Sub<Output = Self> {
+trait Cost: Copy + Ord + Add<Output = Self> + Sub<Output = Self> + Mul<Output = Self> {
     const ZERO: Self;
     fn from_i64(x: i64) -> Self;
     fn from_i128(x: i128) -> Self;
+    /// Division by a positive divisor, rounding towards zero.
+    fn div(self, d: Self) -> Self;
 }
 
 impl Cost for i64 {
@@ -77,6 +133,9 @@ impl Cost for i64 {
     fn from_i128(x: i128) -> Self {
         i64::try_from(x).expect("caller checked the range")
     }
+    fn div(self, d: Self) -> Self {
+        self / d
+    }
 }
 
 impl Cost for i128 {
@@ -87,6 +146,9 @@ impl Cost for i128 {
     }
     fn from_i128(x: i128) -> Self {
         x
+    }
+    fn div(self, d: Self) -> Self {
+        self / d
     }
 }
 
@@ -121,6 +183,8 @@ struct TeamHot<C> {
     /// none ever will: it was reached by a search that could only end by
     /// leaving someone out. Such a closed region stays closed, because
     /// later paths that enter it end inside it. Searches first skip these.
+    /// Only used while every team with room has price zero (see
+    /// `Solver::use_dead`).
     dead: bool,
 }
 
@@ -130,9 +194,10 @@ struct RequestState<C> {
     /// `M · priority(r)`: the price of leaving `r` out.
     leave_out: C,
     /// Lower bounds on the two smallest `cost + π` over the request's
-    /// candidates (its own team included), and the team of the smallest. Prices only rise, so a value
-    /// computed once stays a lower bound; it lets a search skip a member
-    /// whose row cannot beat the best target found so far.
+    /// candidates (its own team included), and the team of the smallest.
+    /// Prices only rise during the searches, so a value computed once stays
+    /// a lower bound; it lets a search skip a member whose row cannot beat
+    /// the best target found so far. Reset to zero when prices fall.
     min1: C,
     min2: C,
     team1: u32,
@@ -145,6 +210,8 @@ struct RequestState<C> {
 
 struct Solver<'a, C> {
     pb: &'a BatchProblem,
+    /// `M`, the price of one unit of priority.
+    m: i128,
     teams: Vec<TeamHot<C>>,
     /// Cost of the edge from `pred` into each team in the current search.
     pred_cost: Vec<i64>,
@@ -158,6 +225,12 @@ struct Solver<'a, C> {
     /// Whether the current search skips dead teams, and whether it met one.
     skip_dead: bool,
     skipped_dead: bool,
+    /// Whether searches mark and skip dead regions. The argument for them
+    /// needs every team with room at price zero, which the auction start
+    /// breaks until the repair.
+    use_dead: bool,
+    /// Edges relaxed by the searches so far.
+    work: usize,
 }
 
 impl<'a, C: Cost> Solver<'a, C> {
@@ -183,7 +256,7 @@ impl<'a, C: Cost> Solver<'a, C> {
             .priority
             .iter()
             .map(|&p| RequestState {
-                // M·p fits C by the check in `solve_optimal`.
+                // M·p fits C by the check in `solve_optimal_via`.
                 leave_out: C::from_i128(m * i128::from(p)),
                 min1: C::ZERO,
                 min2: C::ZERO,
@@ -195,6 +268,7 @@ impl<'a, C: Cost> Solver<'a, C> {
             .collect();
         Self {
             pb,
+            m,
             teams,
             pred_cost: vec![0; n_teams],
             slot_start,
@@ -205,17 +279,64 @@ impl<'a, C: Cost> Solver<'a, C> {
             heap: BinaryHeap::new(),
             skip_dead: false,
             skipped_dead: false,
+            use_dead: true,
+            work: 0,
         }
     }
 
-    fn run(mut self) -> Vec<u32> {
+    fn run(mut self, route: Route) -> Vec<u32> {
         let order = priority_order(self.pb);
-        // Warm start: each request takes its cheapest team (any of the
-        // cheapest, on a tie) while that team has room. With π = 0 and
-        // u(r) = its cheapest cost, every reduced cost is ≥ 0 and the chosen
-        // ones are 0, so the dual invariants hold before the first search.
+        if route != Route::Auction {
+            let pending = self.place_cheapest(&order);
+            let budget = match route {
+                Route::Searches => usize::MAX,
+                _ => SEARCH_BUDGET.saturating_mul(self.pb.adj.len()),
+            };
+            let mut done = 0;
+            while done < pending.len() && self.work <= budget {
+                self.augment_from(pending[done]);
+                done += 1;
+            }
+            if done == pending.len() {
+                return self.requests.iter().map(|s| s.team).collect();
+            }
+            self.reset();
+        }
+        // Teams with room may have a positive price until the repair.
+        self.use_dead = false;
+        self.auction(&order);
+        let pending = self.keep_exact(&order);
+        for &r in &pending {
+            self.augment_from(r);
+        }
+        self.repair();
+        self.requests.iter().map(|s| s.team).collect()
+    }
+
+    /// Empties the plan and sets every price to zero.
+    fn reset(&mut self) {
+        for t in 0..self.teams.len() {
+            let cap = self.slot_start[t + 1] - self.slot_start[t];
+            let hot = &mut self.teams[t];
+            hot.room = cap;
+            hot.dead = false;
+            hot.pi = C::ZERO;
+        }
+        for st in &mut self.requests {
+            st.min1 = C::ZERO;
+            st.min2 = C::ZERO;
+            st.team1 = UNASSIGNED;
+            st.team = UNASSIGNED;
+        }
+    }
+
+    /// Warm start at `π = 0`: each request, in `order`, takes its cheapest
+    /// team (any of the cheapest, on a tie) while that team has room. With
+    /// `u(r)` = its cheapest cost every reduced cost is ≥ 0 and the chosen
+    /// ones are 0. Returns the requests left to the searches, in `order`.
+    fn place_cheapest(&mut self, order: &[u32]) -> Vec<u32> {
         let mut pending = Vec::new();
-        for &r in &order {
+        for &r in order {
             let row = &self.pb.adj[self.pb.row(r as usize)];
             let cheapest = row[0].cost;
             let free = row.iter().take_while(|c| c.cost == cheapest).find(|c| self.teams[c.team as usize].room > 0);
@@ -230,10 +351,311 @@ impl<'a, C: Cost> Solver<'a, C> {
                 None => pending.push(r),
             }
         }
-        for r in pending {
-            self.augment_from(r);
+        pending
+    }
+
+    /// Forward auction with ε-scaling and one price per team: a heuristic
+    /// for prices close to the optimal duals.
+    ///
+    /// Leaving a request out costs `M'·priority` here, with `M' =
+    /// AUCTION_LEAVE_OUT · c_max` (at most `M`). A request bids for its
+    /// cheapest option: a team with room takes it at the team's price; a
+    /// full team raises its price until the bidder is ε short of its second
+    /// choice, and lets go of the member that loses most by the rise, which
+    /// bids in turn. Each round divides ε by [`AUCTION_SCALING`], frees every
+    /// request and keeps the prices, down to ε = 1.
+    ///
+    /// Leaves the last round's plan in place and the prices on the scale of
+    /// `M`: a full team whose price less ε is `λ·M' + x` (`0 ≤ x < M'`) ends
+    /// at `λ·M + x`, at most `M·p_max`; a team with room ends at zero.
+    fn auction(&mut self, order: &[u32]) {
+        let n = self.requests.len();
+        let p_max = self.pb.priority.iter().copied().max().unwrap_or(0);
+        let c_max = self.pb.adj.iter().map(|c| c.cost).max().unwrap_or(0).max(1);
+        let m_small = (i128::from(c_max) * i128::from(AUCTION_LEAVE_OUT)).min(self.m);
+        let leave_out: Vec<C> = self.pb.priority.iter().map(|&p| C::from_i128(m_small * i128::from(p))).collect();
+        // A team without slots is priced above every leave-out: nobody bids.
+        let never = C::from_i128(m_small * (i128::from(p_max) + 1));
+        for t in 0..self.teams.len() {
+            if self.slot_start[t] == self.slot_start[t + 1] {
+                self.teams[t].pi = never;
+            }
         }
-        self.requests.iter().map(|s| s.team).collect()
+        // Each request's second-best value at its last bid.
+        let mut alt = vec![C::ZERO; n];
+        let one = C::from_i64(1);
+        let scaling = C::from_i64(AUCTION_SCALING);
+        let budget = AUCTION_BIDS_PER_REQUEST * n + 1000;
+        let mut eps = C::from_i64(c_max);
+        let mut stack: Vec<u32> = Vec::new();
+        loop {
+            eps = eps.div(scaling).max(one);
+            for t in 0..self.teams.len() {
+                self.teams[t].room = self.slot_start[t + 1] - self.slot_start[t];
+            }
+            for st in &mut self.requests {
+                st.team = UNASSIGNED;
+            }
+            stack.clear();
+            stack.extend(order.iter().rev());
+            let mut bids = 0;
+            while let Some(r) = stack.pop() {
+                if bids == budget {
+                    break;
+                }
+                bids += 1;
+                let leave = leave_out[r as usize];
+                let (mut w1, mut w2) = (leave, leave);
+                let (mut t1, mut c1) = (LEFT_OUT, 0i64);
+                for c in &self.pb.adj[self.pb.row(r as usize)] {
+                    let w = C::from_i64(c.cost) + self.teams[c.team as usize].pi;
+                    if w < w1 {
+                        w2 = w1;
+                        w1 = w;
+                        t1 = c.team;
+                        c1 = c.cost;
+                    } else if w < w2 {
+                        w2 = w;
+                    }
+                }
+                if t1 == LEFT_OUT {
+                    self.requests[r as usize].team = LEFT_OUT;
+                    continue;
+                }
+                alt[r as usize] = w2;
+                let tu = t1 as usize;
+                if self.teams[tu].room > 0 {
+                    let t_room = &mut self.teams[tu].room;
+                    *t_room -= 1;
+                    let slot = self.slot_start[tu + 1] - 1 - *t_room;
+                    self.put(r, t1, slot, c1);
+                    continue;
+                }
+                let pi = self.teams[tu].pi + (w2 - w1) + eps;
+                self.teams[tu].pi = pi;
+                let (start, end) = (self.slot_start[tu] as usize, self.slot_start[tu + 1] as usize);
+                let mut out = start;
+                let mut worst = None::<C>;
+                for slot in start..end {
+                    let member = self.slots[slot] as usize;
+                    let loss = C::from_i64(self.requests[member].chosen_cost) + pi - alt[member];
+                    if worst.is_none_or(|w| loss > w) {
+                        worst = Some(loss);
+                        out = slot;
+                    }
+                }
+                let member = self.slots[out];
+                self.requests[member as usize].team = UNASSIGNED;
+                self.put(r, t1, out as u32, c1);
+                stack.push(member);
+            }
+            if !stack.is_empty() || eps == one {
+                break;
+            }
+        }
+        let top = C::from_i128(self.m * i128::from(p_max));
+        let (small, big) = (C::from_i128(m_small), C::from_i128(self.m));
+        for t in 0..self.teams.len() {
+            let hot = &mut self.teams[t];
+            if self.slot_start[t] == self.slot_start[t + 1] || hot.room > 0 {
+                hot.pi = C::ZERO;
+            } else {
+                // The last bidder is ε short of its second choice: take ε
+                // back so that it is exactly indifferent.
+                let p = if hot.pi > eps { hot.pi - eps } else { C::ZERO };
+                let levels = p.div(small);
+                hot.pi = (p + levels * (big - small)).min(top);
+            }
+        }
+    }
+
+    /// Keeps every request of the auction's plan whose choice (a team, or
+    /// leaving out at the true price `M·priority`) is exactly cheapest at the
+    /// lifted prices; takes the others out. Returns those, in `order`.
+    fn keep_exact(&mut self, order: &[u32]) -> Vec<u32> {
+        let mut pending = Vec::new();
+        for &r in order {
+            let st = self.requests[r as usize];
+            let (mut w1, mut w2) = (st.leave_out, st.leave_out);
+            let mut t1 = LEFT_OUT;
+            let mut own = st.leave_out;
+            for c in &self.pb.adj[self.pb.row(r as usize)] {
+                let w = C::from_i64(c.cost) + self.teams[c.team as usize].pi;
+                if c.team == st.team {
+                    own = w;
+                }
+                if w < w1 {
+                    w2 = w1;
+                    w1 = w;
+                    t1 = c.team;
+                } else if w < w2 {
+                    w2 = w;
+                }
+            }
+            let sm = &mut self.requests[r as usize];
+            sm.min1 = w1;
+            sm.min2 = w2;
+            sm.team1 = t1;
+            if st.team == UNASSIGNED || own > w1 {
+                if st.team != UNASSIGNED && st.team != LEFT_OUT {
+                    self.remove(r);
+                }
+                self.requests[r as usize].team = UNASSIGNED;
+                pending.push(r);
+            }
+        }
+        pending
+    }
+
+    /// Exact repair of the teams with room and a positive price: for each
+    /// free slot, a Dijkstra backwards from the team finds the cheapest way
+    /// to fill it — a request moving in along a chain that starts at a
+    /// left-out request or at a team that can spare a member — or to drop
+    /// its price; prices fall by the distances, which keeps every reduced
+    /// cost non-negative.
+    fn repair(&mut self) {
+        let mut queue: Vec<u32> = (0..self.teams.len() as u32)
+            .filter(|&t| self.teams[t as usize].room > 0 && self.teams[t as usize].pi > C::ZERO)
+            .collect();
+        if queue.is_empty() {
+            return;
+        }
+        let (incoming_start, incoming) = self.incoming();
+        let mut dest = vec![UNASSIGNED; self.teams.len()];
+        let mut chain: Vec<(u32, u32, i64)> = Vec::new();
+        while let Some(t0) = queue.pop() {
+            let hot0 = &self.teams[t0 as usize];
+            if hot0.room == 0 || hot0.pi == C::ZERO {
+                continue;
+            }
+            self.search_id += 1;
+            let sid = self.search_id;
+            // Targets: `None` = drop the price of the team where the chain
+            // starts (it spares a member, or it is t0 itself); `Some(r)` =
+            // left-out request r is served.
+            let mut best: (C, u32, Option<u32>) = (hot0.pi, t0, None);
+            self.teams[t0 as usize].seen = sid;
+            self.teams[t0 as usize].dist = C::ZERO;
+            self.heap.push(Reverse((C::ZERO, t0)));
+            while let Some(Reverse((d, x))) = self.heap.pop() {
+                if d >= best.0 {
+                    break;
+                }
+                let xu = x as usize;
+                let hx = &mut self.teams[xu];
+                if hx.settled == sid || d > hx.dist {
+                    continue;
+                }
+                hx.settled = sid;
+                let pi_x = hx.pi;
+                let load = self.slot_start[xu + 1] - self.slot_start[xu] - hx.room;
+                self.settled.push(x);
+                if x != t0 && load > 0 && d + pi_x < best.0 {
+                    best = (d + pi_x, x, None);
+                }
+                for &(r, cost) in &incoming[incoming_start[xu] as usize..incoming_start[xu + 1] as usize] {
+                    let st = self.requests[r as usize];
+                    let (u, from) = match st.team {
+                        UNASSIGNED => continue,
+                        LEFT_OUT => (st.leave_out, LEFT_OUT),
+                        own if own == x => continue,
+                        own => (C::from_i64(st.chosen_cost) + self.teams[own as usize].pi, own),
+                    };
+                    let nd = d + C::from_i64(cost) + pi_x - u;
+                    if nd >= best.0 {
+                        continue;
+                    }
+                    if from == LEFT_OUT {
+                        best = (nd, x, Some(r));
+                        self.pred_cost[xu] = cost;
+                        continue;
+                    }
+                    let fu = from as usize;
+                    let hy = &mut self.teams[fu];
+                    if hy.settled == sid || (hy.seen == sid && nd >= hy.dist) {
+                        continue;
+                    }
+                    hy.seen = sid;
+                    hy.dist = nd;
+                    hy.pred = r;
+                    dest[fu] = x;
+                    self.heap.push(Reverse((nd, from)));
+                }
+            }
+            self.heap.clear();
+            let (total, start, served) = best;
+            for &x in &self.settled {
+                let hx = &mut self.teams[x as usize];
+                hx.pi = hx.pi - (total - hx.dist);
+            }
+            self.settled.clear();
+            // The chain of moves, from its start to t0.
+            chain.clear();
+            let mut x = start;
+            if let Some(r) = served {
+                chain.push((r, x, self.pred_cost[x as usize]));
+            }
+            while x != t0 {
+                let r = self.teams[x as usize].pred;
+                let to = dest[x as usize];
+                let cost = self.pb.edge_cost(r as usize, to).expect("moves follow edges");
+                chain.push((r, to, cost));
+                x = to;
+            }
+            for &(r, to, cost) in chain.iter().rev() {
+                if self.requests[r as usize].team != LEFT_OUT {
+                    self.remove(r);
+                }
+                let hot = &mut self.teams[to as usize];
+                hot.room -= 1;
+                let slot = self.slot_start[to as usize + 1] - 1 - hot.room;
+                self.put(r, to, slot, cost);
+            }
+            queue.push(t0);
+        }
+        for st in &mut self.requests {
+            st.min1 = C::ZERO;
+            st.min2 = C::ZERO;
+        }
+        for t in &mut self.teams {
+            t.dead = false;
+        }
+    }
+
+    /// The candidate edges by team: `(request, cost)` lists, CSR.
+    fn incoming(&self) -> (Vec<u32>, Vec<(u32, i64)>) {
+        let n_teams = self.teams.len();
+        let mut start = vec![0u32; n_teams + 1];
+        for c in &self.pb.adj {
+            start[c.team as usize + 1] += 1;
+        }
+        for t in 0..n_teams {
+            start[t + 1] += start[t];
+        }
+        let mut fill = start.clone();
+        let mut list = vec![(0u32, 0i64); self.pb.adj.len()];
+        for r in 0..self.pb.n_requests() {
+            for c in &self.pb.adj[self.pb.row(r)] {
+                let slot = &mut fill[c.team as usize];
+                list[*slot as usize] = (r as u32, c.cost);
+                *slot += 1;
+            }
+        }
+        (start, list)
+    }
+
+    /// Takes `r` out of its team, keeping the members contiguous.
+    fn remove(&mut self, r: u32) {
+        let st = self.requests[r as usize];
+        let tu = st.team as usize;
+        let hot = &mut self.teams[tu];
+        let last = self.slot_start[tu + 1] - 1 - hot.room;
+        hot.room += 1;
+        if st.slot != last {
+            let moved = self.slots[last as usize];
+            self.slots[st.slot as usize] = moved;
+            self.requests[moved as usize].slot = st.slot;
+        }
     }
 
     fn put(&mut self, r: u32, t: u32, slot: u32, cost: i64) {
@@ -250,7 +672,9 @@ impl<'a, C: Cost> Solver<'a, C> {
     fn relax(&mut self, r: u32, base_minus_u: C, mut best: (C, Target)) -> (C, Target) {
         let sid = self.search_id;
         let (mut min1, mut min2, mut team1) = (None::<C>, None::<C>, UNASSIGNED);
-        for c in &self.pb.adj[self.pb.row(r as usize)] {
+        let row = &self.pb.adj[self.pb.row(r as usize)];
+        self.work += row.len();
+        for c in row {
             let t = c.team;
             let hot = &mut self.teams[t as usize];
             let raw = C::from_i64(c.cost) + hot.pi;
@@ -298,7 +722,7 @@ impl<'a, C: Cost> Solver<'a, C> {
         // First search around the dead teams: if it reaches a team with
         // room, no path through a dead team could be shorter (it would end
         // by leaving someone out, which costs more than any path to room).
-        self.skip_dead = true;
+        self.skip_dead = self.use_dead;
         self.skipped_dead = false;
         let mut best = self.search(root);
         if matches!(best.1, Target::LeaveOut { .. }) {
@@ -309,8 +733,10 @@ impl<'a, C: Cost> Solver<'a, C> {
             }
             // Nothing the root reaches can reach a team with room, now or
             // later (see `TeamHot::dead`).
-            for &t in &self.settled {
-                self.teams[t as usize].dead = true;
+            if self.use_dead {
+                for &t in &self.settled {
+                    self.teams[t as usize].dead = true;
+                }
             }
         }
         self.finish(root, best);

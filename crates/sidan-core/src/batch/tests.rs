@@ -109,6 +109,11 @@ proptest! {
         assert_feasible(&problem, &optimal);
         prop_assert_eq!(optimal.served_priority, exhaustive.served_priority);
         prop_assert_eq!(optimal.total_cost, exhaustive.total_cost);
+        for route in [Route::Searches, Route::Auction] {
+            let via = solve_optimal_via(&problem, route);
+            assert_feasible(&problem, &via);
+            prop_assert_eq!((via.served_priority, via.total_cost), (exhaustive.served_priority, exhaustive.total_cost));
+        }
         let greedy = solve_greedy(&problem);
         assert_feasible(&problem, &greedy);
         prop_assert!(optimal.is_at_least_as_good_as(&greedy));
@@ -121,6 +126,12 @@ proptest! {
     #[test]
     fn optimal_beats_greedy_and_has_no_improving_cycle(problem in batch(1..60, 1..25, 6, 4, 10_000)) {
         let optimal = solve_optimal(&problem);
+        let searched = solve_optimal_via(&problem, Route::Searches);
+        let auctioned = solve_optimal_via(&problem, Route::Auction);
+        assert_feasible(&problem, &auctioned);
+        prop_assert!(!has_improving_cycle(&problem, &auctioned));
+        prop_assert_eq!((auctioned.served_priority, auctioned.total_cost), (optimal.served_priority, optimal.total_cost));
+        prop_assert_eq!((searched.served_priority, searched.total_cost), (optimal.served_priority, optimal.total_cost));
         let greedy = solve_greedy(&problem);
         assert_feasible(&problem, &optimal);
         assert_feasible(&problem, &greedy);
@@ -156,6 +167,45 @@ proptest! {
         assert_feasible(&problem, &optimal);
         prop_assert_eq!(optimal.served_priority, exhaustive.served_priority);
         prop_assert_eq!(optimal.total_cost, exhaustive.total_cost);
+        let auctioned = solve_optimal_via(&problem, Route::Auction);
+        prop_assert_eq!((auctioned.served_priority, auctioned.total_cost), (optimal.served_priority, optimal.total_cost));
+    }
+}
+
+/// A sparse, tight batch: each request has a few candidates among few
+/// teams, so teams are contested and some requests are left out.
+fn tight_batch() -> impl Strategy<Value = BatchProblem> {
+    (20usize..150, 3usize..30, 1u32..5).prop_flat_map(|(n, m, max_capacity)| {
+        (
+            proptest::collection::vec(0u32..=5, n),
+            proptest::collection::vec(0..=max_capacity, m),
+            proptest::collection::vec(proptest::collection::vec((0..m as u32, 0i64..5_000), 1..6), n),
+        )
+            .prop_map(|(priority, capacity, rows)| {
+                let edges: Vec<BatchEdge> = rows
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(r, row)| row.iter().map(move |&(t, c)| BatchEdge::new(r as u32, t, c)))
+                    .collect();
+                BatchProblem::new(priority, capacity, &edges).expect("generated batch is valid")
+            })
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn every_route_reaches_the_same_certified_optimum(problem in tight_batch()) {
+        let searched = solve_optimal_via(&problem, Route::Searches);
+        let auctioned = solve_optimal_via(&problem, Route::Auction);
+        let adaptive = solve_optimal(&problem);
+        for plan in [&searched, &auctioned, &adaptive] {
+            assert_feasible(&problem, plan);
+            prop_assert!(!has_improving_cycle(&problem, plan));
+        }
+        prop_assert_eq!((auctioned.served_priority, auctioned.total_cost), (searched.served_priority, searched.total_cost));
+        prop_assert_eq!((adaptive.served_priority, adaptive.total_cost), (searched.served_priority, searched.total_cost));
     }
 }
 
