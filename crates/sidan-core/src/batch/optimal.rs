@@ -37,17 +37,18 @@
 //!    of edges, the solver starts again: a forward auction with ε-scaling
 //!    moves prices close to the optimal duals in cheap local bids; the
 //!    requests whose auction choice is exactly their cheapest at those
-//!    prices keep it, and searches place the others, now short. The auction
-//!    leaves some teams with room at a positive price: they are targets of
-//!    the searches like any team with room, and whatever room is left at the
-//!    end is repaired exactly by Dijkstra backwards from the team (a request
-//!    moves in, or the price falls). The auction is only a heuristic for
-//!    prices: the searches and the repair keep every invariant in exact
+//!    prices keep it, and searches place the others, now mostly short. The
+//!    auction leaves some teams with room at a positive price: they are
+//!    targets of the searches like any team with room (a team with room is
+//!    a sink of the flow whatever its price), and whatever room is left at
+//!    the end is repaired exactly by Dijkstra backwards from the team (a
+//!    request moves in, or the price falls). The auction is only a heuristic
+//!    for prices: the searches and the repair keep every invariant in exact
 //!    integers, so the result is exact whatever the auction did.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::ops::{Add, Mul, Sub};
+use std::ops::{Add, Sub};
 
 use super::{BatchPlan, BatchProblem, priority_order};
 
@@ -56,11 +57,16 @@ use super::{BatchPlan, BatchProblem, priority_order};
 const SEARCH_BUDGET: usize = 2;
 /// The auction prices leaving a request out at `AUCTION_LEAVE_OUT · c_max ·
 /// priority` (`c_max` the largest edge cost) instead of `M · priority`: a
-/// price war up to `M` would take too many bids. Its prices are lifted to the
-/// scale of `M` afterwards.
+/// price war up to `M` would take far too many bids. The searches then raise
+/// the prices of over-subscribed teams to the scale of `M` in a few long
+/// steps each.
 const AUCTION_LEAVE_OUT: i64 = 8;
-/// ε is divided by this between auction rounds.
+/// ε starts at `c_max / AUCTION_SCALING` and is divided by this between
+/// auction rounds.
 const AUCTION_SCALING: i64 = 8;
+/// The last auction round has `ε = c_max / AUCTION_FINAL` (at least 1):
+/// finer prices cost more rounds than the searches they save.
+const AUCTION_FINAL: i64 = 1024;
 /// Bids per request and round before the auction gives up (the searches then
 /// finish from wherever it stopped).
 const AUCTION_BIDS_PER_REQUEST: usize = 20;
@@ -93,8 +99,9 @@ pub(crate) enum Route {
 pub(crate) fn solve_optimal_via(problem: &BatchProblem, route: Route) -> BatchPlan {
     let p_max = problem.priority.iter().copied().max().unwrap_or(0);
     let m = 2 * i128::from(problem.cost_bound) + 1;
-    // Every distance and price stays below about 3·M·(p_max + 1) (prices
-    // are capped at M·p_max), so i64 is exact when 4·M·(p_max + 1) fits.
+    // Every distance and price stays below about 3·M·(p_max + 1) (the
+    // auction's prices stay below M·(p_max + 1)), so i64 is exact when
+    // 4·M·(p_max + 1) fits.
     let fits_i64 =
         m.checked_mul(i128::from(p_max) + 1).and_then(|x| x.checked_mul(4)).is_some_and(|x| x < i128::from(i64::MAX));
     let team_of =
@@ -116,7 +123,7 @@ pub(crate) fn solve_optimal_via(problem: &BatchProblem, route: Route) -> BatchPl
 
 /// The integer type of distances and prices: `i64` when the bound allows,
 /// `i128` otherwise.
-trait Cost: Copy + Ord + Add<Output = Self> + Sub<Output = Self> + Mul<Output = Self> {
+trait Cost: Copy + Ord + Add<Output = Self> + Sub<Output = Self> {
     const ZERO: Self;
     fn from_i64(x: i64) -> Self;
     fn from_i128(x: i128) -> Self;
@@ -365,9 +372,8 @@ impl<'a, C: Cost> Solver<'a, C> {
     /// bids in turn. Each round divides ε by [`AUCTION_SCALING`], frees every
     /// request and keeps the prices, down to ε = 1.
     ///
-    /// Leaves the last round's plan in place and the prices on the scale of
-    /// `M`: a full team whose price less ε is `λ·M' + x` (`0 ≤ x < M'`) ends
-    /// at `λ·M + x`, at most `M·p_max`; a team with room ends at zero.
+    /// Leaves the last round's plan in place, a full team at its price less
+    /// ε (its last bidder exactly indifferent) and a team with room at zero.
     fn auction(&mut self, order: &[u32]) {
         let n = self.requests.len();
         let p_max = self.pb.priority.iter().copied().max().unwrap_or(0);
@@ -383,13 +389,13 @@ impl<'a, C: Cost> Solver<'a, C> {
         }
         // Each request's second-best value at its last bid.
         let mut alt = vec![C::ZERO; n];
-        let one = C::from_i64(1);
+        let last = C::from_i64((c_max / AUCTION_FINAL).max(1));
         let scaling = C::from_i64(AUCTION_SCALING);
         let budget = AUCTION_BIDS_PER_REQUEST * n + 1000;
         let mut eps = C::from_i64(c_max);
         let mut stack: Vec<u32> = Vec::new();
         loop {
-            eps = eps.div(scaling).max(one);
+            eps = eps.div(scaling).max(last);
             for t in 0..self.teams.len() {
                 self.teams[t].room = self.slot_start[t + 1] - self.slot_start[t];
             }
@@ -449,12 +455,10 @@ impl<'a, C: Cost> Solver<'a, C> {
                 self.put(r, t1, out as u32, c1);
                 stack.push(member);
             }
-            if !stack.is_empty() || eps == one {
+            if !stack.is_empty() || eps == last {
                 break;
             }
         }
-        let top = C::from_i128(self.m * i128::from(p_max));
-        let (small, big) = (C::from_i128(m_small), C::from_i128(self.m));
         for t in 0..self.teams.len() {
             let hot = &mut self.teams[t];
             if self.slot_start[t] == self.slot_start[t + 1] || hot.room > 0 {
@@ -462,16 +466,14 @@ impl<'a, C: Cost> Solver<'a, C> {
             } else {
                 // The last bidder is ε short of its second choice: take ε
                 // back so that it is exactly indifferent.
-                let p = if hot.pi > eps { hot.pi - eps } else { C::ZERO };
-                let levels = p.div(small);
-                hot.pi = (p + levels * (big - small)).min(top);
+                hot.pi = if hot.pi > eps { hot.pi - eps } else { C::ZERO };
             }
         }
     }
 
     /// Keeps every request of the auction's plan whose choice (a team, or
     /// leaving out at the true price `M·priority`) is exactly cheapest at the
-    /// lifted prices; takes the others out. Returns those, in `order`.
+    /// auction's prices; takes the others out. Returns those, in `order`.
     fn keep_exact(&mut self, order: &[u32]) -> Vec<u32> {
         let mut pending = Vec::new();
         for &r in order {
