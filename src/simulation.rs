@@ -5,9 +5,11 @@
 //! timer) to the next, so a seed gives the same event log byte for byte.
 //!
 //! The simulated teams learn of offers the way a team's app would: by reading
-//! the store's log. The report is computed from the log alone.
+//! the store's log. The report is computed from the log alone: the core's
+//! report of the whole run for the city and each county, and a few counts the
+//! core report does not keep.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -16,8 +18,10 @@ use sidan_core::city::City;
 use sidan_core::dispatch::Dispatcher;
 use sidan_core::id::{RequestId, ServiceId, TeamId, VolunteerId};
 use sidan_core::index::TeamIndex;
-use sidan_core::lifecycle::{Command, Event, Lifecycle, OfferMode, PolicyBook, StreamId};
+use sidan_core::lifecycle::{Command, Event, Lifecycle, OfferMode, PolicyBook, Recorded, StreamId};
+use sidan_core::report::{Granularity, Percentiles, UnitReport};
 use sidan_core::request::{RequestSpec, Urgency};
+use sidan_core::units::UnitKind;
 use sidan_runtime::{Engine, EngineConfig, EngineError, ManualClock, MemoryBus, Position, Store, StoreError, Stored};
 use sidan_sim::{Answer, Behaviour, BehaviourConfig};
 
@@ -154,9 +158,9 @@ pub async fn run<S: Store + Clone>(
     engine.shutdown().await;
     let log = read_all(&store).await?;
     let report = Report::from_log(&report_city, &log);
-    let records: Vec<sidan_core::lifecycle::Recorded> = log.iter().map(|s| s.record.clone()).collect();
-    let monthly = sidan_core::report::report(&report_city, &records, sidan_core::report::Granularity::Month);
-    let quarterly = sidan_core::report::report(&report_city, &records, sidan_core::report::Granularity::Quarter);
+    let records: Vec<Recorded> = log.iter().map(|s| s.record.clone()).collect();
+    let monthly = sidan_core::report::report(&report_city, &records, Granularity::Month);
+    let quarterly = sidan_core::report::report(&report_city, &records, Granularity::Quarter);
     Ok(SimOutcome { events: log.len() as u64, log_hash: log_hash(&log), refused, report, monthly, quarterly })
 }
 
@@ -286,7 +290,7 @@ pub struct Counts {
     pub recruitment_orders: u64,
     /// No-shows recorded.
     pub no_shows: u64,
-    /// Minutes of service given.
+    /// Minutes of service given (not counting services found not to have taken place).
     pub service_minutes: u64,
     /// Ratings received.
     pub ratings: u64,
@@ -296,33 +300,69 @@ pub struct Counts {
     pub disputes: u64,
     /// Settled requests found not served.
     pub not_served: u64,
-    /// Settlements, and the sum of their combined scores in thousandths.
+    /// Settlements.
     pub settled: u64,
-    /// Sum of combined scores (thousandths of a point).
+    /// Sum of their combined scores (thousandths of a point).
     pub combined_milli_sum: u64,
     /// Ratings counted at the default because the role did not rate.
     pub defaulted_ratings: u64,
-    /// Minutes from submission to acceptance, one per accepted request.
-    #[serde(skip)]
-    pub to_accept_min: Vec<f64>,
+    /// Whole minutes from submission to the first acceptance: median and 90th
+    /// percentile, nearest rank, as in the reports.
+    pub to_accept_min: Percentiles,
 }
 
 impl Counts {
+    /// The numbers the core report keeps for a unit (and its subtree).
+    fn of_unit(u: &UnitReport) -> Self {
+        let state = |s: &str| u.by_state.get(s).copied().unwrap_or(0);
+        Self {
+            requests: u.requests,
+            closed: state("closed"),
+            cancelled: state("cancelled"),
+            expired: state("expired"),
+            unfulfillable: state("unfulfillable"),
+            open: state("open"),
+            escalations: u.escalations,
+            recruitment_orders: u.recruitment_orders,
+            no_shows: u.no_shows,
+            // The report gives whole minutes as hours and the sum of whole
+            // thousandths as a mean: rounding gives the integers back exactly.
+            service_minutes: (u.hours_served * 60.0).round() as u64,
+            disputes: u.disputes,
+            settled: u.settled,
+            combined_milli_sum: u.satisfaction.map_or(0, |m| (m * 1000.0 * u.settled as f64).round() as u64),
+            to_accept_min: u.to_accept_min,
+            ..Self::default()
+        }
+    }
+
+    /// Adds the counts the core report does not keep.
+    fn add_extra(&mut self, x: &Extra) {
+        self.offers += x.offers;
+        self.ratings += x.ratings;
+        self.rating_sum += x.rating_sum;
+        self.not_served += x.not_served;
+        self.defaulted_ratings += x.defaulted_ratings;
+    }
+
     /// Closed over requests not cancelled.
     pub fn fulfilment(&self) -> f64 {
         let base = self.requests.saturating_sub(self.cancelled);
         if base == 0 { 0.0 } else { self.closed as f64 / base as f64 }
     }
 
-    /// A percentile of minutes to acceptance.
+    /// Minutes to acceptance at the median (`p` = 0.5) or the 90th percentile
+    /// (`p` = 0.9), the two the reports keep; `None` for another `p` or if no
+    /// request was accepted.
     pub fn to_accept_pct(&self, p: f64) -> Option<f64> {
-        let mut v = self.to_accept_min.clone();
-        if v.is_empty() {
-            return None;
-        }
-        v.sort_by(f64::total_cmp);
-        let i = ((v.len() - 1) as f64 * p).round() as usize;
-        Some(v[i])
+        let m = if p == 0.5 {
+            self.to_accept_min.p50
+        } else if p == 0.9 {
+            self.to_accept_min.p90
+        } else {
+            None
+        };
+        m.map(f64::from)
     }
 
     /// Mean rating.
@@ -336,6 +376,37 @@ impl Counts {
     }
 }
 
+/// What the core report does not count: offers, ratings, ratings counted at
+/// the default and settlements found not served.
+#[derive(Debug, Clone, Default)]
+struct Extra {
+    offers: u64,
+    ratings: u64,
+    rating_sum: u64,
+    not_served: u64,
+    defaulted_ratings: u64,
+}
+
+impl Extra {
+    /// The counts of one event.
+    fn of(e: &Event) -> Option<Self> {
+        let mut x = Self::default();
+        match e {
+            Event::Offered { .. } => x.offers = 1,
+            Event::Evaluated { score, .. } => {
+                x.ratings = 1;
+                x.rating_sum = u64::from(*score);
+            }
+            Event::Settled { defaulted, served, .. } => {
+                x.defaulted_ratings = defaulted.len() as u64;
+                x.not_served = u64::from(!served);
+            }
+            _ => return None,
+        }
+        Some(x)
+    }
+}
+
 /// The run's report: the whole city and each county.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
@@ -343,83 +414,103 @@ pub struct Report {
     pub city: Counts,
     /// Per county id.
     pub counties: BTreeMap<String, Counts>,
-    /// Per service id.
+    /// Per service id (the core report keeps only requests and closures per service).
     pub services: BTreeMap<String, Counts>,
 }
 
 impl Report {
-    /// Computes the report from a log (replaying the same log gives the same report).
+    /// Computes the report from a log (replaying the same log gives the same
+    /// report). The city's and the counties' numbers are the core report of
+    /// the whole log (see [`sidan_core::report`]), with the offers, ratings,
+    /// default ratings and settlements found not served counted from the log;
+    /// the services' numbers are counted from the log.
     pub fn from_log(city: &City, log: &[Stored]) -> Report {
-        let mut county_of: HashMap<RequestId, String> = HashMap::new();
-        let mut service_of: HashMap<RequestId, String> = HashMap::new();
-        let mut submitted_at: HashMap<RequestId, DateTime<Utc>> = HashMap::new();
+        let records: Vec<Recorded> = log.iter().map(|s| s.record.clone()).collect();
+        let whole = sidan_core::report::report(city, &records, Granularity::Whole);
         let mut r = Report::default();
-        for s in log {
-            let StreamId::Request(id) = &s.record.stream else { continue };
-            let county = match &s.record.event {
-                Event::Submitted { spec, .. } => {
-                    let c = city
-                        .units()
-                        .idx(&spec.unit)
-                        .map(|u| city.units().get(city.units().county_of(u)).id.to_string())
-                        .unwrap_or_default();
-                    county_of.insert(id.clone(), c.clone());
-                    service_of.insert(id.clone(), spec.service.to_string());
-                    submitted_at.insert(id.clone(), s.record.at);
-                    c
+        for u in &whole.units {
+            match u.kind {
+                UnitKind::City => r.city = Counts::of_unit(u),
+                UnitKind::County => {
+                    r.counties.insert(u.unit.to_string(), Counts::of_unit(u));
                 }
-                _ => county_of.get(id).cloned().unwrap_or_default(),
-            };
-            let to_accept = match &s.record.event {
-                Event::Accepted { .. } => submitted_at.get(id).map(|t| (s.record.at - *t).num_seconds() as f64 / 60.0),
-                _ => None,
-            };
-            let service = service_of.get(id).cloned().unwrap_or_default();
-            for c in [&mut r.city, r.counties.entry(county).or_default(), r.services.entry(service).or_default()] {
-                match &s.record.event {
-                    Event::Submitted { .. } => {
-                        c.requests += 1;
-                        c.open += 1;
-                    }
-                    Event::Offered { .. } => c.offers += 1,
-                    Event::ScopeWidened { .. } => c.escalations += 1,
-                    Event::RecruitmentIssued { .. } => c.recruitment_orders += 1,
-                    Event::NoShow { .. } => c.no_shows += 1,
-                    Event::Completed { minutes, .. } => c.service_minutes += u64::from(*minutes),
-                    Event::Evaluated { score, .. } => {
-                        c.ratings += 1;
-                        c.rating_sum += u64::from(*score);
-                    }
-                    Event::Disputed { .. } => c.disputes += 1,
-                    Event::Settled { combined_milli, defaulted, served } => {
-                        c.settled += 1;
-                        c.combined_milli_sum += u64::from(*combined_milli);
-                        c.defaulted_ratings += defaulted.len() as u64;
-                        if !served {
-                            c.not_served += 1;
-                        }
-                    }
-                    Event::Closed => {
-                        c.closed += 1;
-                        c.open -= 1;
-                    }
-                    Event::Cancelled { .. } => {
-                        c.cancelled += 1;
-                        c.open -= 1;
-                    }
-                    Event::Expired => {
-                        c.expired += 1;
-                        c.open -= 1;
-                    }
-                    Event::Unfulfillable => {
-                        c.unfulfillable += 1;
-                        c.open -= 1;
-                    }
-                    _ => {}
+                _ => {}
+            }
+        }
+        // The requests the core report knows (submitted at a known unit): their county and service.
+        let mut known: HashMap<RequestId, (Option<String>, String, DateTime<Utc>)> = HashMap::new();
+        // Per request: accepted yet, minutes of its last service (while counted as served).
+        let mut accepted: HashSet<RequestId> = HashSet::new();
+        let mut minutes_of: HashMap<RequestId, u32> = HashMap::new();
+        // Per service: minutes to each first acceptance.
+        let mut to_accept: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        for rec in &records {
+            let StreamId::Request(id) = &rec.stream else { continue };
+            if let Event::Submitted { spec, .. } = &rec.event {
+                let Some(unit) = city.units().idx(&spec.unit) else { continue };
+                let county = city.units().ancestor_of_kind(unit, UnitKind::County);
+                let county = county.map(|c| city.units().get(c).id.to_string());
+                known.insert(id.clone(), (county, spec.service.to_string(), rec.at));
+            }
+            let Some((county, service, submitted)) = known.get(id) else { continue };
+            if let Some(x) = Extra::of(&rec.event) {
+                r.city.add_extra(&x);
+                if let Some(c) = county.as_ref().and_then(|c| r.counties.get_mut(c)) {
+                    c.add_extra(&x);
                 }
-                if let Some(m) = to_accept {
-                    c.to_accept_min.push(m);
+            }
+            let c = r.services.entry(service.clone()).or_default();
+            match &rec.event {
+                Event::Submitted { .. } => {
+                    c.requests += 1;
+                    c.open += 1;
                 }
+                // The first acceptance only.
+                Event::Accepted { .. } if accepted.insert(id.clone()) => {
+                    let m = u32::try_from((rec.at - *submitted).num_minutes().max(0)).unwrap_or(u32::MAX);
+                    to_accept.entry(service.clone()).or_default().push(m);
+                }
+                Event::ScopeWidened { .. } => c.escalations += 1,
+                Event::RecruitmentIssued { .. } => c.recruitment_orders += 1,
+                Event::NoShow { .. } => c.no_shows += 1,
+                Event::Completed { minutes, .. } => {
+                    let before = minutes_of.insert(id.clone(), *minutes).unwrap_or(0);
+                    c.service_minutes = c.service_minutes - u64::from(before) + u64::from(*minutes);
+                }
+                Event::Disputed { .. } => c.disputes += 1,
+                Event::Settled { combined_milli, served, .. } => {
+                    c.settled += 1;
+                    c.combined_milli_sum += u64::from(*combined_milli);
+                    if !served {
+                        // Found not served: its minutes do not count.
+                        c.service_minutes -= u64::from(minutes_of.insert(id.clone(), 0).unwrap_or(0));
+                    }
+                }
+                Event::Closed => {
+                    c.closed += 1;
+                    c.open = c.open.saturating_sub(1);
+                }
+                Event::Cancelled { .. } => {
+                    c.cancelled += 1;
+                    c.open = c.open.saturating_sub(1);
+                }
+                Event::Expired => {
+                    c.expired += 1;
+                    c.open = c.open.saturating_sub(1);
+                }
+                Event::Unfulfillable => {
+                    c.unfulfillable += 1;
+                    c.open = c.open.saturating_sub(1);
+                }
+                _ => {}
+            }
+            if let Some(x) = Extra::of(&rec.event) {
+                c.add_extra(&x);
+            }
+        }
+        for (service, c) in &mut r.services {
+            if let Some(v) = to_accept.get_mut(service) {
+                c.to_accept_min = Percentiles::of(v);
             }
         }
         r

@@ -3,11 +3,13 @@
 //!
 //! A request counts in the period (month or quarter, in its unit's time zone)
 //! in which it was submitted, with everything that became of it, and in its
-//! unit and every unit above it (station → institute → county → city).
+//! unit and every unit above it (station → institute → county → city). A
+//! report may also take the whole log as one period.
 //! Percentiles are nearest-rank over whole minutes. A report is built by
 //! folding [`Recorded`] events with [`ReportBuilder::add`], in log order.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+use std::hash::BuildHasher as _;
 
 use chrono::{DateTime, Datelike, Utc};
 use serde::{Deserialize, Serialize};
@@ -27,27 +29,30 @@ pub enum Granularity {
     Month,
     /// Calendar quarters: the quarterly bulletin.
     Quarter,
+    /// The whole log as one period (the summary of a simulated run, say).
+    Whole,
 }
 
-/// A calendar month or quarter, written `2026-11` or `2026-Q4`.
+/// A calendar month or quarter, written `2026-11` or `2026-Q4`, or the whole
+/// log, written `whole`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Period {
-    /// The year.
+    /// The year (0 for the whole log).
     pub year: i32,
-    /// The month (1..=12) or the quarter (1..=4).
+    /// The month (1..=12) or the quarter (1..=4) (0 for the whole log).
     pub index: u32,
-    /// Which of the two.
+    /// Which kind of period.
     pub granularity: Granularity,
 }
 
 impl Period {
     /// The period of `g` holding the local date of `t` in `tz`.
     pub fn of(t: DateTime<Utc>, tz: chrono_tz::Tz, g: Granularity) -> Self {
+        if g == Granularity::Whole {
+            return Self { year: 0, index: 0, granularity: g };
+        }
         let d = t.with_timezone(&tz).date_naive();
-        let index = match g {
-            Granularity::Month => d.month(),
-            Granularity::Quarter => (d.month() - 1) / 3 + 1,
-        };
+        let index = if g == Granularity::Month { d.month() } else { (d.month() - 1) / 3 + 1 };
         Self { year: d.year(), index, granularity: g }
     }
 }
@@ -57,6 +62,7 @@ impl std::fmt::Display for Period {
         match self.granularity {
             Granularity::Month => write!(f, "{}-{:02}", self.year, self.index),
             Granularity::Quarter => write!(f, "{}-Q{}", self.year, self.index),
+            Granularity::Whole => f.write_str("whole"),
         }
     }
 }
@@ -90,6 +96,21 @@ impl Percentiles {
             Some(v[rank - 1])
         };
         Self { n: v.len() as u64, p50: at(0.5), p90: at(0.9) }
+    }
+
+    /// The same as [`Percentiles::of`], by selection instead of a full sort
+    /// (`v` is left partly reordered).
+    fn select(v: &mut [u32]) -> Self {
+        let n = v.len();
+        if n == 0 {
+            return Self { n: 0, p50: None, p90: None };
+        }
+        let rank = |p: f64| ((p * n as f64).ceil() as usize).clamp(1, n) - 1;
+        let (k50, k90) = (rank(0.5), rank(0.9));
+        let (_, &mut p50, above) = v.select_nth_unstable(k50);
+        // Everything above the median's place is at least the median.
+        let p90 = if k90 == k50 { p50 } else { *above.select_nth_unstable(k90 - k50 - 1).1 };
+        Self { n: n as u64, p50: Some(p50), p90: Some(p90) }
     }
 }
 
@@ -169,24 +190,179 @@ pub struct Report {
     pub units: Vec<UnitReport>,
 }
 
-/// What the fold remembers of a request.
+/// The outcomes a request can have, by the fold's state numbers.
+const STATES: [&str; 5] = ["closed", "cancelled", "expired", "unfulfillable", "open"];
+const CLOSED: u8 = 0;
+const CANCELLED: u8 = 1;
+const EXPIRED: u8 = 2;
+const UNFULFILLABLE: u8 = 3;
+const OPEN: u8 = 4;
+
+/// No team (an interned team number that none has).
+const NO_TEAM: u32 = u32::MAX;
+
+/// What the fold remembers of a request. Services, teams and volunteers are
+/// interned as dense numbers; the volunteers present are a range of the
+/// builder's `volunteers` arena.
 #[derive(Debug, Clone)]
 struct Req {
     unit: UnitIdx,
-    period: Period,
-    service: ServiceId,
+    period: u32,
+    service: u32,
     submitted: DateTime<Utc>,
-    accepted: Option<DateTime<Utc>>,
-    checked_in: Option<DateTime<Utc>>,
-    state: &'static str,
-    escalations: u32,
+    /// Minutes from submission to the first acceptance.
+    to_accept: Option<u32>,
+    /// Minutes from submission to the first arrival.
+    to_service: Option<u32>,
+    state: u8,
     recruitment: bool,
+    disputed: bool,
+    escalations: u32,
     no_shows: u32,
     minutes: u32,
-    team: Option<TeamId>,
-    volunteers: Vec<VolunteerId>,
+    team: u32,
+    volunteers: (u32, u32),
     combined_milli: Option<u32>,
-    disputed: bool,
+}
+
+/// The ids the fold interns: each reads as a shared string.
+trait Text: Clone + Eq + std::hash::Hash {
+    fn text(&self) -> &str;
+}
+
+macro_rules! text {
+    ($($t:ty),*) => {
+        $(impl Text for $t {
+            fn text(&self) -> &str {
+                self.as_str()
+            }
+        })*
+    };
+}
+text!(UnitId, ServiceId, TeamId, VolunteerId);
+
+/// How many allocations a [`Recent`] table remembers before it starts over.
+const RECENT: usize = 1 << 16;
+
+/// Id allocations already seen and what they map to, keyed by address.
+///
+/// Ids are shared strings, and a log built in memory repeats the same
+/// allocations (a unit's, a service's or a team's id cloned into every event),
+/// so most lookups are answered without reading or hashing the text. The table
+/// holds a clone of each id it remembers, so an address in it cannot be taken
+/// by another string meanwhile; a log whose every id is a fresh allocation
+/// (read from a store) fills it up, and it starts over.
+#[derive(Debug)]
+struct Recent<K, V> {
+    seen: HashMap<usize, (K, V)>,
+}
+
+impl<K: Text, V: Copy> Recent<K, V> {
+    fn new() -> Self {
+        Self { seen: HashMap::default() }
+    }
+
+    fn get(&self, k: &K) -> Option<V> {
+        match self.seen.get(&(k.text().as_ptr() as usize)) {
+            Some((held, v)) if std::ptr::eq(held.text(), k.text()) => Some(*v),
+            _ => None,
+        }
+    }
+
+    fn put(&mut self, k: &K, v: V) {
+        if self.seen.len() >= RECENT {
+            self.seen.clear();
+        }
+        self.seen.insert(k.text().as_ptr() as usize, (k.clone(), v));
+    }
+}
+
+/// Dense numbers for the distinct values of an id, in order of first sight.
+#[derive(Debug)]
+struct Interner<K> {
+    idx: HashMap<K, u32>,
+    keys: Vec<K>,
+    recent: Recent<K, u32>,
+}
+
+impl<K: Text> Interner<K> {
+    fn new() -> Self {
+        Self { idx: HashMap::default(), keys: Vec::new(), recent: Recent::new() }
+    }
+
+    fn get(&mut self, k: &K) -> u32 {
+        if let Some(i) = self.recent.get(k) {
+            return i;
+        }
+        let i = match self.idx.get(k) {
+            Some(&i) => i,
+            None => {
+                let i = u32::try_from(self.keys.len()).unwrap_or_else(|_| unreachable!("fewer than 2^32 distinct ids"));
+                self.idx.insert(k.clone(), i);
+                self.keys.push(k.clone());
+                i
+            }
+        };
+        self.recent.put(k, i);
+        i
+    }
+}
+
+/// No slot.
+const NO_SLOT: u32 = u32::MAX;
+
+/// Request ids to dense slots. The ids' text is copied into one buffer rather
+/// than a clone of every id kept (releasing half a million shared strings at
+/// the end would cost as much as a good part of the fold).
+#[derive(Debug, Default)]
+struct Slots {
+    hasher: foldhash::fast::RandomState,
+    text: String,
+    /// Where each slot's id ends in `text` (it starts where the previous one ends).
+    ends: Vec<usize>,
+    /// The latest slot of each hash of an id...
+    heads: HashMap<u64, u32>,
+    /// ... and, for each slot, the previous slot with the same hash.
+    chain: Vec<u32>,
+}
+
+impl Slots {
+    fn text_of(&self, i: u32) -> &str {
+        let i = i as usize;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[start..self.ends[i]]
+    }
+
+    fn find(&self, hash: u64, id: &str) -> Option<u32> {
+        let mut i = self.heads.get(&hash).copied()?;
+        while i != NO_SLOT {
+            if self.text_of(i) == id {
+                return Some(i);
+            }
+            i = self.chain[i as usize];
+        }
+        None
+    }
+
+    fn get(&self, id: &str) -> Option<u32> {
+        self.find(self.hasher.hash_one(id), id)
+    }
+
+    /// The slot of `id`, and whether it is new.
+    fn get_or_insert(&mut self, id: &str) -> (u32, bool) {
+        self.get_or_insert_hashed(self.hasher.hash_one(id), id)
+    }
+
+    fn get_or_insert_hashed(&mut self, hash: u64, id: &str) -> (u32, bool) {
+        if let Some(i) = self.find(hash, id) {
+            return (i, false);
+        }
+        let i = u32::try_from(self.ends.len()).unwrap_or_else(|_| unreachable!("fewer than 2^32 requests"));
+        self.text.push_str(id);
+        self.ends.push(self.text.len());
+        self.chain.push(self.heads.insert(hash, i).unwrap_or(NO_SLOT));
+        (i, true)
+    }
 }
 
 /// Folds events into a report.
@@ -194,26 +370,153 @@ struct Req {
 pub struct ReportBuilder<'a> {
     city: &'a City,
     granularity: Granularity,
-    requests: HashMap<RequestId, Req>,
-    order: Vec<RequestId>,
+    /// The slot of each request id: its place in `requests`.
+    slots: Slots,
+    requests: Vec<Req>,
+    /// The request of the previous event and its slot (a request's events often come together).
+    last: Option<(RequestId, u32)>,
+    units: Recent<UnitId, UnitIdx>,
+    /// Slots in submission order; a request submitted twice counts twice.
+    order: Vec<u32>,
+    periods: Vec<Period>,
+    services: Interner<ServiceId>,
+    teams: Interner<TeamId>,
+    volunteer_ids: Interner<VolunteerId>,
+    volunteers: Vec<u32>,
 }
 
-#[derive(Debug, Default)]
+/// The numbers of one unit and period, its subtree included once rolled up.
+#[derive(Debug)]
 struct Acc {
+    period: u32,
+    unit: UnitIdx,
+    /// The accumulator of the parent unit for the same period, once rolled up.
+    parent: Option<u32>,
     requests: u64,
-    by_state: BTreeMap<&'static str, u64>,
-    by_service: BTreeMap<ServiceId, ServiceCounts>,
+    by_state: [u64; 5],
+    /// Sorted by interned service.
+    by_service: Vec<(u32, ServiceCounts)>,
     to_accept: Vec<u32>,
     to_service: Vec<u32>,
     minutes: u64,
-    volunteers: BTreeSet<VolunteerId>,
-    teams: BTreeSet<TeamId>,
+    /// Interned volunteers and teams; sorted and deduplicated once rolled up.
+    volunteers: Vec<u32>,
+    teams: Vec<u32>,
     combined_sum: u64,
     settled: u64,
     disputes: u64,
     escalations: u64,
     recruitment: u64,
     no_shows: u64,
+}
+
+impl Acc {
+    fn new(period: u32, unit: UnitIdx) -> Self {
+        Self {
+            period,
+            unit,
+            parent: None,
+            requests: 0,
+            by_state: [0; 5],
+            by_service: Vec::new(),
+            to_accept: Vec::new(),
+            to_service: Vec::new(),
+            minutes: 0,
+            volunteers: Vec::new(),
+            teams: Vec::new(),
+            combined_sum: 0,
+            settled: 0,
+            disputes: 0,
+            escalations: 0,
+            recruitment: 0,
+            no_shows: 0,
+        }
+    }
+
+    fn service(&mut self, service: u32) -> &mut ServiceCounts {
+        let i = match self.by_service.binary_search_by_key(&service, |s| s.0) {
+            Ok(i) => i,
+            Err(i) => {
+                self.by_service.insert(i, (service, ServiceCounts::default()));
+                i
+            }
+        };
+        &mut self.by_service[i].1
+    }
+
+    /// Counts one request (the volunteers present given apart).
+    fn add(&mut self, r: &Req, volunteers: &[u32]) {
+        self.requests += 1;
+        self.by_state[usize::from(r.state)] += 1;
+        let s = self.service(r.service);
+        s.requests += 1;
+        s.closed += u64::from(r.state == CLOSED);
+        self.to_accept.extend(r.to_accept);
+        self.to_service.extend(r.to_service);
+        self.minutes += u64::from(r.minutes);
+        self.volunteers.extend_from_slice(volunteers);
+        if r.team != NO_TEAM {
+            self.teams.push(r.team);
+        }
+        if let Some(c) = r.combined_milli {
+            self.combined_sum += u64::from(c);
+            self.settled += 1;
+        }
+        self.disputes += u64::from(r.disputed);
+        self.escalations += u64::from(r.escalations);
+        self.recruitment += u64::from(r.recruitment);
+        self.no_shows += u64::from(r.no_shows);
+    }
+
+    /// Reduces the sets to their distinct members (once all of the subtree is in).
+    fn seal(&mut self) {
+        self.volunteers.sort_unstable();
+        self.volunteers.dedup();
+        self.teams.sort_unstable();
+        self.teams.dedup();
+    }
+
+    /// Adds a sealed child's numbers.
+    fn absorb(&mut self, c: &Acc) {
+        self.requests += c.requests;
+        for (a, b) in self.by_state.iter_mut().zip(c.by_state) {
+            *a += b;
+        }
+        for &(service, ref n) in &c.by_service {
+            let s = self.service(service);
+            s.requests += n.requests;
+            s.closed += n.closed;
+        }
+        self.to_accept.extend_from_slice(&c.to_accept);
+        self.to_service.extend_from_slice(&c.to_service);
+        self.minutes += c.minutes;
+        self.volunteers.extend_from_slice(&c.volunteers);
+        self.teams.extend_from_slice(&c.teams);
+        self.combined_sum += c.combined_sum;
+        self.settled += c.settled;
+        self.disputes += c.disputes;
+        self.escalations += c.escalations;
+        self.recruitment += c.recruitment;
+        self.no_shows += c.no_shows;
+    }
+
+    fn fulfilment(&self) -> f64 {
+        let base = self.requests.saturating_sub(self.by_state[usize::from(CANCELLED)]);
+        if base == 0 { 0.0 } else { self.by_state[usize::from(CLOSED)] as f64 / base as f64 }
+    }
+
+    fn satisfaction(&self) -> Option<f64> {
+        (self.settled > 0).then(|| self.combined_sum as f64 / 1000.0 / self.settled as f64)
+    }
+}
+
+/// A station's figures, waiting for its superiors' rankings.
+#[derive(Debug, Clone, Copy)]
+struct Rank {
+    station: UnitIdx,
+    requests: u64,
+    fulfilment: f64,
+    satisfaction: Option<f64>,
 }
 
 fn minutes_between(a: DateTime<Utc>, b: DateTime<Utc>) -> u32 {
@@ -223,49 +526,111 @@ fn minutes_between(a: DateTime<Utc>, b: DateTime<Utc>) -> u32 {
 impl<'a> ReportBuilder<'a> {
     /// An empty fold over `city`'s units.
     pub fn new(city: &'a City, granularity: Granularity) -> Self {
-        Self { city, granularity, requests: HashMap::default(), order: Vec::new() }
+        Self {
+            city,
+            granularity,
+            slots: Slots::default(),
+            requests: Vec::new(),
+            last: None,
+            units: Recent::new(),
+            order: Vec::new(),
+            periods: Vec::new(),
+            services: Interner::new(),
+            teams: Interner::new(),
+            volunteer_ids: Interner::new(),
+            volunteers: Vec::new(),
+        }
+    }
+
+    /// The slot of a known request.
+    fn slot(&mut self, id: &RequestId) -> Option<u32> {
+        if let Some((last, s)) = &self.last
+            // The same allocation or the same text.
+            && (std::ptr::eq(last.as_str(), id.as_str()) || last == id)
+        {
+            return Some(*s);
+        }
+        let s = self.slots.get(id.as_str())?;
+        self.last = Some((id.clone(), s));
+        Some(s)
+    }
+
+    fn period(&mut self, p: Period) -> u32 {
+        let i = self.periods.iter().rposition(|q| *q == p).unwrap_or_else(|| {
+            self.periods.push(p);
+            self.periods.len() - 1
+        });
+        i as u32
+    }
+
+    fn unit(&mut self, id: &UnitId) -> Option<UnitIdx> {
+        if let Some(u) = self.units.get(id) {
+            return Some(u);
+        }
+        let u = self.city.units().idx(id)?;
+        self.units.put(id, u);
+        Some(u)
+    }
+
+    fn submit(&mut self, id: &RequestId, rec: &Recorded, spec: &crate::request::RequestSpec) {
+        let Some(unit) = self.unit(&spec.unit) else { return };
+        let tz = self.city.units().get(unit).tz;
+        let period = self.period(Period::of(rec.at, tz, self.granularity));
+        let req = Req {
+            unit,
+            period,
+            service: self.services.get(&spec.service),
+            submitted: rec.at,
+            to_accept: None,
+            to_service: None,
+            state: OPEN,
+            recruitment: false,
+            disputed: false,
+            escalations: 0,
+            no_shows: 0,
+            minutes: 0,
+            team: NO_TEAM,
+            volunteers: (0, 0),
+            combined_milli: None,
+        };
+        let (slot, new) = self.slots.get_or_insert(id.as_str());
+        if new {
+            self.requests.push(req);
+        } else {
+            // Submitted again: the request starts over (and counts once more).
+            self.requests[slot as usize] = req;
+        }
+        self.last = Some((id.clone(), slot));
+        self.order.push(slot);
     }
 
     /// Folds one event (events of unknown requests or units are ignored).
     pub fn add(&mut self, rec: &Recorded) {
         let StreamId::Request(id) = &rec.stream else { return };
         if let Event::Submitted { spec, .. } = &rec.event {
-            let Some(unit) = self.city.units().idx(&spec.unit) else { return };
-            let tz = self.city.units().get(unit).tz;
-            self.order.push(id.clone());
-            self.requests.insert(
-                id.clone(),
-                Req {
-                    unit,
-                    period: Period::of(rec.at, tz, self.granularity),
-                    service: spec.service.clone(),
-                    submitted: rec.at,
-                    accepted: None,
-                    checked_in: None,
-                    state: "open",
-                    escalations: 0,
-                    recruitment: false,
-                    no_shows: 0,
-                    minutes: 0,
-                    team: None,
-                    volunteers: Vec::new(),
-                    combined_milli: None,
-                    disputed: false,
-                },
-            );
+            self.submit(id, rec, spec);
             return;
         }
-        let Some(r) = self.requests.get_mut(id) else { return };
+        let Some(slot) = self.slot(id) else { return };
+        let r = &mut self.requests[slot as usize];
         match &rec.event {
-            Event::Accepted { .. } => r.accepted = r.accepted.or(Some(rec.at)),
-            Event::CheckedIn { .. } => r.checked_in = r.checked_in.or(Some(rec.at)),
+            Event::Accepted { .. } => r.to_accept = r.to_accept.or_else(|| Some(minutes_between(r.submitted, rec.at))),
+            Event::CheckedIn { .. } => {
+                r.to_service = r.to_service.or_else(|| Some(minutes_between(r.submitted, rec.at)));
+            }
             Event::ScopeWidened { .. } => r.escalations += 1,
             Event::RecruitmentIssued { .. } => r.recruitment = true,
             Event::NoShow { .. } => r.no_shows += 1,
             Event::Completed { team, minutes, volunteers, .. } => {
                 r.minutes = *minutes;
-                r.team = Some(team.clone());
-                r.volunteers = volunteers.clone();
+                r.team = self.teams.get(team);
+                let start = self.volunteers.len();
+                for v in volunteers {
+                    let i = self.volunteer_ids.get(v);
+                    self.volunteers.push(i);
+                }
+                let len = self.volunteers.len() - start;
+                r.volunteers = (start as u32, len as u32);
             }
             Event::Disputed { .. } => r.disputed = true,
             Event::Settled { combined_milli, served, .. } => {
@@ -273,14 +638,14 @@ impl<'a> ReportBuilder<'a> {
                 if !served {
                     // Found not served: no hours, no active volunteers.
                     r.minutes = 0;
-                    r.volunteers.clear();
-                    r.team = None;
+                    r.volunteers = (0, 0);
+                    r.team = NO_TEAM;
                 }
             }
-            Event::Closed => r.state = "closed",
-            Event::Cancelled { .. } => r.state = "cancelled",
-            Event::Expired => r.state = "expired",
-            Event::Unfulfillable => r.state = "unfulfillable",
+            Event::Closed => r.state = CLOSED,
+            Event::Cancelled { .. } => r.state = CANCELLED,
+            Event::Expired => r.state = EXPIRED,
+            Event::Unfulfillable => r.state = UNFULFILLABLE,
             _ => {}
         }
     }
@@ -289,106 +654,138 @@ impl<'a> ReportBuilder<'a> {
     /// its numbers including its whole subtree.
     pub fn build(self) -> Report {
         let units = self.city.units();
-        let mut acc: BTreeMap<(Period, UnitIdx), Acc> = BTreeMap::new();
-        for id in &self.order {
-            let Some(r) = self.requests.get(id) else { continue };
-            for u in std::iter::once(r.unit).chain(units.ancestors(r.unit)) {
-                let a = acc.entry((r.period, u)).or_default();
-                a.requests += 1;
-                *a.by_state.entry(r.state).or_insert(0) += 1;
-                let s = a.by_service.entry(r.service.clone()).or_default();
-                s.requests += 1;
-                if r.state == "closed" {
-                    s.closed += 1;
+        // Each request into its own unit's accumulator...
+        let mut accs: Vec<Acc> = Vec::new();
+        let mut at: HashMap<(u32, UnitIdx), u32> = HashMap::default();
+        let mut depth_of = vec![u8::MAX; units.len()];
+        let mut depth = |u: UnitIdx| -> usize {
+            let d = &mut depth_of[u.0 as usize];
+            if *d == u8::MAX {
+                *d = u8::try_from(units.ancestors(u).count()).unwrap_or(u8::MAX - 1);
+            }
+            usize::from(*d)
+        };
+        let mut by_depth: Vec<Vec<u32>> = Vec::new();
+        let mut acc_of = |accs: &mut Vec<Acc>, by_depth: &mut Vec<Vec<u32>>, period: u32, unit: UnitIdx| -> u32 {
+            *at.entry((period, unit)).or_insert_with(|| {
+                let i = accs.len() as u32;
+                accs.push(Acc::new(period, unit));
+                let d = depth(unit);
+                if by_depth.len() <= d {
+                    by_depth.resize_with(d + 1, Vec::new);
                 }
-                if let Some(t) = r.accepted {
-                    a.to_accept.push(minutes_between(r.submitted, t));
-                }
-                if let Some(t) = r.checked_in {
-                    a.to_service.push(minutes_between(r.submitted, t));
-                }
-                a.minutes += u64::from(r.minutes);
-                a.volunteers.extend(r.volunteers.iter().cloned());
-                a.teams.extend(r.team.iter().cloned());
-                if let Some(c) = r.combined_milli {
-                    a.combined_sum += u64::from(c);
-                    a.settled += 1;
-                }
-                a.disputes += u64::from(r.disputed);
-                a.escalations += u64::from(r.escalations);
-                a.recruitment += u64::from(r.recruitment);
-                a.no_shows += u64::from(r.no_shows);
+                by_depth[d].push(i);
+                i
+            })
+        };
+        let mut prev: Option<(u32, UnitIdx, u32)> = None;
+        for &slot in &self.order {
+            let r = &self.requests[slot as usize];
+            let i = match prev {
+                Some((p, u, i)) if p == r.period && u == r.unit => i,
+                _ => acc_of(&mut accs, &mut by_depth, r.period, r.unit),
+            };
+            prev = Some((r.period, r.unit, i));
+            let (start, len) = r.volunteers;
+            accs[i as usize].add(r, &self.volunteers[start as usize..(start + len) as usize]);
+        }
+        // ... then rolled up the hierarchy, deepest units first.
+        let mut d = by_depth.len();
+        while d > 0 {
+            d -= 1;
+            let level = std::mem::take(&mut by_depth[d]);
+            for &i in &level {
+                let a = &mut accs[i as usize];
+                a.seal();
+                let Some(parent) = units.get(a.unit).parent else { continue };
+                let period = a.period;
+                let p = acc_of(&mut accs, &mut by_depth, period, parent);
+                accs[i as usize].parent = Some(p);
+                let (child, up) = pair_mut(&mut accs, i as usize, p as usize);
+                up.absorb(child);
             }
         }
         // Station figures for the rankings.
-        let station_rank = |a: &Acc, station: UnitIdx| StationRank {
-            station: units.get(station).id.clone(),
-            requests: a.requests,
-            fulfilment: fulfilment(a),
-            satisfaction: satisfaction(a),
-        };
-        let mut ranks: BTreeMap<(Period, UnitIdx), Vec<StationRank>> = BTreeMap::new();
-        for ((period, u), a) in &acc {
-            if units.get(*u).kind == UnitKind::Station {
-                for anc in units.ancestors(*u) {
-                    ranks.entry((*period, anc)).or_default().push(station_rank(a, *u));
+        let mut ranks: Vec<Vec<Rank>> = (0..accs.len()).map(|_| Vec::new()).collect();
+        for a in &accs {
+            if units.get(a.unit).kind == UnitKind::Station {
+                let rank = Rank {
+                    station: a.unit,
+                    requests: a.requests,
+                    fulfilment: a.fulfilment(),
+                    satisfaction: a.satisfaction(),
+                };
+                let mut up = a.parent;
+                while let Some(p) = up {
+                    ranks[p as usize].push(rank);
+                    up = accs[p as usize].parent;
                 }
             }
         }
-        let mut rows: Vec<UnitReport> = acc
+        let mut rows: Vec<(u32, UnitReport)> = accs
             .into_iter()
-            .map(|((period, u), mut a)| {
-                let mut ranking = ranks.remove(&(period, u)).unwrap_or_default();
+            .zip(ranks)
+            .map(|(mut a, mut ranking)| {
                 ranking.sort_by(|x, y| {
                     y.fulfilment
                         .total_cmp(&x.fulfilment)
                         .then(y.satisfaction.unwrap_or(0.0).total_cmp(&x.satisfaction.unwrap_or(0.0)))
                         .then(y.requests.cmp(&x.requests))
-                        .then(x.station.cmp(&y.station))
+                        .then_with(|| units.get(x.station).id.cmp(&units.get(y.station).id))
                 });
                 ranking.truncate(10);
-                let unit = units.get(u);
-                let mut by_state: BTreeMap<&'static str, u64> =
-                    ["closed", "cancelled", "expired", "unfulfillable", "open"].into_iter().map(|s| (s, 0)).collect();
-                for (k, v) in &a.by_state {
-                    *by_state.entry(k).or_insert(0) += v;
-                }
-                UnitReport {
+                let unit = units.get(a.unit);
+                let report = UnitReport {
                     unit: unit.id.clone(),
                     kind: unit.kind,
-                    period,
+                    period: self.periods[a.period as usize],
                     requests: a.requests,
-                    fulfilment: fulfilment(&a),
-                    satisfaction: satisfaction(&a),
-                    by_state,
-                    by_service: std::mem::take(&mut a.by_service),
-                    to_accept_min: Percentiles::of(&mut a.to_accept),
-                    to_service_min: Percentiles::of(&mut a.to_service),
+                    by_state: STATES.into_iter().zip(a.by_state).collect(),
+                    by_service: a
+                        .by_service
+                        .iter()
+                        .map(|(s, n)| (self.services.keys[*s as usize].clone(), n.clone()))
+                        .collect(),
+                    fulfilment: a.fulfilment(),
+                    to_accept_min: Percentiles::select(&mut a.to_accept),
+                    to_service_min: Percentiles::select(&mut a.to_service),
                     hours_served: a.minutes as f64 / 60.0,
                     active_volunteers: a.volunteers.len() as u64,
                     active_teams: a.teams.len() as u64,
+                    satisfaction: a.satisfaction(),
                     settled: a.settled,
                     disputes: a.disputes,
                     escalations: a.escalations,
                     recruitment_orders: a.recruitment,
                     no_shows: a.no_shows,
-                    station_ranking: ranking,
-                }
+                    station_ranking: ranking
+                        .into_iter()
+                        .map(|s| StationRank {
+                            station: units.get(s.station).id.clone(),
+                            requests: s.requests,
+                            fulfilment: s.fulfilment,
+                            satisfaction: s.satisfaction,
+                        })
+                        .collect(),
+                };
+                (units.preorder(a.unit), report)
             })
             .collect();
-        rows.sort_by_key(|r| (r.period, units.idx(&r.unit).map_or(u32::MAX, |u| units.preorder(u))));
-        Report { granularity: self.granularity, units: rows }
+        rows.sort_by(|(x, a), (y, b)| a.period.cmp(&b.period).then(x.cmp(y)));
+        Report { granularity: self.granularity, units: rows.into_iter().map(|(_, r)| r).collect() }
     }
 }
 
-fn fulfilment(a: &Acc) -> f64 {
-    let cancelled = a.by_state.get("cancelled").copied().unwrap_or(0);
-    let base = a.requests.saturating_sub(cancelled);
-    if base == 0 { 0.0 } else { a.by_state.get("closed").copied().unwrap_or(0) as f64 / base as f64 }
-}
-
-fn satisfaction(a: &Acc) -> Option<f64> {
-    (a.settled > 0).then(|| a.combined_sum as f64 / 1000.0 / a.settled as f64)
+/// Two distinct elements of a slice, the first shared and the second mutable.
+fn pair_mut<T>(v: &mut [T], a: usize, b: usize) -> (&T, &mut T) {
+    debug_assert_ne!(a, b);
+    if a < b {
+        let (lo, hi) = v.split_at_mut(b);
+        (&lo[a], &mut hi[0])
+    } else {
+        let (lo, hi) = v.split_at_mut(a);
+        (&hi[0], &mut lo[b])
+    }
 }
 
 /// The report of a whole log.
@@ -505,5 +902,37 @@ mod tests {
         let mut v = vec![5, 1, 4, 2, 3, 10, 9, 8, 7, 6];
         assert_eq!(Percentiles::of(&mut v), Percentiles { n: 10, p50: Some(5), p90: Some(9) });
         assert_eq!(Percentiles::of(&mut []), Percentiles { n: 0, p50: None, p90: None });
+    }
+
+    #[test]
+    fn request_slots_tell_ids_with_the_same_hash_apart() {
+        let mut s = Slots::default();
+        assert_eq!(s.get_or_insert_hashed(7, "r1"), (0, true));
+        assert_eq!(s.get_or_insert_hashed(7, "r22"), (1, true));
+        assert_eq!(s.get_or_insert_hashed(9, "r3"), (2, true));
+        assert_eq!(s.get_or_insert_hashed(7, "r1"), (0, false));
+        assert_eq!(s.get_or_insert_hashed(7, "r22"), (1, false));
+        assert_eq!((s.find(7, "r3"), s.find(9, "r3"), s.find(7, "r4")), (None, Some(2), None));
+        assert_eq!((s.text_of(0), s.text_of(1), s.text_of(2)), ("r1", "r22", "r3"));
+        let mut s = Slots::default();
+        for i in 0..1000 {
+            assert_eq!(s.get_or_insert(&format!("q{i}")), (i, true));
+        }
+        assert!((0..1000).all(|i| s.get(&format!("q{i}")) == Some(i)));
+        assert_eq!(s.get("q1000"), None);
+    }
+
+    #[test]
+    fn selection_gives_the_sorted_percentiles() {
+        let mut x: u32 = 7;
+        for n in 0..300 {
+            let v: Vec<u32> = (0..n)
+                .map(|_| {
+                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                    (x >> 16) % 40
+                })
+                .collect();
+            assert_eq!(Percentiles::select(&mut v.clone()), Percentiles::of(&mut v.clone()), "{v:?}");
+        }
     }
 }
