@@ -13,7 +13,8 @@
 //!
 //! [`solve_optimal`] finds the exact optimum by successive shortest paths
 //! (Dijkstra with potentials, Jonker–Volgenant style, with capacities) on the
-//! sparse candidate graph; it never builds a dense matrix. [`solve_greedy`] is
+//! sparse candidate graph, started on balanced or over-subscribed batches
+//! from the prices of an ε-scaling auction; it never builds a dense matrix. [`solve_greedy`] is
 //! the baseline: requests by priority, each to its nearest team with room.
 //! `docs/batch.md` explains the choice of algorithm.
 //!
