@@ -594,7 +594,9 @@ impl Model {
             Command::Decline { request, team, reason } => {
                 offered(request, team) && !matches!(reason, DeclineReason::Other(s) if !text_ok(s))
             }
-            Command::CheckIn { request, team } | Command::ReportNoShow { request, team } => {
+            Command::CheckIn { request, team } => with(request, team)
+                .is_some_and(|(st, t)| st.phase == MPhase::Held(t) && self.now < st.request.window().end()),
+            Command::ReportNoShow { request, team } => {
                 with(request, team).is_some_and(|(st, t)| st.phase == MPhase::Held(t))
             }
             Command::Complete { request, team, minutes, volunteers } => {
@@ -605,7 +607,8 @@ impl Model {
                     && distinct.len() == volunteers.len()
             }
             Command::Evaluate { request, role, score, tags, comment } => self.reqs.get(request).is_some_and(|st| {
-                matches!(st.phase, MPhase::Completed(_))
+                let window = Duration::hours(i64::from(self.policy.evaluation_window_h));
+                matches!(st.phase, MPhase::Completed(at) if self.now < at + window)
                     && (1..=5).contains(score)
                     && tags.len() <= MAX_TAGS
                     && comment.as_deref().is_none_or(text_ok)

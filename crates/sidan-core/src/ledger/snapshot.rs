@@ -16,44 +16,17 @@ use crate::ledger::types::{
 };
 use crate::ledger::{Entry, Ledger};
 
-/// A [`TransferKind`], externally tagged.
+/// A [`TransferKind`], externally tagged; a service credit names its request by its place in
+/// the snapshot's request table (a request's credits all name it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 enum KindSnap {
-    ServiceCredit(RequestId),
+    ServiceCredit(u32),
     Redemption(TransferId),
     Withdrawal(RequestId),
     Restock,
     StationTransfer,
     Adjustment(String),
     Reversal(TransferId, String),
-}
-
-impl From<&TransferKind> for KindSnap {
-    fn from(k: &TransferKind) -> Self {
-        match k {
-            TransferKind::ServiceCredit { request } => Self::ServiceCredit(request.clone()),
-            TransferKind::Redemption { partner } => Self::Redemption(partner.clone()),
-            TransferKind::Withdrawal { request } => Self::Withdrawal(request.clone()),
-            TransferKind::Restock {} => Self::Restock,
-            TransferKind::StationTransfer {} => Self::StationTransfer,
-            TransferKind::Adjustment { reason } => Self::Adjustment(reason.clone()),
-            TransferKind::Reversal { original, reason } => Self::Reversal(original.clone(), reason.clone()),
-        }
-    }
-}
-
-impl From<KindSnap> for TransferKind {
-    fn from(k: KindSnap) -> Self {
-        match k {
-            KindSnap::ServiceCredit(request) => Self::ServiceCredit { request },
-            KindSnap::Redemption(partner) => Self::Redemption { partner },
-            KindSnap::Withdrawal(request) => Self::Withdrawal { request },
-            KindSnap::Restock => Self::Restock {},
-            KindSnap::StationTransfer => Self::StationTransfer {},
-            KindSnap::Adjustment(reason) => Self::Adjustment { reason },
-            KindSnap::Reversal(original, reason) => Self::Reversal { original, reason },
-        }
-    }
 }
 
 /// A [`TransferState`], externally tagged.
@@ -90,16 +63,18 @@ impl From<StateSnap> for TransferState {
     }
 }
 
-/// One transfer and where it stands.
+/// One transfer and where it stands. Accounts are slots of the snapshot's account table; the
+/// id is left out when it is the one a service credit's request and account give; the time is
+/// in nanoseconds since the epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct TransferSnap {
-    id: TransferId,
-    debit: AccountId,
-    credit: AccountId,
+    id: Option<TransferId>,
+    debit: u32,
+    credit: u32,
     amount: u64,
     kind: KindSnap,
     timeout_s: Option<u32>,
-    at: DateTime<Utc>,
+    at: i64,
     state: StateSnap,
     reversed_by: Option<TransferId>,
 }
@@ -116,10 +91,22 @@ enum EntrySnap {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LedgerSnapshot {
     accounts: Vec<(AccountId, Balance, bool, bool)>,
+    /// The requests service credits name, each once.
+    requests: Vec<RequestId>,
     transfers: Vec<TransferSnap>,
     /// Post and void ids (a transfer's own id is in its record).
     entries: Vec<(TransferId, EntrySnap)>,
     applied: u64,
+}
+
+/// Nanoseconds since the epoch (saturating outside ±292 years, which no event reaches).
+pub(crate) fn nanos(t: DateTime<Utc>) -> i64 {
+    t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// The instant `nanos` nanoseconds after the epoch.
+pub(crate) fn from_nanos(nanos: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_nanos(nanos)
 }
 
 /// Why a ledger snapshot does not restore.
@@ -131,19 +118,46 @@ impl Ledger {
     /// The ledger as plain data.
     pub fn snapshot(&self) -> LedgerSnapshot {
         let accounts = self.accounts.iter().map(|a| (a.id.clone(), a.balance, a.system, a.closed)).collect();
+        let mut requests: Vec<RequestId> = Vec::new();
+        let mut last: Option<(&RequestId, u32)> = None;
+        let mut request_slot = foldhash::HashMap::<&RequestId, u32>::default();
+        let slot_of = |a: &AccountId| self.account_slot.get(a).copied().expect("a transfer's accounts are open");
         let transfers = self
             .transfers
             .iter()
             .map(|r| {
                 let t = &*r.transfer;
+                let kind = match &t.kind {
+                    TransferKind::ServiceCredit { request } => {
+                        let i = match last {
+                            Some((q, i)) if q == request => i,
+                            _ => *request_slot.entry(request).or_insert_with(|| {
+                                requests.push(request.clone());
+                                (requests.len() - 1) as u32
+                            }),
+                        };
+                        last = Some((request, i));
+                        KindSnap::ServiceCredit(i)
+                    }
+                    TransferKind::Redemption { partner } => KindSnap::Redemption(partner.clone()),
+                    TransferKind::Withdrawal { request } => KindSnap::Withdrawal(request.clone()),
+                    TransferKind::Restock {} => KindSnap::Restock,
+                    TransferKind::StationTransfer {} => KindSnap::StationTransfer,
+                    TransferKind::Adjustment { reason } => KindSnap::Adjustment(reason.clone()),
+                    TransferKind::Reversal { original, reason } => KindSnap::Reversal(original.clone(), reason.clone()),
+                };
+                let derived = match &t.kind {
+                    TransferKind::ServiceCredit { request } => TransferId::service_credit(request, &t.credit),
+                    _ => None,
+                };
                 TransferSnap {
-                    id: t.id.clone(),
-                    debit: t.debit.clone(),
-                    credit: t.credit.clone(),
+                    id: (derived.as_ref() != Some(&t.id)).then(|| t.id.clone()),
+                    debit: slot_of(&t.debit),
+                    credit: slot_of(&t.credit),
                     amount: t.amount,
-                    kind: (&t.kind).into(),
+                    kind,
                     timeout_s: t.timeout_s,
-                    at: t.at,
+                    at: nanos(t.at),
                     state: (&r.state).into(),
                     reversed_by: r.reversed_by.clone(),
                 }
@@ -159,7 +173,7 @@ impl Ledger {
             })
             .collect();
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        LedgerSnapshot { accounts, transfers, entries, applied: self.applied }
+        LedgerSnapshot { accounts, requests, transfers, entries, applied: self.applied }
     }
 
     /// The ledger a snapshot was taken of.
@@ -176,16 +190,39 @@ impl Ledger {
             ledger.accounts.push(Account { id, balance, system, closed });
         }
         let n = snap.transfers.len() as u32;
+        let account = |ledger: &Ledger, slot: u32| {
+            ledger.accounts.get(slot as usize).map(|a| a.id.clone()).ok_or_else(|| bad(format!("account slot {slot}")))
+        };
+        ledger.transfers.reserve(snap.transfers.len());
+        ledger.entries.reserve(snap.transfers.len() + snap.entries.len());
         for (slot, t) in snap.transfers.into_iter().enumerate() {
             let slot = slot as u32;
+            let (debit, credit) = (account(&ledger, t.debit)?, account(&ledger, t.credit)?);
+            let kind = match t.kind {
+                KindSnap::ServiceCredit(i) => TransferKind::ServiceCredit {
+                    request: snap.requests.get(i as usize).cloned().ok_or_else(|| bad(format!("request slot {i}")))?,
+                },
+                KindSnap::Redemption(partner) => TransferKind::Redemption { partner },
+                KindSnap::Withdrawal(request) => TransferKind::Withdrawal { request },
+                KindSnap::Restock => TransferKind::Restock {},
+                KindSnap::StationTransfer => TransferKind::StationTransfer {},
+                KindSnap::Adjustment(reason) => TransferKind::Adjustment { reason },
+                KindSnap::Reversal(original, reason) => TransferKind::Reversal { original, reason },
+            };
+            let id = match (t.id, &kind) {
+                (Some(id), _) => id,
+                (None, TransferKind::ServiceCredit { request }) => TransferId::service_credit(request, &credit)
+                    .ok_or_else(|| bad(format!("transfer slot {slot}: no id")))?,
+                (None, _) => return Err(bad(format!("transfer slot {slot}: no id"))),
+            };
             let transfer = Arc::new(Transfer {
-                id: t.id,
-                debit: t.debit,
-                credit: t.credit,
+                id,
+                debit,
+                credit,
                 amount: t.amount,
-                kind: t.kind.into(),
+                kind,
                 timeout_s: t.timeout_s,
-                at: t.at,
+                at: from_nanos(t.at),
             });
             let state: TransferState = t.state.into();
             if state == TransferState::Pending {
@@ -212,7 +249,6 @@ impl Ledger {
                 return Err(bad(format!("id {id} twice")));
             }
         }
-        ledger.check().map_err(|e| bad(e.to_string()))?;
         Ok(ledger)
     }
 }

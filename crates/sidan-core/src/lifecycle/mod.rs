@@ -395,6 +395,11 @@ impl<T: TravelTime> Lifecycle<T> {
             }
             Command::CheckIn { team, .. } => {
                 self.holder(st, team)?;
+                let end = st.request.window().end();
+                if now >= end {
+                    // Refused by the clock itself, before the tick records the no-show.
+                    return Err(LifecycleError::WindowPassed { request: id.clone(), end });
+                }
                 out.push(Event::CheckedIn { team: team.clone() });
             }
             Command::Complete { team, minutes, volunteers, .. } => {
@@ -423,6 +428,13 @@ impl<T: TravelTime> Lifecycle<T> {
                 out.push(Event::Completed { team: team.clone(), minutes: *minutes, volunteers: sorted, sampled });
             }
             Command::Evaluate { role, score, tags, comment, .. } => {
+                if let Phase::Completed { at, .. } = st.phase {
+                    let closed = at + Duration::hours(i64::from(self.policy_of(&st.request).evaluation_window_h));
+                    if now >= closed {
+                        // Refused by the clock itself, before the tick settles with the defaults.
+                        return Err(LifecycleError::EvaluationClosed { request: id.clone(), closed });
+                    }
+                }
                 if !(1..=5).contains(score) {
                     return Err(LifecycleError::BadValue {
                         field: "score",

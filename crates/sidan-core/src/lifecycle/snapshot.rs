@@ -21,6 +21,7 @@ use crate::dispatch::Dispatcher;
 use crate::geo::TravelTime;
 use crate::id::{PairingId, VolunteerId};
 use crate::index::{TeamDynamics, TeamIdx};
+use crate::ledger::snapshot::{from_nanos, nanos};
 use crate::ledger::{Ledger, LedgerSnapshot};
 use crate::lifecycle::pairing::{PairingSpec, PairingState, Schedule};
 use crate::lifecycle::state::{OpenOffer, Phase, RequestState};
@@ -39,7 +40,7 @@ enum PhaseSnap {
     Open,
     Held(u32),
     CheckedIn(u32),
-    Completed(u32, DateTime<Utc>),
+    Completed(u32, i64),
     Closed,
     Cancelled,
     Expired,
@@ -52,7 +53,7 @@ impl From<Phase> for PhaseSnap {
             Phase::Open => Self::Open,
             Phase::Held { team } => Self::Held(team.0),
             Phase::CheckedIn { team } => Self::CheckedIn(team.0),
-            Phase::Completed { team, at } => Self::Completed(team.0, at),
+            Phase::Completed { team, at } => Self::Completed(team.0, nanos(at)),
             Phase::Closed => Self::Closed,
             Phase::Cancelled => Self::Cancelled,
             Phase::Expired => Self::Expired,
@@ -67,7 +68,7 @@ impl PhaseSnap {
             Self::Open => Phase::Open,
             Self::Held(t) => Phase::Held { team: TeamIdx(t) },
             Self::CheckedIn(t) => Phase::CheckedIn { team: TeamIdx(t) },
-            Self::Completed(t, at) => Phase::Completed { team: TeamIdx(t), at },
+            Self::Completed(t, at) => Phase::Completed { team: TeamIdx(t), at: from_nanos(at) },
             Self::Closed => Phase::Closed,
             Self::Cancelled => Phase::Cancelled,
             Self::Expired => Phase::Expired,
@@ -83,7 +84,7 @@ impl PhaseSnap {
     }
 }
 
-/// One request's folded state.
+/// One request's folded state (instants in nanoseconds since the epoch).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct RequestSnap {
     spec: Arc<RequestSpec>,
@@ -91,8 +92,8 @@ struct RequestSnap {
     version: u64,
     scope: u32,
     misses: u32,
-    scope_since: DateTime<Utc>,
-    offers: Vec<(u32, DateTime<Utc>, OfferMode)>,
+    scope_since: i64,
+    offers: Vec<(u32, i64, OfferMode)>,
     excluded: Vec<u32>,
     offered: Vec<u32>,
     recruiting: bool,
@@ -178,8 +179,8 @@ impl<T: TravelTime> Lifecycle<T> {
                 version: st.version,
                 scope: st.scope.0,
                 misses: st.misses,
-                scope_since: st.scope_since,
-                offers: st.offers.iter().map(|o| (o.team.0, o.deadline, o.mode)).collect(),
+                scope_since: nanos(st.scope_since),
+                offers: st.offers.iter().map(|o| (o.team.0, nanos(o.deadline), o.mode)).collect(),
                 excluded: st.excluded.iter().map(|t| t.0).collect(),
                 offered: st.offered.iter().map(|t| t.0).collect(),
                 recruiting: st.recruiting,
@@ -255,7 +256,7 @@ impl<T: TravelTime> Lifecycle<T> {
             }
             let mut offers = Vec::with_capacity(r.offers.len());
             for (t, deadline, mode) in r.offers {
-                offers.push(OpenOffer { team: team(t)?, deadline, mode });
+                offers.push(OpenOffer { team: team(t)?, deadline: from_nanos(deadline), mode });
             }
             let excluded = r.excluded.into_iter().map(team).collect::<Result<Vec<_>, _>>()?;
             let offered = r.offered.into_iter().map(team).collect::<Result<Vec<_>, _>>()?;
@@ -270,7 +271,7 @@ impl<T: TravelTime> Lifecycle<T> {
                 version: r.version,
                 scope: UnitIdx(r.scope),
                 misses: r.misses,
-                scope_since: r.scope_since,
+                scope_since: from_nanos(r.scope_since),
                 offers,
                 excluded,
                 offered,

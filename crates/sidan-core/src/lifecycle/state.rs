@@ -186,6 +186,14 @@ impl RequestState {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LifecycleError {
+    /// The evaluation window of the request closed (it settles with the defaults).
+    #[error("request {request}: its evaluation window closed at {closed}")]
+    EvaluationClosed {
+        /// The request.
+        request: RequestId,
+        /// When the window closed.
+        closed: DateTime<Utc>,
+    },
     /// The ledger refuses the command; see [`LedgerError`](crate::ledger::LedgerError).
     #[error("ledger: {0}")]
     Ledger(#[from] crate::ledger::LedgerError),

@@ -843,3 +843,26 @@ fn settled_ratings_move_the_standing_used_in_dispatch() {
     assert!(s.count > 0 && rep > 0.6, "five-star service raises the standing: {rep} after {} ratings", s.count);
     assert!((lc.reputation_model().value(&s, s.last.expect("rated")) - rep).abs() < 1e-12);
 }
+
+#[test]
+fn the_clock_itself_refuses_a_late_check_in_or_rating() {
+    // Held, the window over, the tick not yet run: checking in is refused, nothing changes.
+    let (mut lc, _, team) = in_phase(PhaseKind::Held);
+    let team = team.expect("held by a team");
+    let end = lc.request(&rid("r")).expect("known").request.window().end();
+    let before = lc.digest();
+    assert_eq!(
+        lc.decide(&Command::CheckIn { request: rid("r"), team: team.clone() }, end),
+        Err(LifecycleError::WindowPassed { request: rid("r"), end })
+    );
+    assert_eq!(lc.digest(), before);
+    lc.execute(&Command::CheckIn { request: rid("r"), team }, end - Duration::milliseconds(1)).expect("in time");
+
+    // Completed, the evaluation window over: a rating is refused, the tick settles with defaults.
+    let (mut lc, now, _) = in_phase(PhaseKind::Completed);
+    let closed = now + Duration::hours(72);
+    let rate =
+        |score| Command::Evaluate { request: rid("r"), role: RaterRole::Station, score, tags: vec![], comment: None };
+    assert_eq!(lc.decide(&rate(4), closed), Err(LifecycleError::EvaluationClosed { request: rid("r"), closed }));
+    lc.execute(&rate(4), closed - Duration::milliseconds(1)).expect("in time");
+}
