@@ -218,17 +218,20 @@ async fn retried_commands_have_exactly_one_effect() {
         let k = key(&format!("user-{}", i % 7), &format!("cmd-{i}"));
         let uses = retry.random_range(1..=5usize);
         let first = if retry.random_bool(0.3) && uses > 1 {
-            // Every use at once.
+            // Every use at once: each queued (polled once) before any answer is awaited.
             concurrent += 1;
-            let tasks: Vec<_> = (0..uses)
-                .map(|_| {
-                    let (engine, k, cmd) = (Arc::clone(&engine), k.clone(), step.cmd.clone());
-                    tokio::spawn(async move { engine.execute_keyed(k, cmd).await })
-                })
-                .collect();
+            let mut futures: Vec<_> =
+                (0..uses).map(|_| Box::pin(engine.execute_keyed(k.clone(), step.cmd.clone()))).collect();
+            let mut early = Vec::new();
+            for f in &mut futures {
+                early.push(std::future::poll_fn(|cx| std::task::Poll::Ready(f.as_mut().poll(cx))).await);
+            }
             let mut answers = Vec::new();
-            for t in tasks {
-                answers.push(t.await.expect("task"));
+            for (f, early) in futures.into_iter().zip(early) {
+                answers.push(match early {
+                    std::task::Poll::Ready(answer) => answer,
+                    std::task::Poll::Pending => f.await,
+                });
             }
             retried += uses - 1;
             assert!(answers.iter().all(|a| same(a, &answers[0])), "command {i}: concurrent uses differ: {answers:?}");
@@ -371,6 +374,49 @@ async fn concurrent_uses_of_one_key_have_one_effect() {
     }
 }
 
+/// 64 uses of one key queued together behind a blocked write, taken in
+/// batches of 16: the first batch decides the first use and answers the
+/// other 15 from it when stored, later batches answer from the stored key;
+/// all 64 get one receipt, and one submission is stored. Each round
+/// another key is also used with another command in the same batch:
+/// `KeyReused`. When that first batch fails to store, every use in it gets
+/// the store error, nothing is kept, and the next batch decides anew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uses_of_one_key_in_one_batch_have_one_effect() {
+    let store = TestStore::default();
+    let clock = ManualClock::new(t0());
+    let config = EngineConfig { max_batch: 16, ..EngineConfig::default() };
+    let engine = Arc::new(start(store.clone(), &clock, config).await);
+    for round in 0..20 {
+        let id = format!("b{round}");
+        let k = key("kiosk-3", &format!("tap-{round}"));
+        let mut uses: Vec<(CommandKey, Command)> = (0..64).map(|_| (k.clone(), submit(&id, t0()))).collect();
+        uses.insert(1, (k.clone(), submit(&format!("other-{round}"), t0())));
+        let fail = round % 4 == 3;
+        if fail {
+            // The blocker's append stores; the next one, holding the first 16 jobs, fails.
+            store.fail_nth.store(store.entered.load(Ordering::SeqCst) + 2, Ordering::SeqCst);
+        }
+        let blocker = submit(&format!("x{round}"), t0());
+        let answers = queued_together(&engine, &store, blocker, uses).await;
+        assert_eq!(answers[1], Err(EngineError::KeyReused { key: k.clone() }), "round {round}: another command");
+        let answers: Vec<_> = answers.into_iter().enumerate().filter(|(i, _)| *i != 1).map(|(_, a)| a).collect();
+        let stream = store.inner.load(&StreamId::Request(rid(&id))).await.expect("loads");
+        if fail {
+            // The first batch (the blocker's) held the first 15 uses and failed.
+            let failed = answers.iter().take_while(|a| matches!(a, Err(EngineError::Store(_)))).count();
+            assert_eq!(failed, 15, "round {round}: every use of the failed batch fails");
+            let first = answers[15].clone().expect("decided anew in the next batch");
+            assert!(answers[15..].iter().all(|a| *a == Ok(first.clone())), "round {round}");
+            assert_eq!(stream, first.events, "round {round}: stored once");
+        } else {
+            let first = answers[0].clone().expect("the first use is stored");
+            assert!(answers.iter().all(|a| *a == Ok(first.clone())), "round {round}: one receipt for all");
+            assert_eq!(stream, first.events, "round {round}: stored once");
+        }
+    }
+}
+
 /// A refused command keeps no key: its retry is decided again, on the state
 /// of its time, and from then on the key holds the receipt.
 #[tokio::test]
@@ -431,18 +477,26 @@ async fn keys_are_forgotten_after_the_retention() {
 // Failures
 // ---------------------------------------------------------------------------
 
-/// A memory store whose next `lose` keyed appends are stored but answered
-/// with `Unavailable` (the reply lost on the way), and which can be told to
-/// keep no keys at all.
+/// A memory store for failures: keyed appends wait while `gate` is held
+/// (counting in `entered` when they start); the next `lose` are stored but
+/// answered `Unavailable` (the reply lost on the way); the one that enters
+/// `fail_nth`-th is refused with `Unavailable` and not stored.
 #[derive(Clone, Default)]
-struct LossyStore {
+struct TestStore {
     inner: MemoryStore,
+    gate: Arc<tokio::sync::Mutex<()>>,
+    entered: Arc<AtomicUsize>,
     lose: Arc<AtomicUsize>,
+    fail_nth: Arc<AtomicUsize>,
 }
 
-impl Store for LossyStore {
+fn take_one(n: &AtomicUsize) -> bool {
+    n.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1)).is_ok()
+}
+
+impl Store for TestStore {
     async fn append(&self, batch: &[Recorded]) -> Result<Position, StoreError> {
-        self.inner.append(batch).await
+        self.append_keyed(batch, &[]).await
     }
     async fn load(&self, stream: &StreamId) -> Result<Vec<Recorded>, StoreError> {
         self.inner.load(stream).await
@@ -457,9 +511,13 @@ impl Store for LossyStore {
         self.inner.mark_published(through).await
     }
     async fn append_keyed(&self, batch: &[Recorded], keys: &[KeyRecord]) -> Result<Position, StoreError> {
+        let nth = self.entered.fetch_add(1, Ordering::SeqCst) + 1;
+        let _open = self.gate.lock().await;
+        if nth == self.fail_nth.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("disk full".into()));
+        }
         let stored = self.inner.append_keyed(batch, keys).await?;
-        if self.lose.load(Ordering::SeqCst) > 0 {
-            self.lose.fetch_sub(1, Ordering::SeqCst);
+        if take_one(&self.lose) {
             return Err(StoreError::Unavailable("connection reset after commit".into()));
         }
         Ok(stored)
@@ -472,13 +530,43 @@ impl Store for LossyStore {
     }
 }
 
+/// Holds the writer in the store with a blocking command, queues `uses`
+/// keyed commands behind it (each polled once: in the queue), then lets
+/// the writer go: they are taken together, in batches of `max_batch`.
+async fn queued_together(
+    engine: &Arc<Engine<StraightLine>>,
+    store: &TestStore,
+    blocker: Command,
+    uses: Vec<(CommandKey, Command)>,
+) -> Vec<Result<Receipt, EngineError>> {
+    let gate = store.gate.lock().await;
+    let before = store.entered.load(Ordering::SeqCst);
+    let e = Arc::clone(engine);
+    let blocked = tokio::spawn(async move { e.execute(blocker).await });
+    while store.entered.load(Ordering::SeqCst) == before {
+        tokio::task::yield_now().await;
+    }
+    let mut futures: Vec<_> = uses.into_iter().map(|(k, cmd)| Box::pin(engine.execute_keyed(k, cmd))).collect();
+    for f in &mut futures {
+        let polled = std::future::poll_fn(|cx| std::task::Poll::Ready(f.as_mut().poll(cx))).await;
+        assert!(polled.is_pending(), "queued behind the blocker");
+    }
+    drop(gate);
+    blocked.await.expect("task").expect("the blocker is stored");
+    let mut answers = Vec::new();
+    for f in futures {
+        answers.push(f.await);
+    }
+    answers
+}
+
 /// The store keeps a batch but the engine hears `Unavailable`: the caller
 /// gets the error (nothing is acknowledged), the engine reloads its state
 /// and keys from the store, and the retry gets the stored receipt instead
 /// of doing it twice.
 #[tokio::test]
 async fn a_lost_reply_is_answered_by_the_key_on_retry() {
-    let store = LossyStore::default();
+    let store = TestStore::default();
     let clock = ManualClock::new(t0());
     let engine = start(store.clone(), &clock, EngineConfig::default()).await;
     let spec_cmd = submit("r1", t0());
