@@ -207,8 +207,8 @@ impl<T: TravelTime + Send + Sync + 'static> Engine<T> {
     ///
     /// # Errors
     /// Those of [`execute`](Engine::execute), and [`EngineError::KeyReused`].
-    /// A store that keeps no keys fails every keyed command with
-    /// [`StoreError::KeysUnsupported`]; another writer that stored the key
+    /// A store that keeps no keys ([`Store::keeps_keys`]) refuses every
+    /// keyed command at once with [`StoreError::KeysUnsupported`]; another writer that stored the key
     /// first fails this command's batch with [`StoreError::KeyExists`] (a
     /// retry then gets that writer's receipt).
     pub async fn execute_keyed(&self, key: CommandKey, cmd: Command) -> Result<Receipt, EngineError> {
@@ -398,6 +398,10 @@ impl<T: TravelTime, S: Store, C: Clock> Writer<T, S, C> {
                 match job {
                     Job::Command { cmd, key, reply } => {
                         let fingerprint = match &key {
+                            Some(_) if !self.store.keeps_keys() => {
+                                let _ = reply.send(Err(EngineError::Store(StoreError::KeysUnsupported)));
+                                continue;
+                            }
                             Some(key) => {
                                 let fingerprint = Fingerprint::of(&cmd);
                                 match self.keys.seen(key, fingerprint) {
@@ -503,7 +507,7 @@ impl<T: TravelTime, S: Store, C: Clock> Writer<T, S, C> {
             match self.store.append_keyed(batch, &keys).await {
                 Ok(p) => {
                     self.notify.notify_one();
-                    let head = Position(p.0 - batch.len() as u64);
+                    let head = Position(p.0.saturating_sub(batch.len() as u64));
                     for k in &keys {
                         self.keys.stored.insert(k.key.clone(), StoredKey::stored(k, head, batch.len()));
                     }

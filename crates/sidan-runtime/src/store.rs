@@ -152,6 +152,13 @@ pub trait Store: Send + Sync + 'static {
         async { Ok(None) }
     }
 
+    /// Whether the store keeps command keys ([`append_keyed`](Store::append_keyed)).
+    /// The default: no. The engine refuses keyed commands at once on a store
+    /// that does not, rather than failing their batch.
+    fn keeps_keys(&self) -> bool {
+        false
+    }
+
     /// Appends a batch as [`append`](Store::append) does and keeps its
     /// command keys, all or nothing: if any key is already kept (or comes
     /// twice), the append fails with [`StoreError::KeyExists`] and writes
@@ -301,6 +308,10 @@ impl MemoryStore {
 impl Store for MemoryStore {
     async fn append(&self, batch: &[Recorded]) -> Result<Position, StoreError> {
         self.append_sync(batch, &[])
+    }
+
+    fn keeps_keys(&self) -> bool {
+        true
     }
 
     async fn append_keyed(&self, batch: &[Recorded], keys: &[KeyRecord]) -> Result<Position, StoreError> {

@@ -510,6 +510,9 @@ impl Store for TestStore {
     async fn mark_published(&self, through: Position) -> Result<(), StoreError> {
         self.inner.mark_published(through).await
     }
+    fn keeps_keys(&self) -> bool {
+        true
+    }
     async fn append_keyed(&self, batch: &[Recorded], keys: &[KeyRecord]) -> Result<Position, StoreError> {
         let nth = self.entered.fetch_add(1, Ordering::SeqCst) + 1;
         let _open = self.gate.lock().await;
@@ -615,8 +618,9 @@ async fn two_engines_racing_on_one_key_cannot_both_win() {
     assert_eq!(d1.expect("queries"), d2.expect("queries"), "the loser rebuilt from the store");
 }
 
-/// A store that keeps no keys (the port's default) refuses keyed commands
-/// with a clear error and still takes plain ones.
+/// On a store that keeps no keys (the port's default) keyed commands are
+/// refused at once with a clear error, and plain ones sent with them in one
+/// batch are stored as usual.
 #[tokio::test]
 async fn a_store_without_keys_refuses_keyed_commands() {
     #[derive(Clone, Default)]
@@ -641,10 +645,10 @@ async fn a_store_without_keys_refuses_keyed_commands() {
     let store = Plain::default();
     let clock = ManualClock::new(t0());
     let engine = start(store.clone(), &clock, EngineConfig::default()).await;
-    assert_eq!(
-        engine.execute_keyed(key("a", "b"), submit("r1", t0())).await,
-        Err(EngineError::Store(StoreError::KeysUnsupported))
-    );
-    assert!(store.0.is_empty(), "nothing stored");
+    let (keyed, plain) =
+        tokio::join!(engine.execute_keyed(key("a", "b"), submit("r1", t0())), engine.execute(submit("r2", t0())));
+    assert_eq!(keyed, Err(EngineError::Store(StoreError::KeysUnsupported)));
+    assert!(plain.is_ok(), "{plain:?}");
+    assert!(store.0.load(&StreamId::Request(rid("r1"))).await.expect("loads").is_empty(), "r1 not stored");
     engine.execute(submit("r1", t0())).await.expect("a plain command works");
 }

@@ -352,6 +352,10 @@ impl Store for PgStore {
         self.append_keyed(batch, &[]).await
     }
 
+    fn keeps_keys(&self) -> bool {
+        true
+    }
+
     async fn append_keyed(&self, batch: &[Recorded], keys: &[KeyRecord]) -> Result<Position, StoreError> {
         let (mut cols, touched) = encode(batch)?;
         let key_cols = encode_keys(batch.len(), keys)?;

@@ -708,6 +708,10 @@ impl Store for SqliteStore {
         self.append_keyed(batch, &[]).await
     }
 
+    fn keeps_keys(&self) -> bool {
+        true
+    }
+
     async fn append_keyed(&self, batch: &[Recorded], keys: &[KeyRecord]) -> Result<Position, StoreError> {
         let (rows, touched) = encode(batch)?;
         let keys = encode_keys(batch.len(), keys)?;

@@ -671,6 +671,7 @@ pub async fn keys_are_atomic_with_events<H: Harness>(h: &mut H) {
     let store = h.fresh().await;
     let (a, b) = (stream("a"), stream("b"));
     let at = t0() + Duration::nanoseconds(123_456_789);
+    assert!(store.keeps_keys(), "the store says it keeps keys");
     assert_eq!(store.append(&events(&a, 1, 2, 0)).await, Ok(Position(2)));
     assert!(all_keys(&store).await.is_empty());
 
