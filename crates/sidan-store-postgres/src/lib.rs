@@ -562,7 +562,68 @@ impl Store for PgStore {
 
 #[cfg(test)]
 mod tests {
-    use super::valid_schema;
+    use super::*;
+    use sidan_store_tests::pg::pg_or_skip;
+    use sidan_store_tests::{all_keys, events, key_record, read_all, stream};
+
+    /// A client on the scratch schema.
+    async fn client_on(url: &str, schema: &str) -> tokio_postgres::Client {
+        let mut pg: tokio_postgres::Config = url.parse().expect("a URL");
+        pg.options(format!("-c search_path={schema}"));
+        let (client, connection) = pg.connect(NoTls).await.expect("connects");
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        client
+    }
+
+    /// A database at schema version 2, with a log written the version-2 way,
+    /// migrates to version 3 at open: the log reads back unchanged and keys
+    /// work. One at a version newer than this build's is refused, untouched.
+    #[tokio::test]
+    async fn a_version_2_database_migrates_and_a_newer_one_is_refused() {
+        let Some(scratch) = pg_or_skip("pg_migrate_v2").await else { return };
+        let mut client = client_on(scratch.url(), scratch.schema()).await;
+        assert_eq!(migrate::migrate_to(&mut client, Some(scratch.schema()), 2).await.expect("migrates to 2"), 0);
+        let old = events(&stream("old"), 1, 3, 0);
+        let (cols, _) = encode(&old).expect("encodes");
+        let positions: Vec<i64> = vec![1, 2, 3];
+        client
+            .execute(
+                INSERT_EVENTS,
+                &[&positions, &cols.streams, &cols.seqs, &cols.ids, &cols.kinds, &cols.ats, &cols.bodies],
+            )
+            .await
+            .expect("inserts the events");
+        client
+            .batch_execute("INSERT INTO streams VALUES ('request/old', 3); UPDATE log_head SET position = 3")
+            .await
+            .expect("sets the versions");
+
+        let config = PgConfig::new(scratch.url()).with_schema(scratch.schema());
+        let store = PgStore::open(&config).await.expect("opens and migrates");
+        let log = read_all(&store).await;
+        assert_eq!(log.iter().map(|s| s.record.clone()).collect::<Vec<_>>(), old, "the old log reads back");
+        let k = key_record("resident-1", "order-1", 1, sidan_core::testkit::t0(), 0..1);
+        let next = events(&stream("old"), 4, 4, 0);
+        assert_eq!(store.append_keyed(&next, std::slice::from_ref(&k)).await, Ok(Position(4)));
+        assert_eq!(all_keys(&store).await.len(), 1, "the new table works");
+        let applied: Vec<i32> = client
+            .query("SELECT version FROM schema_migrations ORDER BY version", &[])
+            .await
+            .expect("reads")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(applied, [1, 2, 3]);
+
+        client.execute("INSERT INTO schema_migrations (version, name) VALUES (9, 'future')", &[]).await.expect("bumps");
+        match PgStore::open(&config).await {
+            Err(OpenError::SchemaTooNew { found: 9, supported }) => assert_eq!(supported, SCHEMA_VERSION),
+            other => panic!("expected SchemaTooNew, got {other:?}"),
+        }
+        assert_eq!(read_all(&store).await.len(), 4, "the refused open changed nothing");
+    }
 
     #[test]
     fn schema_names_need_no_quoting() {
