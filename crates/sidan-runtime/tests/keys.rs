@@ -284,6 +284,12 @@ async fn retried_commands_have_exactly_one_effect() {
     assert_eq!(store.all(), plain_log, "the log equals the run without retries");
     assert_eq!(digest, plain_digest, "the state equals the run without retries");
     let ok = plain.iter().filter(|a| a.is_ok()).count();
+    eprintln!(
+        "{n} commands ({ok} stored, {} refused), {retried} retries, {concurrent} sent all at once, \
+         {restarts} restarts, {} events",
+        n - ok,
+        plain_log.len()
+    );
     assert!(ok > n / 4 && ok < n, "a mix of receipts ({ok}) and refusals");
     assert!(retried > n, "{retried} retries");
     assert!(restarts >= 1 || n < 700, "restarts: {restarts}");
