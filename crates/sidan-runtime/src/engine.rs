@@ -11,6 +11,12 @@
 //! atomic write, and only then does any caller get its reply. If the write
 //! fails, the state is rebuilt from the store and every caller of the batch
 //! gets the error, so nothing is acknowledged that is not stored.
+//!
+//! A command sent with a [`CommandKey`] ([`Engine::execute_keyed`]) is done
+//! at most once: the writer keeps every key it acted on (loaded from the
+//! store at start, written with the batch's events), and a second use of the
+//! key with the same command gets the first receipt again while appending
+//! nothing; with another command, [`EngineError::KeyReused`].
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -23,7 +29,10 @@ use tokio::task::JoinHandle;
 
 use crate::bus::{Bus, Published};
 use crate::clock::Clock;
+use crate::keys::{CommandKey, Fingerprint, KeyRecord, StoredKey};
 use crate::store::{Position, Store, StoreError};
+
+type HashMap<K, V> = foldhash::HashMap<K, V>;
 
 /// How the engine queues and batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,11 +46,21 @@ pub struct EngineConfig {
     /// Save a lifecycle snapshot in the store after this many new events (and at shutdown, if
     /// any); 0 never saves one. Opening then replays only the events after the snapshot.
     pub snapshot_every: u64,
+    /// How long a command key is honoured after its command was decided
+    /// (engine time): at least this long, and forgotten (purged from the
+    /// store) within a 24th of it after that. 24 hours by default.
+    pub key_retention: Duration,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { queue_capacity: 8192, max_batch: 1024, relay_batch: 1024, snapshot_every: 1_000_000 }
+        Self {
+            queue_capacity: 8192,
+            max_batch: 1024,
+            relay_batch: 1024,
+            snapshot_every: 1_000_000,
+            key_retention: Duration::hours(24),
+        }
     }
 }
 
@@ -77,6 +96,13 @@ pub enum EngineError {
     /// The stored log does not replay.
     #[error("replay: {0}")]
     Replay(#[from] ApplyError),
+    /// The key was already used for a different command; nothing changed.
+    /// (An HTTP layer answers 422.)
+    #[error("{key} was already used for a different command")]
+    KeyReused {
+        /// The key.
+        key: CommandKey,
+    },
     /// The engine has stopped.
     #[error("the engine has stopped")]
     Stopped,
@@ -87,7 +113,9 @@ pub enum EngineError {
 pub struct Receipt {
     /// The events, in order (personal data in clear: the caller is the platform).
     pub events: Vec<Recorded>,
-    /// The log position of the batch the events were stored in.
+    /// The log position of the batch the events were stored in: its last
+    /// event's. For a batch that stored no events, the head of the log if
+    /// the batch recorded command keys, otherwise `Position(0)`.
     pub position: Position,
 }
 
@@ -96,7 +124,7 @@ type Query<T> = Box<dyn FnOnce(&Lifecycle<T>) + Send>;
 // Commands are moved into the queue once; boxing them would cost an allocation each.
 #[allow(clippy::large_enum_variant)]
 enum Job<T> {
-    Command { cmd: Command, reply: oneshot::Sender<Result<Receipt, EngineError>> },
+    Command { cmd: Command, key: Option<CommandKey>, reply: oneshot::Sender<Result<Receipt, EngineError>> },
     Query(Query<T>),
     Settle(oneshot::Sender<()>),
 }
@@ -174,6 +202,7 @@ impl<T: TravelTime + Send + Sync + 'static> Engine<T> {
         config: EngineConfig,
     ) -> Result<Self, EngineError> {
         let (lc, started) = replay(&factory, &store).await?;
+        let keys = Keys::load(&store, clock.now(), config.key_retention).await?;
         let store = Arc::new(store);
         let notify = Arc::new(Notify::new());
         notify.notify_one();
@@ -190,6 +219,7 @@ impl<T: TravelTime + Send + Sync + 'static> Engine<T> {
             last_now: None,
             since_snapshot: 0,
             last_position: started.position,
+            keys,
         };
         let writer = tokio::spawn(writer.run(rx));
         Ok(Self { tx, capacity: config.queue_capacity.max(1), writer, relay, stop_relay, started })
@@ -209,7 +239,39 @@ impl<T: TravelTime + Send + Sync + 'static> Engine<T> {
     /// [`EngineError::Stopped`] after shutdown.
     pub async fn execute(&self, cmd: Command) -> Result<Receipt, EngineError> {
         let (reply, rx) = oneshot::channel();
-        self.send(Job::Command { cmd, reply })?;
+        self.send(Job::Command { cmd, key: None, reply })?;
+        rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// Queues a command named by an idempotency key and waits until its
+    /// events are stored, like [`execute`](Engine::execute), except that the
+    /// key makes it happen at most once:
+    ///
+    /// - a key not seen (or forgotten after
+    ///   [`EngineConfig::key_retention`]): the command is decided, and the
+    ///   key is stored with its events, in the same append;
+    /// - the same key with the same command (same [`Fingerprint`]): the
+    ///   first receipt again, same events, same position; nothing is
+    ///   appended, whether the first use is stored, in the same batch, or
+    ///   from before a restart;
+    /// - the same key with another command: [`EngineError::KeyReused`], and
+    ///   nothing changes.
+    ///
+    /// A refused command ([`EngineError::Rejected`]) records no key: the
+    /// refusal changed nothing, so a retry is decided again on the state of
+    /// its time. Neither does a command whose batch failed to store
+    /// ([`EngineError::Store`]); its retry gets the receipt if the store
+    /// did keep the batch after all (the keys are reloaded after a failure).
+    ///
+    /// # Errors
+    /// Those of [`execute`](Engine::execute), and [`EngineError::KeyReused`].
+    /// A store that keeps no keys ([`Store::keeps_keys`]) refuses every
+    /// keyed command at once with [`StoreError::KeysUnsupported`]; another writer that stored the key
+    /// first fails this command's batch with [`StoreError::KeyExists`] (a
+    /// retry then gets that writer's receipt).
+    pub async fn execute_keyed(&self, key: CommandKey, cmd: Command) -> Result<Receipt, EngineError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Job::Command { cmd, key: Some(key), reply })?;
         rx.await.map_err(|_| EngineError::Stopped)?
     }
 
@@ -277,6 +339,82 @@ struct Writer<T, S, C> {
     since_snapshot: u64,
     /// The position of the last event the state includes.
     last_position: Position,
+    keys: Keys,
+}
+
+type Sender = oneshot::Sender<Result<Receipt, EngineError>>;
+
+/// The writer's command keys.
+struct Keys {
+    retention: Duration,
+    /// Every stored key not yet forgotten.
+    stored: HashMap<CommandKey, StoredKey>,
+    /// Keys of commands decided in the pending batch: the fingerprint and the index of the first use's reply.
+    pending: HashMap<CommandKey, (Fingerprint, usize)>,
+    /// The pending batch's keys, to store with it.
+    records: Vec<KeyRecord>,
+    /// Second uses of pending keys: the first use's reply index, and the caller.
+    waiting: Vec<(usize, Sender)>,
+    /// When to forget old keys next.
+    next_purge: Option<DateTime<Utc>>,
+}
+
+/// What a key says about a command.
+enum Seen {
+    /// Not seen: decide it.
+    New,
+    /// Decided in the pending batch, at this reply index.
+    Pending(usize),
+    /// Stored.
+    Stored(StoredKey),
+    /// Used for another command.
+    Reused,
+}
+
+impl Keys {
+    /// The keys a store holds from `now - retention` on.
+    async fn load<S: Store>(store: &S, now: DateTime<Utc>, retention: Duration) -> Result<Self, StoreError> {
+        let since = now.checked_sub_signed(retention).unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let stored = store.keys_since(since).await?.into_iter().map(|k| (k.key.clone(), k)).collect();
+        Ok(Self {
+            retention,
+            stored,
+            pending: HashMap::default(),
+            records: Vec::new(),
+            waiting: Vec::new(),
+            next_purge: None,
+        })
+    }
+
+    fn seen(&self, key: &CommandKey, fingerprint: Fingerprint) -> Seen {
+        if let Some(&(f, i)) = self.pending.get(key) {
+            return if f == fingerprint { Seen::Pending(i) } else { Seen::Reused };
+        }
+        match self.stored.get(key) {
+            Some(k) if k.fingerprint == fingerprint => Seen::Stored(k.clone()),
+            Some(_) => Seen::Reused,
+            None => Seen::New,
+        }
+    }
+}
+
+/// The first receipt of a stored key, read back from the log.
+async fn receipt_again<S: Store>(store: &S, k: &StoredKey) -> Result<Receipt, EngineError> {
+    let mut events = Vec::new();
+    if k.count > 0 {
+        let stored = store.read_from(Position(k.first.0 - 1), k.count as usize).await?;
+        if stored.len() as u64 != k.count || stored.first().map(|s| s.position) != Some(k.first) {
+            return Err(StoreError::Corrupt(format!(
+                "{}: events at {}..{} are missing",
+                k.key,
+                k.first.0,
+                k.first.0 + k.count
+            ))
+            .into());
+        }
+        events = stored.into_iter().map(|s| s.record).collect();
+    }
+    Ok(Receipt { events, position: k.position })
 }
 
 type Reply = (oneshot::Sender<Result<Receipt, EngineError>>, Result<Range<usize>, LifecycleError>);
@@ -314,18 +452,53 @@ impl<T: TravelTime, S: Store, C: Clock> Writer<T, S, C> {
                 }
             }
             let now = self.now();
+            self.purge_keys(now).await;
             let mut batch = Vec::new();
             let mut replies: Vec<Reply> = Vec::new();
             let mut settled = Vec::new();
             for job in jobs {
                 match job {
-                    Job::Command { cmd, reply } => {
+                    Job::Command { cmd, key, reply } => {
+                        let fingerprint = match &key {
+                            Some(_) if !self.store.keeps_keys() => {
+                                let _ = reply.send(Err(EngineError::Store(StoreError::KeysUnsupported)));
+                                continue;
+                            }
+                            Some(key) => {
+                                let fingerprint = Fingerprint::of(&cmd);
+                                match self.keys.seen(key, fingerprint) {
+                                    Seen::New => Some(fingerprint),
+                                    Seen::Pending(i) => {
+                                        self.keys.waiting.push((i, reply));
+                                        continue;
+                                    }
+                                    Seen::Stored(k) => {
+                                        // Read back off the writer: a retry never holds up the batch.
+                                        let store = Arc::clone(&self.store);
+                                        tokio::spawn(async move {
+                                            let _ = reply.send(receipt_again(&*store, &k).await);
+                                        });
+                                        continue;
+                                    }
+                                    Seen::Reused => {
+                                        let _ = reply.send(Err(EngineError::KeyReused { key: key.clone() }));
+                                        continue;
+                                    }
+                                }
+                            }
+                            None => None,
+                        };
                         let res = self.lc.decide(&cmd, now).map(|recs| {
                             let start = batch.len();
                             self.apply_all(&recs);
                             batch.extend(recs);
                             start..batch.len()
                         });
+                        // A refusal changed nothing: its key is not kept, and a retry decides again.
+                        if let (Some(key), Some(fingerprint), Ok(events)) = (key, fingerprint, &res) {
+                            self.keys.pending.insert(key.clone(), (fingerprint, replies.len()));
+                            self.keys.records.push(KeyRecord { key, fingerprint, at: now, events: events.clone() });
+                        }
                         replies.push((reply, res));
                     }
                     Job::Query(f) => {
@@ -396,16 +569,38 @@ impl<T: TravelTime, S: Store, C: Clock> Writer<T, S, C> {
         }
     }
 
-    /// Stores the pending batch, then answers every caller.
+    /// Forgets the keys older than the retention, in the store and here, at
+    /// most once per 24th of the retention.
+    async fn purge_keys(&mut self, now: DateTime<Utc>) {
+        if self.keys.next_purge.is_some_and(|t| now < t) {
+            return;
+        }
+        let retention = self.keys.retention;
+        let cutoff = now.checked_sub_signed(retention).unwrap_or(DateTime::<Utc>::MIN_UTC);
+        // If the store fails, keep both: a key is never forgotten here while the store still has it.
+        if self.store.purge_keys(cutoff).await.is_ok() {
+            self.keys.stored.retain(|_, k| k.at >= cutoff);
+        }
+        let every = (retention / 24).max(Duration::seconds(1));
+        self.keys.next_purge = now.checked_add_signed(every);
+    }
+
+    /// Stores the pending batch with its keys, then answers every caller.
     async fn flush(&mut self, batch: &mut Vec<Recorded>, replies: &mut Vec<Reply>) {
-        let outcome = if batch.is_empty() {
+        let keys = std::mem::take(&mut self.keys.records);
+        self.keys.pending.clear();
+        let outcome = if batch.is_empty() && keys.is_empty() {
             Ok(Position(0))
         } else {
-            match self.store.append(batch).await {
+            match self.store.append_keyed(batch, &keys).await {
                 Ok(p) => {
                     self.notify.notify_one();
                     self.since_snapshot += batch.len() as u64;
                     self.last_position = p;
+                    let head = Position(p.0.saturating_sub(batch.len() as u64));
+                    for k in &keys {
+                        self.keys.stored.insert(k.key.clone(), StoredKey::stored(k, head, batch.len()));
+                    }
                     Ok(p)
                 }
                 Err(e) => {
@@ -414,6 +609,12 @@ impl<T: TravelTime, S: Store, C: Clock> Writer<T, S, C> {
                         self.lc = lc;
                         self.last_position = info.position;
                     }
+                    // The keys too: the store may have kept the batch after all, or
+                    // another writer the same key, and a retry must then find it.
+                    let now = self.last_now.unwrap_or_else(|| self.clock.now());
+                    if let Ok(k) = Keys::load(&*self.store, now, self.keys.retention).await {
+                        self.keys.stored = k.stored;
+                    }
                     Err(e)
                 }
             }
@@ -421,6 +622,7 @@ impl<T: TravelTime, S: Store, C: Clock> Writer<T, S, C> {
         // Replies take their events out of the batch (ranges are contiguous and in order).
         let mut events = std::mem::take(batch).into_iter();
         let mut taken = 0;
+        let mut answers = Vec::with_capacity(replies.len());
         for (reply, res) in replies.drain(..) {
             let answer = match (&outcome, res) {
                 (_, Err(e)) => Err(EngineError::Rejected(e)),
@@ -433,6 +635,13 @@ impl<T: TravelTime, S: Store, C: Clock> Writer<T, S, C> {
                 }
                 (Err(e), Ok(_)) => Err(EngineError::Store(e.clone())),
             };
+            answers.push((reply, answer));
+        }
+        // Second uses of a key in the batch get the first use's answer.
+        for (i, reply) in self.keys.waiting.drain(..) {
+            let _ = reply.send(answers[i].1.clone());
+        }
+        for (reply, answer) in answers {
             let _ = reply.send(answer);
         }
     }

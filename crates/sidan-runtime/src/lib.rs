@@ -2,6 +2,7 @@
 //! `sidan-core` with real time, storage and messaging.
 //!
 //! - [`store`]: the `Store` port (the event log and its outbox) and [`MemoryStore`].
+//! - [`keys`]: idempotency keys for commands ([`CommandKey`], [`Fingerprint`]).
 //! - [`bus`]: the `Bus` port (masked events out, at least once) and [`MemoryBus`].
 //! - [`clock`]: the `Clock` port, [`SystemClock`] and [`ManualClock`].
 //! - [`engine`]: the [`Engine`]: a single writer with group commit, deadline
@@ -13,11 +14,13 @@
 pub mod bus;
 pub mod clock;
 pub mod engine;
+pub mod keys;
 pub mod snapshot;
 pub mod store;
 
 pub use bus::{Bus, BusError, MemoryBus, Published, Subscription};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Engine, EngineConfig, EngineError, Factory, Receipt, StartInfo};
+pub use keys::{CommandKey, Fingerprint, KeyError, KeyRecord, StoredKey};
 pub use snapshot::{LIFECYCLE_SNAPSHOT, SnapshotUnused};
 pub use store::{MemoryStore, Position, Snapshot, Store, StoreError, Stored};

@@ -10,14 +10,23 @@
 //! A store may also keep [`Snapshot`]s: an opaque encoding of some state as
 //! of a log position, so that a reader can start from it instead of the
 //! beginning of the log. Keeping them is optional (the default keeps none).
+//!
+//! A store may keep idempotency keys ([`KeyRecord`]s) written in the same
+//! atomic append as the events of their commands
+//! ([`Store::append_keyed`]): a key already kept refuses the whole append
+//! with [`StoreError::KeyExists`], so two writers racing on one key cannot
+//! both win. The default keeps none and refuses keyed appends.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 type HashMap<K, V> = foldhash::HashMap<K, V>;
 use sidan_core::lifecycle::{Recorded, StreamId};
+
+use crate::keys::{CommandKey, KeyRecord, StoredKey};
 
 /// A place in the global log, from 1, without gaps: the n-th event stored is at `Position(n)`
 /// (every store keeps this; the engine relies on it to know that its state covers the log).
@@ -73,6 +82,28 @@ pub enum StoreError {
     /// Stored data does not decode.
     #[error("store data is corrupt: {0}")]
     Corrupt(String),
+    /// The key is already kept (written by an earlier append, by another
+    /// writer, or twice in this one); nothing of the append was written.
+    #[error("{key} is already recorded")]
+    KeyExists {
+        /// The key.
+        key: CommandKey,
+    },
+    /// A key's events are not inside its batch; nothing was written.
+    #[error("{key}: its events {start}..{end} are not inside a batch of {len}")]
+    KeyOutsideBatch {
+        /// The key.
+        key: CommandKey,
+        /// The first event's index.
+        start: usize,
+        /// One past the last event's index.
+        end: usize,
+        /// The batch's length.
+        len: usize,
+    },
+    /// The store keeps no command keys.
+    #[error("this store does not keep command keys")]
+    KeysUnsupported,
 }
 
 /// The event log. Implementations must make `append` atomic (all or nothing)
@@ -122,6 +153,65 @@ pub trait Store: Send + Sync + 'static {
         let _ = name;
         async { Ok(None) }
     }
+
+    /// Whether the store keeps command keys ([`append_keyed`](Store::append_keyed)).
+    /// The default: no. The engine refuses keyed commands at once on a store
+    /// that does not, rather than failing their batch.
+    fn keeps_keys(&self) -> bool {
+        false
+    }
+
+    /// Appends a batch as [`append`](Store::append) does and keeps its
+    /// command keys, all or nothing: if any key is already kept (or comes
+    /// twice), the append fails with [`StoreError::KeyExists`] and writes
+    /// neither events nor keys. Keys are checked before stream versions. A
+    /// batch of no events with keys keeps the keys and returns the head.
+    ///
+    /// The default appends a batch without keys and refuses one with keys
+    /// ([`StoreError::KeysUnsupported`]).
+    fn append_keyed(
+        &self,
+        batch: &[Recorded],
+        keys: &[KeyRecord],
+    ) -> impl Future<Output = Result<Position, StoreError>> + Send {
+        async move { if keys.is_empty() { self.append(batch).await } else { Err(StoreError::KeysUnsupported) } }
+    }
+
+    /// Every kept key decided at or after `since`, ordered by time, then
+    /// principal, then id. The default: none.
+    fn keys_since(&self, since: DateTime<Utc>) -> impl Future<Output = Result<Vec<StoredKey>, StoreError>> + Send {
+        let _ = since;
+        async { Ok(Vec::new()) }
+    }
+
+    /// Forgets the keys decided before `before`; returns how many. The default: none.
+    fn purge_keys(&self, before: DateTime<Utc>) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        let _ = before;
+        async { Ok(0) }
+    }
+}
+
+/// Checks that every key's events lie inside a batch of `len` and that no
+/// key comes twice.
+///
+/// # Errors
+/// [`StoreError::KeyOutsideBatch`] or [`StoreError::KeyExists`] for the first bad key.
+pub fn check_keys(len: usize, keys: &[KeyRecord]) -> Result<(), StoreError> {
+    let mut seen: HashMap<&CommandKey, ()> = HashMap::default();
+    for k in keys {
+        if k.events.start > k.events.end || k.events.end > len {
+            return Err(StoreError::KeyOutsideBatch {
+                key: k.key.clone(),
+                start: k.events.start,
+                end: k.events.end,
+                len,
+            });
+        }
+        if seen.insert(&k.key, ()).is_some() {
+            return Err(StoreError::KeyExists { key: k.key.clone() });
+        }
+    }
+    Ok(())
 }
 
 /// Checks that a batch's sequence numbers are contiguous per stream, and
@@ -153,6 +243,7 @@ struct Log {
     by_stream: HashMap<StreamId, Vec<usize>>,
     published: u64,
     snapshots: HashMap<String, Snapshot>,
+    keys: HashMap<CommandKey, StoredKey>,
 }
 
 /// A store in memory: for tests, simulations and benchmarks. Clones share the log.
@@ -188,14 +279,22 @@ impl MemoryStore {
         self.log().events.clone()
     }
 
-    fn append_sync(&self, batch: &[Recorded]) -> Result<Position, StoreError> {
+    fn append_sync(&self, batch: &[Recorded], keys: &[KeyRecord]) -> Result<Position, StoreError> {
         let expected = expected_versions(batch)?;
+        check_keys(batch.len(), keys)?;
         let mut log = self.log();
+        if let Some(k) = keys.iter().find(|k| log.keys.contains_key(&k.key)) {
+            return Err(StoreError::KeyExists { key: k.key.clone() });
+        }
         for (stream, exp) in &expected {
             let actual = log.versions.get(*stream).copied().unwrap_or(0);
             if actual != *exp {
                 return Err(StoreError::Conflict { stream: (*stream).clone(), expected: *exp, actual });
             }
+        }
+        let head = Position(log.events.len() as u64);
+        for k in keys {
+            log.keys.insert(k.key.clone(), StoredKey::stored(k, head, batch.len()));
         }
         for r in batch {
             let position = Position(log.events.len() as u64 + 1);
@@ -210,7 +309,28 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     async fn append(&self, batch: &[Recorded]) -> Result<Position, StoreError> {
-        self.append_sync(batch)
+        self.append_sync(batch, &[])
+    }
+
+    fn keeps_keys(&self) -> bool {
+        true
+    }
+
+    async fn append_keyed(&self, batch: &[Recorded], keys: &[KeyRecord]) -> Result<Position, StoreError> {
+        self.append_sync(batch, keys)
+    }
+
+    async fn keys_since(&self, since: DateTime<Utc>) -> Result<Vec<StoredKey>, StoreError> {
+        let mut keys: Vec<StoredKey> = self.log().keys.values().filter(|k| k.at >= since).cloned().collect();
+        keys.sort_by(|a, b| (a.at, &a.key).cmp(&(b.at, &b.key)));
+        Ok(keys)
+    }
+
+    async fn purge_keys(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut log = self.log();
+        let n = log.keys.len();
+        log.keys.retain(|_, k| k.at >= before);
+        Ok((n - log.keys.len()) as u64)
     }
 
     async fn load(&self, stream: &StreamId) -> Result<Vec<Recorded>, StoreError> {

@@ -7,6 +7,10 @@
 //!   `streams` table, inserts the events and bumps the versions and the head.
 //!   The unique `(stream, seq)` and `event_id` constraints are the last
 //!   guard: a unique violation is a [`StoreError::Conflict`] too.
+//! - **Command keys** (idempotency) are inserted in the append's
+//!   transaction, before the version check: a key already kept (by any
+//!   instance) refuses the append with [`StoreError::KeyExists`] and nothing
+//!   of it is written, so two instances racing on one key cannot both win.
 //! - **Gapless positions in commit order**: the head row lock serialises
 //!   appends, so positions have no holes and a reader never sees position
 //!   n + 1 before n, which the outbox relies on (a sequence gives neither).
@@ -23,7 +27,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, SecondsFormat, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use sidan_core::lifecycle::{Event, Recorded, StreamId};
-use sidan_runtime::store::{Snapshot, expected_versions};
+use sidan_runtime::keys::{CommandKey, Fingerprint, KeyRecord, StoredKey, parse_time_text, time_text};
+use sidan_runtime::store::{Snapshot, check_keys, expected_versions};
 use sidan_runtime::{Position, Store, StoreError, Stored};
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
@@ -291,16 +296,100 @@ const UPSERT_STREAMS: &str = "INSERT INTO streams (stream, version) \
      SELECT s, v FROM unnest($1::text[], $2::bigint[]) AS t(s, v) \
      ON CONFLICT (stream) DO UPDATE SET version = excluded.version";
 
+const INSERT_KEYS: &str = "INSERT INTO command_keys (principal, id, fingerprint, at, first, count, position) \
+     SELECT p, i, f, a, s, c, q \
+     FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[]) \
+     AS t(p, i, f, a, s, c, q) \
+     ON CONFLICT DO NOTHING RETURNING principal, id";
+
+/// The keys of an append, one vector per column (`first` and `position` are set in the transaction).
+#[derive(Debug, Default)]
+struct KeyColumns {
+    principals: Vec<String>,
+    ids: Vec<String>,
+    fingerprints: Vec<Vec<u8>>,
+    ats: Vec<String>,
+    starts: Vec<i64>,
+    counts: Vec<i64>,
+}
+
+fn encode_keys(len: usize, keys: &[KeyRecord]) -> Result<KeyColumns, StoreError> {
+    check_keys(len, keys)?;
+    let mut c = KeyColumns::default();
+    for k in keys {
+        c.principals.push(k.key.principal().to_owned());
+        c.ids.push(k.key.id().to_owned());
+        c.fingerprints.push(k.fingerprint.0.to_vec());
+        c.ats.push(time_text(&k.at));
+        c.starts.push(k.events.start as i64);
+        c.counts.push(k.events.len() as i64);
+    }
+    Ok(c)
+}
+
+fn decode_key(r: &tokio_postgres::Row) -> Result<StoredKey, StoreError> {
+    let (principal, id): (&str, &str) = (r.get(0), r.get(1));
+    let key = CommandKey::new(principal, id)
+        .map_err(|e| StoreError::Corrupt(format!("command key {principal:?} {id:?}: {e}")))?;
+    let fingerprint: &[u8] = r.get(2);
+    let fingerprint = Fingerprint::from_slice(fingerprint)
+        .ok_or_else(|| StoreError::Corrupt(format!("{key}: a fingerprint of {} bytes", fingerprint.len())))?;
+    let at = parse_time_text(r.get(3)).map_err(|e| StoreError::Corrupt(format!("{key}: {e}")))?;
+    Ok(StoredKey {
+        key,
+        fingerprint,
+        at,
+        first: Position(r.get::<_, i64>(4) as u64),
+        count: r.get::<_, i64>(5) as u64,
+        position: Position(r.get::<_, i64>(6) as u64),
+    })
+}
+
 const SELECT_STORED: &str = "SELECT position, stream, seq, at, body::text FROM events";
 
 impl Store for PgStore {
     async fn append(&self, batch: &[Recorded]) -> Result<Position, StoreError> {
+        self.append_keyed(batch, &[]).await
+    }
+
+    fn keeps_keys(&self) -> bool {
+        true
+    }
+
+    async fn append_keyed(&self, batch: &[Recorded], keys: &[KeyRecord]) -> Result<Position, StoreError> {
         let (mut cols, touched) = encode(batch)?;
+        let key_cols = encode_keys(batch.len(), keys)?;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_unavailable)?;
         let result: Result<Position, Refusal> = async {
             // The head row lock serialises appends until commit.
             let head: i64 = tx.query_one("SELECT position FROM log_head WHERE id = 1 FOR UPDATE", &[]).await?.get(0);
+            if !keys.is_empty() {
+                let firsts: Vec<i64> = key_cols.starts.iter().map(|s| head + 1 + s).collect();
+                let positions = vec![head + cols.seqs.len() as i64; keys.len()];
+                let stmt = tx.prepare_cached(INSERT_KEYS).await?;
+                let inserted = tx
+                    .query(
+                        &stmt,
+                        &[
+                            &key_cols.principals,
+                            &key_cols.ids,
+                            &key_cols.fingerprints,
+                            &key_cols.ats,
+                            &firsts,
+                            &key_cols.counts,
+                            &positions,
+                        ],
+                    )
+                    .await?;
+                if inserted.len() != keys.len() {
+                    let new: std::collections::HashSet<(&str, &str)> =
+                        inserted.iter().map(|r| (r.get::<_, &str>(0), r.get::<_, &str>(1))).collect();
+                    let kept =
+                        keys.iter().find(|k| !new.contains(&(k.key.principal(), k.key.id()))).unwrap_or(&keys[0]);
+                    return Err(Refusal::Store(StoreError::KeyExists { key: kept.key.clone() }));
+                }
+            }
             if touched.is_empty() {
                 return Ok(Position(head as u64));
             }
@@ -451,11 +540,90 @@ impl Store for PgStore {
             data: r.get(1),
         }))
     }
+
+    async fn keys_since(&self, since: DateTime<Utc>) -> Result<Vec<StoredKey>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT principal, id, fingerprint, at, first, count, position FROM command_keys \
+                 WHERE at >= $1 ORDER BY at, principal, id",
+            )
+            .await
+            .map_err(pg_unavailable)?;
+        let rows = client.query(&stmt, &[&time_text(&since)]).await.map_err(pg_unavailable)?;
+        rows.iter().map(decode_key).collect()
+    }
+
+    async fn purge_keys(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        client.execute("DELETE FROM command_keys WHERE at < $1", &[&time_text(&before)]).await.map_err(pg_unavailable)
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::valid_schema;
+    use super::*;
+    use sidan_store_tests::pg::pg_or_skip;
+    use sidan_store_tests::{all_keys, events, key_record, read_all, stream};
+
+    /// A client on the scratch schema.
+    async fn client_on(url: &str, schema: &str) -> tokio_postgres::Client {
+        let mut pg: tokio_postgres::Config = url.parse().expect("a URL");
+        pg.options(format!("-c search_path={schema}"));
+        let (client, connection) = pg.connect(NoTls).await.expect("connects");
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        client
+    }
+
+    /// A database at schema version 2, with a log written the version-2 way,
+    /// migrates to version 3 at open: the log reads back unchanged and keys
+    /// work. One at a version newer than this build's is refused, untouched.
+    #[tokio::test]
+    async fn a_version_2_database_migrates_and_a_newer_one_is_refused() {
+        let Some(scratch) = pg_or_skip("pg_migrate_v2").await else { return };
+        let mut client = client_on(scratch.url(), scratch.schema()).await;
+        assert_eq!(migrate::migrate_to(&mut client, Some(scratch.schema()), 2).await.expect("migrates to 2"), 0);
+        let old = events(&stream("old"), 1, 3, 0);
+        let (cols, _) = encode(&old).expect("encodes");
+        let positions: Vec<i64> = vec![1, 2, 3];
+        client
+            .execute(
+                INSERT_EVENTS,
+                &[&positions, &cols.streams, &cols.seqs, &cols.ids, &cols.kinds, &cols.ats, &cols.bodies],
+            )
+            .await
+            .expect("inserts the events");
+        client
+            .batch_execute("INSERT INTO streams VALUES ('request/old', 3); UPDATE log_head SET position = 3")
+            .await
+            .expect("sets the versions");
+
+        let config = PgConfig::new(scratch.url()).with_schema(scratch.schema());
+        let store = PgStore::open(&config).await.expect("opens and migrates");
+        let log = read_all(&store).await;
+        assert_eq!(log.iter().map(|s| s.record.clone()).collect::<Vec<_>>(), old, "the old log reads back");
+        let k = key_record("resident-1", "order-1", 1, sidan_core::testkit::t0(), 0..1);
+        let next = events(&stream("old"), 4, 4, 0);
+        assert_eq!(store.append_keyed(&next, std::slice::from_ref(&k)).await, Ok(Position(4)));
+        assert_eq!(all_keys(&store).await.len(), 1, "the new table works");
+        let applied: Vec<i32> = client
+            .query("SELECT version FROM schema_migrations ORDER BY version", &[])
+            .await
+            .expect("reads")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(applied, [1, 2, 3]);
+
+        client.execute("INSERT INTO schema_migrations (version, name) VALUES (9, 'future')", &[]).await.expect("bumps");
+        match PgStore::open(&config).await {
+            Err(OpenError::SchemaTooNew { found: 9, supported }) => assert_eq!(supported, SCHEMA_VERSION),
+            other => panic!("expected SchemaTooNew, got {other:?}"),
+        }
+        assert_eq!(read_all(&store).await.len(), 4, "the refused open changed nothing");
+    }
 
     #[test]
     fn schema_names_need_no_quoting() {

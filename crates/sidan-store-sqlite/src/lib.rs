@@ -16,6 +16,9 @@
 //!   timeout serialise the writers.
 //! - **Readers** use a small pool of read-only connections on tokio's
 //!   blocking threads; WAL lets them read while the writer commits.
+//! - **Command keys** (idempotency) are inserted in the append's savepoint,
+//!   before the version check: a key already kept refuses the append with
+//!   [`StoreError::KeyExists`] and nothing of it is written.
 //! - **Migrations** run at open, in one `BEGIN IMMEDIATE` transaction (so
 //!   two processes opening one new file do not both migrate). The version is
 //!   `PRAGMA user_version`; a file written by a newer sidan is refused with
@@ -32,7 +35,8 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 use sidan_core::lifecycle::{Event, Recorded, StreamId};
-use sidan_runtime::store::{Snapshot, expected_versions};
+use sidan_runtime::keys::{CommandKey, Fingerprint, KeyRecord, StoredKey, parse_time_text, time_text};
+use sidan_runtime::store::{Snapshot, check_keys, expected_versions};
 use sidan_runtime::{Position, Store, StoreError, Stored};
 use tokio::sync::{mpsc, oneshot};
 
@@ -175,11 +179,50 @@ struct Touch {
     last: u64,
 }
 
+/// A command key encoded for a row; `first` and `position` are set at write time.
+#[derive(Debug)]
+struct KeyRow {
+    key: CommandKey,
+    fingerprint: [u8; 32],
+    at: String,
+    start: i64,
+    count: i64,
+}
+
+fn encode_keys(len: usize, keys: &[KeyRecord]) -> Result<Vec<KeyRow>, StoreError> {
+    check_keys(len, keys)?;
+    Ok(keys
+        .iter()
+        .map(|k| KeyRow {
+            key: k.key.clone(),
+            fingerprint: k.fingerprint.0,
+            at: time_text(&k.at),
+            start: k.events.start as i64,
+            count: k.events.len() as i64,
+        })
+        .collect())
+}
+
 #[derive(Debug)]
 enum Op {
-    Append { rows: Vec<Row>, touched: Vec<Touch>, reply: oneshot::Sender<Result<Position, StoreError>> },
-    Mark { through: u64, reply: oneshot::Sender<Result<(), StoreError>> },
-    Snapshot { snapshot: Snapshot, reply: oneshot::Sender<Result<bool, StoreError>> },
+    Append {
+        rows: Vec<Row>,
+        touched: Vec<Touch>,
+        keys: Vec<KeyRow>,
+        reply: oneshot::Sender<Result<Position, StoreError>>,
+    },
+    PurgeKeys {
+        before: String,
+        reply: oneshot::Sender<Result<u64, StoreError>>,
+    },
+    Mark {
+        through: u64,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    Snapshot {
+        snapshot: Snapshot,
+        reply: oneshot::Sender<Result<bool, StoreError>>,
+    },
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -461,6 +504,7 @@ enum Outcome {
     Position(Position),
     Unit,
     Kept,
+    Count(u64),
 }
 
 fn write_group(conn: &mut Connection, ops: Vec<Op>) {
@@ -478,6 +522,12 @@ fn write_group(conn: &mut Connection, ops: Vec<Op>) {
             }
             Op::Snapshot { reply, .. } => {
                 let _ = reply.send(result.map(|_| true));
+            }
+            Op::PurgeKeys { reply, .. } => {
+                let _ = reply.send(result.map(|o| match o {
+                    Outcome::Count(n) => n,
+                    _ => unreachable!("a purge yields a count"),
+                }));
             }
         }
     }
@@ -538,7 +588,30 @@ fn version(conn: &Connection, stream: &str) -> rusqlite::Result<u64> {
 
 fn apply(conn: &Connection, op: &Op) -> Result<Outcome, Failure> {
     match op {
-        Op::Append { rows, touched, .. } => {
+        Op::Append { rows, touched, keys, .. } => {
+            let head = head(conn)?;
+            if !keys.is_empty() {
+                let mut insert = conn.prepare_cached(
+                    "INSERT INTO command_keys (principal, id, fingerprint, at, first, count, position) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+                )?;
+                let position = head + rows.len() as i64;
+                for k in keys {
+                    let first = head + 1 + k.start;
+                    let n = insert.execute(params![
+                        k.key.principal(),
+                        k.key.id(),
+                        &k.fingerprint[..],
+                        k.at,
+                        first,
+                        k.count,
+                        position
+                    ])?;
+                    if n == 0 {
+                        return Err(Failure::Refused(StoreError::KeyExists { key: k.key.clone() }));
+                    }
+                }
+            }
             for t in touched {
                 let actual = version(conn, &t.name)?;
                 if actual != t.expected {
@@ -549,7 +622,6 @@ fn apply(conn: &Connection, op: &Op) -> Result<Outcome, Failure> {
                     }));
                 }
             }
-            let head = head(conn)?;
             let mut insert = conn.prepare_cached(
                 "INSERT INTO events (position, stream, seq, event_id, kind, at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
@@ -601,14 +673,74 @@ fn apply(conn: &Connection, op: &Op) -> Result<Outcome, Failure> {
             ])?;
             Ok(Outcome::Kept)
         }
+        Op::PurgeKeys { before, .. } => {
+            let n = conn.prepare_cached("DELETE FROM command_keys WHERE at < ?1")?.execute([before])?;
+            Ok(Outcome::Count(n as u64))
+        }
     }
+}
+
+fn decode_key(row: &rusqlite::Row<'_>) -> Result<StoredKey, StoreError> {
+    let principal: String = row.get(0).map_err(unavailable)?;
+    let id: String = row.get(1).map_err(unavailable)?;
+    let key = CommandKey::new(&principal, &id)
+        .map_err(|e| StoreError::Corrupt(format!("command key {principal:?} {id:?}: {e}")))?;
+    let fingerprint: Vec<u8> = row.get(2).map_err(unavailable)?;
+    let fingerprint = Fingerprint::from_slice(&fingerprint)
+        .ok_or_else(|| StoreError::Corrupt(format!("{key}: a fingerprint of {} bytes", fingerprint.len())))?;
+    let at: String = row.get(3).map_err(unavailable)?;
+    let at = parse_time_text(&at).map_err(|e| StoreError::Corrupt(format!("{key}: {e}")))?;
+    let first: i64 = row.get(4).map_err(unavailable)?;
+    let count: i64 = row.get(5).map_err(unavailable)?;
+    let position: i64 = row.get(6).map_err(unavailable)?;
+    Ok(StoredKey {
+        key,
+        fingerprint,
+        at,
+        first: Position(first as u64),
+        count: count as u64,
+        position: Position(position as u64),
+    })
 }
 
 impl Store for SqliteStore {
     async fn append(&self, batch: &[Recorded]) -> Result<Position, StoreError> {
+        self.append_keyed(batch, &[]).await
+    }
+
+    fn keeps_keys(&self) -> bool {
+        true
+    }
+
+    async fn append_keyed(&self, batch: &[Recorded], keys: &[KeyRecord]) -> Result<Position, StoreError> {
         let (rows, touched) = encode(batch)?;
+        let keys = encode_keys(batch.len(), keys)?;
         let (reply, rx) = oneshot::channel();
-        self.send(Op::Append { rows, touched, reply }, rx).await
+        self.send(Op::Append { rows, touched, keys, reply }, rx).await
+    }
+
+    async fn keys_since(&self, since: DateTime<Utc>) -> Result<Vec<StoredKey>, StoreError> {
+        let since = time_text(&since);
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT principal, id, fingerprint, at, first, count, position FROM command_keys \
+                     WHERE at >= ?1 ORDER BY at, principal, id",
+                )
+                .map_err(unavailable)?;
+            let mut rows = stmt.query([since]).map_err(unavailable)?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(unavailable)? {
+                out.push(decode_key(row)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn purge_keys(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Op::PurgeKeys { before: time_text(&before), reply }, rx).await
     }
 
     async fn load(&self, stream: &StreamId) -> Result<Vec<Recorded>, StoreError> {

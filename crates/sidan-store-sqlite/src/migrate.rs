@@ -28,10 +28,11 @@ pub(crate) struct Migration {
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "event log and outbox", sql: include_str!("../migrations/V1__event_log.sql") },
     Migration { version: 2, name: "snapshots", sql: include_str!("../migrations/V2__snapshots.sql") },
+    Migration { version: 3, name: "command keys", sql: include_str!("../migrations/V3__command_keys.sql") },
 ];
 
 /// The schema version this build writes, and the newest it opens.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 const _: () = assert!(MIGRATIONS.len() as u32 == SCHEMA_VERSION);
 

@@ -47,6 +47,7 @@ async fn a_version_1_file_migrates_and_keeps_its_log() {
     let store = SqliteStore::open(&path, SqliteConfig::default()).expect("opens and migrates");
     assert_eq!(user_version(&path), SCHEMA_VERSION);
     assert!(has_table(&path, "snapshots"));
+    assert!(has_table(&path, "command_keys"));
     let log = read_all(&store).await;
     assert_eq!(log.iter().map(|s| s.record.clone()).collect::<Vec<_>>(), old, "the old log reads back");
     let snap = Snapshot { name: "lifecycle".into(), position: Position(3), data: vec![1, 2, 3] };
@@ -63,7 +64,7 @@ async fn a_version_1_file_migrates_and_keeps_its_log() {
         .expect("queries")
         .collect::<Result<_, _>>()
         .expect("reads");
-    assert_eq!(applied, [1, 2]);
+    assert_eq!(applied, [1, 2, 3]);
 }
 
 #[tokio::test]

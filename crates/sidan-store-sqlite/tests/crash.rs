@@ -19,7 +19,12 @@
 //! - folding the log through a fresh `Lifecycle` applies every event, and
 //!   `Engine::start` on the reopened store gives the same digest (the child
 //!   saves a lifecycle snapshot every 2,000 events, so the restart usually
-//!   starts from one, and some kills land while one is being written).
+//!   starts from one, and some kills land while one is being written);
+//! - accepts are sent with a command key (invariant 15): every stored key's
+//!   events are in the log, every acknowledged accept's key is stored with
+//!   its receipt's events and position, and sending each acknowledged accept
+//!   of the round again under its key, to the engine started on the
+//!   reopened store, gets the same receipt and appends nothing.
 //!
 //! A failure prints the seed; `SIDAN_CRASH_SEED=<seed>` replays the same
 //! kill schedule (the child's timing still varies).
@@ -40,7 +45,7 @@ use sidan_core::id::RequestId;
 use sidan_core::lifecycle::{Command, DeclineReason, Lifecycle, PolicyBook};
 use sidan_core::request::RequestSpec;
 use sidan_core::testkit::t0;
-use sidan_runtime::{Engine, EngineConfig, EngineError, Factory, ManualClock, MemoryBus, Receipt};
+use sidan_runtime::{CommandKey, Engine, EngineConfig, EngineError, Factory, ManualClock, MemoryBus, Receipt, Store};
 use sidan_sim::{CityConfig, DemandConfig, generate_city, generate_requests};
 use sidan_store_sqlite::{SqliteConfig, SqliteStore};
 use sidan_store_tests::{TempDir, check_log_shape, offered, read_all};
@@ -80,6 +85,11 @@ fn say(line: &str) {
     // A new line first: libtest may have left "test crash_child ... " unfinished.
     let _ = writeln!(out, "\n{line}");
     let _ = out.flush();
+}
+
+/// The key a team's app sends an accept under.
+fn accept_key(team: &str, request: &str) -> CommandKey {
+    CommandKey::new(format!("team:{team}"), format!("accept:{request}")).expect("valid key")
 }
 
 fn ack(command: &str, request: &RequestId, receipt: &Receipt) {
@@ -157,8 +167,10 @@ async fn client_step(engine: &Engine<StraightLine>, spec: &RequestSpec, i: usize
         }
         return;
     }
-    if let Some(r) = ok(engine.execute(Command::Accept { request: request.clone(), team }).await) {
-        ack("accept", &request, &r);
+    let key = accept_key(team.as_str(), request.as_str());
+    let accept = Command::Accept { request: request.clone(), team: team.clone() };
+    if let Some(r) = ok(engine.execute_keyed(key, accept).await) {
+        ack(&format!("accept={team}"), &request, &r);
     }
     if !i.is_multiple_of(3) {
         let cmd = Command::Cancel { request: request.clone(), reason: "no longer needed".into() };
@@ -176,6 +188,8 @@ async fn client_step(engine: &Engine<StraightLine>, spec: &RequestSpec, i: usize
 #[derive(Debug)]
 struct Ack {
     line: String,
+    command: String,
+    request: String,
     position: u64,
     ids: Vec<String>,
 }
@@ -187,7 +201,7 @@ fn parse(line: &str) -> Option<Ack> {
     assert!(parts.len() == 5, "a whole ACK line: {rest:?}");
     let position = parts[3].parse().expect("a receipt position");
     let ids = parts[4].split(',').map(str::to_owned).collect();
-    Some(Ack { line: rest.to_owned(), position, ids })
+    Some(Ack { line: rest.to_owned(), command: parts[1].to_owned(), request: parts[2].to_owned(), position, ids })
 }
 
 #[test]
@@ -201,7 +215,7 @@ fn crash_under_load() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let started = Instant::now();
     let mut durable: HashMap<String, u64> = HashMap::new();
-    let (mut total_acks, mut early_kills) = (0usize, 0usize);
+    let (mut total_acks, mut early_kills, mut retried) = (0usize, 0usize, 0usize);
     let mut path = dir.path().join("crash-0.db");
     for round in 0..kills {
         if round % KILLS_PER_FILE == 0 {
@@ -265,7 +279,7 @@ fn crash_under_load() {
         assert!(lines.iter().all(|l| !l.contains("DONE")), "round {round}: the child ran out of work before the kill");
         let acks: Vec<Ack> = lines.iter().filter_map(|l| parse(l)).collect();
         total_acks += acks.len();
-        rt.block_on(verify(&path, &acks, &mut durable, round, seed));
+        retried += rt.block_on(verify(&path, &acks, &mut durable, round, seed));
         eprintln!(
             "round {round}: {} after {status}, {} acknowledged commands, {} acknowledged events on file",
             if early { "early kill" } else { "kill under load" },
@@ -275,13 +289,15 @@ fn crash_under_load() {
     }
     eprintln!(
         "crash_under_load: {kills} SIGKILLs ({early_kills} during open/replay), {total_acks} acknowledged commands \
-         checked, {:.1} s",
+         checked, {retried} keyed accepts sent again after the kill, {:.1} s",
         started.elapsed().as_secs_f64()
     );
     assert!(kills < 10 || total_acks > kills, "the children were under load: {total_acks} acknowledged commands");
+    assert!(kills < 10 || retried > 0, "keyed accepts were acknowledged and sent again");
 }
 
-async fn verify(path: &Path, acks: &[Ack], durable: &mut HashMap<String, u64>, round: usize, seed: u64) {
+/// Checks the file after a kill; returns how many acknowledged accepts were sent again.
+async fn verify(path: &Path, acks: &[Ack], durable: &mut HashMap<String, u64>, round: usize, seed: u64) -> usize {
     let ctx = format!("round {round} (seed {seed})");
     if path.exists() {
         let c = rusqlite::Connection::open(path).expect("opens the file");
@@ -308,6 +324,19 @@ async fn verify(path: &Path, acks: &[Ack], durable: &mut HashMap<String, u64>, r
     for (id, p) in durable.iter() {
         assert_eq!(at.get(id), Some(p), "{ctx}: {id}, acknowledged in an earlier round, is still at {p}");
     }
+    // Keys: each stored key's events are there (a key is never without its batch).
+    let keys = store.keys_since(chrono::DateTime::<chrono::Utc>::MIN_UTC).await.expect("keys_since");
+    let head = log.len() as u64;
+    for k in &keys {
+        assert!(k.position.0 <= head && k.first.0 + k.count <= head + 1, "{ctx}: {} points past the log", k.key);
+    }
+    let keys: HashMap<CommandKey, _> = keys.into_iter().map(|k| (k.key.clone(), k)).collect();
+    let accepts: Vec<(&Ack, &str)> =
+        acks.iter().filter_map(|a| a.command.strip_prefix("accept=").map(|team| (a, team))).collect();
+    for (a, team) in &accepts {
+        let k = keys.get(&accept_key(team, &a.request)).unwrap_or_else(|| panic!("{ctx}: the key of {:?}", a.line));
+        assert_eq!((k.first.0, k.count, k.position.0), (at[&a.ids[0]], a.ids.len() as u64, a.position), "{ctx}");
+    }
     let factory = factory();
     let mut lc = factory();
     for s in &log {
@@ -316,9 +345,24 @@ async fn verify(path: &Path, acks: &[Ack], durable: &mut HashMap<String, u64>, r
         }
     }
     let folded = lc.digest();
-    let engine = Engine::start(factory, store, MemoryBus::new(), ManualClock::new(t0()), EngineConfig::default())
-        .await
-        .unwrap_or_else(|e| panic!("{ctx}: Engine::start on the reopened store: {e}"));
+    let engine =
+        Engine::start(factory, store.clone(), MemoryBus::new(), ManualClock::new(t0()), EngineConfig::default())
+            .await
+            .unwrap_or_else(|e| panic!("{ctx}: Engine::start on the reopened store: {e}"));
     assert_eq!(engine.query(|lc| lc.digest()).await.expect("queries"), folded, "{ctx}: replay == fold");
+    // Acknowledged accepts sent again after the crash: the same receipt, nothing new.
+    for (a, team) in &accepts {
+        let request = RequestId::new(&a.request).expect("a request id");
+        let team = sidan_core::id::TeamId::new(team).expect("a team id");
+        let cmd = Command::Accept { request, team: team.clone() };
+        let again = engine
+            .execute_keyed(accept_key(team.as_str(), &a.request), cmd)
+            .await
+            .unwrap_or_else(|e| panic!("{ctx}: the retry of {:?}: {e}", a.line));
+        let ids: Vec<String> = again.events.iter().map(|e| e.id()).collect();
+        assert_eq!((ids, again.position.0), (a.ids.clone(), a.position), "{ctx}: the retry of {:?}", a.line);
+    }
     engine.shutdown().await;
+    assert_eq!(read_all(&store).await.len(), log.len(), "{ctx}: the retries appended nothing");
+    accepts.len()
 }
