@@ -3,7 +3,8 @@
 //!
 //! The events are real: every request of a generated city (6,000 teams)
 //! lives its whole life through the core (submit, accept, check in,
-//! complete, four evaluations, close; about ten events a request), and the
+//! complete, four evaluations, close, the service credits; about fifteen
+//! events a request), and the
 //! resulting log is what the stores write. Measured, each once per run:
 //!
 //! - `append_batched`: the log appended in batches of 1,000 events;
