@@ -121,7 +121,11 @@ fn bench(c: &mut Criterion) {
     let line = format!(
         "requests={REQUESTS} teams={TEAMS} clients={CLIENTS} events_per_run={events} commands_per_run={commands}\n"
     );
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/criterion/lifecycle-counts.txt");
+    // Beside criterion's own output, which follows CARGO_TARGET_DIR.
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"), std::path::PathBuf::from);
+    let path = target.join("criterion/lifecycle-counts.txt");
+    let _ = std::fs::create_dir_all(target.join("criterion"));
     if let Err(e) = std::fs::write(&path, &line) {
         eprintln!("cannot write {}: {e}", path.display());
     }

@@ -577,7 +577,10 @@ impl<T: TravelTime> Lifecycle<T> {
         let mut accounts: Vec<AccountId> = Vec::with_capacity(transfers.len() + 2);
         for t in &transfers {
             for a in [&t.debit, &t.credit] {
-                if !accounts.contains(a) {
+                // An open account needs no `open` (it would be a no-op); a closed one gets it, so
+                // that the ledger refuses the credit with the reason.
+                let open = self.ledger.account(a).is_some_and(|acct| !acct.closed);
+                if !open && !accounts.contains(a) {
                     accounts.push(a.clone());
                 }
             }
