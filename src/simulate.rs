@@ -237,6 +237,24 @@ fn print_report(
         c.not_served,
         c.open
     );
+    let l = &o.report.ledger;
+    println!(
+        "ledger: points issued {} and {} minutes banked by service credits; points redeemed {}; reservation legs expired {}, voided {} (two legs a redemption); {} banked minutes spent",
+        l.points_credited,
+        l.minutes_banked,
+        l.points_redeemed,
+        l.reservations_expired,
+        l.reservations_voided,
+        l.minutes_withdrawn
+    );
+    let goods: Vec<String> = l
+        .goods
+        .iter()
+        .map(|(item, g)| format!("{item} {} in, {} out, {} left", g.received, g.handed_out, g.on_hand))
+        .collect();
+    if !goods.is_empty() {
+        println!("love supermarkets (all stations): {}", goods.join("; "));
+    }
     if !o.refused.is_empty() {
         let r: Vec<String> = o.refused.iter().map(|(k, v)| format!("{k} {v}")).collect();
         println!("refused commands (simulated parties acting late or twice): {}", r.join(", "));
