@@ -15,6 +15,10 @@
 //! receipt or consumption to that station, anything else (an adjustment
 //! between volunteers, say) to the city. Stock on hand is each shelf's posted
 //! balance at the end of each period. See docs/ledger.md ("In the reports").
+//!
+//! Each unit above the stations ranks the stations of its subtree with
+//! requests in the period (at most ten): by fulfilment rate, then mean
+//! satisfaction (none counting as 0), then requests, then id.
 
 use std::collections::BTreeMap;
 use std::hash::BuildHasher as _;
