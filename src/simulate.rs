@@ -142,8 +142,14 @@ fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
             let csv = dir.join(format!("{name}.csv"));
             let file = std::fs::File::create(&csv).with_context(|| format!("{}", csv.display()))?;
             sidan::report_csv::write(report, file).with_context(|| format!("{}", csv.display()))?;
+            let csv = dir.join(format!("{name}-stock.csv"));
+            let file = std::fs::File::create(&csv).with_context(|| format!("{}", csv.display()))?;
+            sidan::report_csv::write_stock(report, file).with_context(|| format!("{}", csv.display()))?;
         }
-        println!("\nMonthly statistics and quarterly bulletin per unit written to {} (JSON and CSV)", dir.display());
+        println!(
+            "\nMonthly statistics and quarterly bulletin per unit written to {} (JSON, CSV, and goods per item in *-stock.csv)",
+            dir.display()
+        );
     }
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&outcome)?;
@@ -231,6 +237,24 @@ fn print_report(
         c.not_served,
         c.open
     );
+    let l = &o.report.ledger;
+    println!(
+        "ledger: points issued {} and {} minutes banked by service credits; points redeemed {}; reservation legs expired {}, voided {} (two legs a redemption); {} banked minutes spent",
+        l.points_credited,
+        l.minutes_banked,
+        l.points_redeemed,
+        l.reservations_expired,
+        l.reservations_voided,
+        l.minutes_withdrawn
+    );
+    let goods: Vec<String> = l
+        .goods
+        .iter()
+        .map(|(item, g)| format!("{item} {} in, {} out, {} left", g.received, g.handed_out, g.on_hand))
+        .collect();
+    if !goods.is_empty() {
+        println!("love supermarkets (all stations): {}", goods.join("; "));
+    }
     if !o.refused.is_empty() {
         let r: Vec<String> = o.refused.iter().map(|(k, v)| format!("{k} {v}")).collect();
         println!("refused commands (simulated parties acting late or twice): {}", r.join(", "));

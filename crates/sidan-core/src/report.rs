@@ -7,15 +7,29 @@
 //! report may also take the whole log as one period.
 //! Percentiles are nearest-rank over whole minutes. A report is built by
 //! folding [`Recorded`] events with [`ReportBuilder::add`], in log order.
+//!
+//! Ledger movements (the `ledger` stream) count in the period of the event
+//! that moved them (a transfer made posted, or the post of a reservation), in
+//! the time zone of the unit they are attributed to: a service credit or a
+//! time-bank withdrawal to its request's unit, a station's till, shelf,
+//! receipt or consumption to that station, anything else (an adjustment
+//! between volunteers, say) to the city. Stock on hand is each shelf's posted
+//! balance at the end of each period. See docs/ledger.md ("In the reports").
+//!
+//! Each unit above the stations ranks the stations of its subtree with
+//! requests in the period (at most ten): by fulfilment rate, then mean
+//! satisfaction (none counting as 0), then requests, then id.
 
 use std::collections::BTreeMap;
 use std::hash::BuildHasher as _;
+use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::city::City;
 use crate::id::{RequestId, ServiceId, TeamId, UnitId, VolunteerId};
+use crate::ledger::{AccountId, ItemId, LedgerEvent, LedgerId, Transfer, TransferId, TransferKind};
 use crate::lifecycle::{Event, Recorded, StreamId};
 use crate::units::{UnitIdx, UnitKind};
 
@@ -136,6 +150,71 @@ pub struct StationRank {
     pub satisfaction: Option<f64>,
 }
 
+/// One item's movements and stock at a unit (its stations summed) in one period.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ItemFigures {
+    /// Units received (restocks posted).
+    pub received: u64,
+    /// Units handed out (redemptions posted: shelf → consumed).
+    pub handed_out: u64,
+    /// Units on the shelves at the end of the period (posted balance; goods reserved
+    /// for pick-up are still on the shelf).
+    pub on_hand: i64,
+}
+
+/// Ledger movements of one unit and period (see the module docs for attribution).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LedgerFigures {
+    /// Points credited by service credits (volunteers' and teams' points).
+    pub points_credited: u64,
+    /// Minutes banked by service credits.
+    pub minutes_banked: u64,
+    /// Banked minutes spent (time-bank withdrawals posted).
+    pub minutes_withdrawn: u64,
+    /// Points redeemed at the love supermarket (till credits of redemptions posted).
+    pub points_redeemed: u64,
+    /// Per item: received, handed out, on hand at the end of the period.
+    pub goods: BTreeMap<ItemId, ItemFigures>,
+    /// Adjustments posted.
+    pub adjustments: u64,
+    /// Their net effect per ledger on what volunteers, teams and shelves hold
+    /// (credits to such accounts minus debits from them).
+    pub adjustments_net: BTreeMap<LedgerId, i64>,
+    /// Reversals posted (a reversal of a reservation is a void, counted there).
+    pub reversals: u64,
+    /// Their net effect per ledger, as for adjustments.
+    pub reversals_net: BTreeMap<LedgerId, i64>,
+    /// Reservations (pending transfers) voided; a redemption's two legs count as two.
+    pub reservations_voided: u64,
+    /// Reservations that expired.
+    pub reservations_expired: u64,
+}
+
+impl LedgerFigures {
+    fn absorb(&mut self, c: &LedgerFigures) {
+        self.points_credited += c.points_credited;
+        self.minutes_banked += c.minutes_banked;
+        self.minutes_withdrawn += c.minutes_withdrawn;
+        self.points_redeemed += c.points_redeemed;
+        for (item, f) in &c.goods {
+            let g = self.goods.entry(item.clone()).or_default();
+            g.received += f.received;
+            g.handed_out += f.handed_out;
+            g.on_hand += f.on_hand;
+        }
+        self.adjustments += c.adjustments;
+        for (l, n) in &c.adjustments_net {
+            *self.adjustments_net.entry(l.clone()).or_default() += n;
+        }
+        self.reversals += c.reversals;
+        for (l, n) in &c.reversals_net {
+            *self.reversals_net.entry(l.clone()).or_default() += n;
+        }
+        self.reservations_voided += c.reservations_voided;
+        self.reservations_expired += c.reservations_expired;
+    }
+}
+
 /// One unit's numbers for one period.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UnitReport {
@@ -175,13 +254,17 @@ pub struct UnitReport {
     pub recruitment_orders: u64,
     /// No-shows recorded.
     pub no_shows: u64,
-    /// The best stations of the subtree (at most ten), for units above stations.
+    /// Ledger movements and stock on hand.
+    pub ledger: LedgerFigures,
+    /// The best stations of the subtree with requests in the period (at most
+    /// ten), for units above stations: by fulfilment, then satisfaction, then
+    /// requests, then id.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub station_ranking: Vec<StationRank>,
 }
 
-/// A whole report: every unit with requests, every period, in period then
-/// hierarchy (pre-order) order.
+/// A whole report: every unit with requests, ledger movements or stock in a
+/// period, in period then hierarchy (pre-order) order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
     /// Months or quarters.
@@ -383,6 +466,16 @@ pub struct ReportBuilder<'a> {
     teams: Interner<TeamId>,
     volunteer_ids: Interner<VolunteerId>,
     volunteers: Vec<u32>,
+    /// The city's one root unit, where ledger movements naming no unit count.
+    root: Option<UnitIdx>,
+    /// Ledger figures of (period, unit), the unit's own movements only.
+    ledger: HashMap<(u32, UnitIdx), LedgerFigures>,
+    /// The last unit and instant a period was found for, and that period.
+    last_period: Option<(UnitIdx, DateTime<Utc>, u32)>,
+    /// Reservations not yet posted, voided or expired.
+    pending: HashMap<TransferId, Arc<Transfer>>,
+    /// Posted changes of each shelf (station, item), per period.
+    shelves: BTreeMap<(UnitIdx, ItemId), BTreeMap<u32, i64>>,
 }
 
 /// The numbers of one unit and period, its subtree included once rolled up.
@@ -408,6 +501,7 @@ struct Acc {
     escalations: u64,
     recruitment: u64,
     no_shows: u64,
+    ledger: LedgerFigures,
 }
 
 impl Acc {
@@ -430,6 +524,7 @@ impl Acc {
             escalations: 0,
             recruitment: 0,
             no_shows: 0,
+            ledger: LedgerFigures::default(),
         }
     }
 
@@ -498,6 +593,7 @@ impl Acc {
         self.escalations += c.escalations;
         self.recruitment += c.recruitment;
         self.no_shows += c.no_shows;
+        self.ledger.absorb(&c.ledger);
     }
 
     fn fulfilment(&self) -> f64 {
@@ -539,6 +635,140 @@ impl<'a> ReportBuilder<'a> {
             teams: Interner::new(),
             volunteer_ids: Interner::new(),
             volunteers: Vec::new(),
+            root: {
+                let mut roots = city.units().iter().filter(|(_, u)| u.parent.is_none()).map(|(i, _)| i);
+                match (roots.next(), roots.next()) {
+                    (Some(r), None) => Some(r),
+                    _ => None,
+                }
+            },
+            ledger: HashMap::default(),
+            last_period: None,
+            pending: HashMap::default(),
+            shelves: BTreeMap::new(),
+        }
+    }
+
+    /// The period of `at` in `unit`'s time zone.
+    fn period_at(&mut self, unit: UnitIdx, at: DateTime<Utc>) -> u32 {
+        match self.last_period {
+            Some((u, t, p)) if u == unit && t == at => p,
+            _ => {
+                let tz = self.city.units().get(unit).tz;
+                let p = self.period(Period::of(at, tz, self.granularity));
+                self.last_period = Some((unit, at, p));
+                p
+            }
+        }
+    }
+
+    /// The ledger figures of `unit` in the period of `at`.
+    fn ledger_at(&mut self, unit: UnitIdx, at: DateTime<Utc>) -> &mut LedgerFigures {
+        let p = self.period_at(unit, at);
+        self.ledger.entry((p, unit)).or_default()
+    }
+
+    /// The unit of a submitted request.
+    fn request_unit(&mut self, id: &RequestId) -> Option<UnitIdx> {
+        self.slot(id).map(|s| self.requests[s as usize].unit)
+    }
+
+    /// The known station of a station account.
+    fn station_of(&mut self, a: &AccountId) -> Option<UnitIdx> {
+        a.station().and_then(|s| self.unit(s))
+    }
+
+    /// The unit a transfer's movements count at: a service credit's or a
+    /// withdrawal's request (a service credit's for its reversal), else the
+    /// station of the debit or else of the credit account, else the city.
+    fn owner(&mut self, t: &Transfer) -> Option<UnitIdx> {
+        let by_request = match &t.kind {
+            TransferKind::ServiceCredit { request } | TransferKind::Withdrawal { request } => {
+                Some(self.request_unit(request))
+            }
+            TransferKind::Reversal { original, .. } => {
+                credited_request(original).map(|r| self.slots.get(r).map(|s| self.requests[s as usize].unit))
+            }
+            _ => None,
+        };
+        let unit = match by_request {
+            Some(u) => u,
+            None => match self.station_of(&t.debit) {
+                Some(u) => Some(u),
+                None => self.station_of(&t.credit),
+            },
+        };
+        unit.or(self.root)
+    }
+
+    /// Counts a transfer's amount as moved (posted) at `at`.
+    fn moved(&mut self, t: &Transfer, at: DateTime<Utc>) {
+        let amount = i64::try_from(t.amount).unwrap_or(i64::MAX);
+        for (account, sign) in [(&t.debit, -1), (&t.credit, 1)] {
+            if let AccountId::Shelf { station, item } = account
+                && let Some(u) = self.unit(station)
+            {
+                let p = self.period_at(u, at);
+                *self.shelves.entry((u, item.clone())).or_default().entry(p).or_default() += sign * amount;
+            }
+        }
+        let Some(unit) = self.owner(t) else { return };
+        let f = self.ledger_at(unit, at);
+        match &t.kind {
+            TransferKind::ServiceCredit { .. } => match t.credit {
+                AccountId::VolunteerMinutes(_) => f.minutes_banked += t.amount,
+                _ => f.points_credited += t.amount,
+            },
+            TransferKind::Withdrawal { .. } => f.minutes_withdrawn += t.amount,
+            TransferKind::Redemption { .. } => match &t.credit {
+                AccountId::Till(_) => f.points_redeemed += t.amount,
+                AccountId::StockConsumed { item, .. } => {
+                    f.goods.entry(item.clone()).or_default().handed_out += t.amount
+                }
+                _ => {}
+            },
+            TransferKind::Restock {} => {
+                if let AccountId::Shelf { item, .. } = &t.credit {
+                    f.goods.entry(item.clone()).or_default().received += t.amount;
+                }
+            }
+            TransferKind::StationTransfer {} => {}
+            TransferKind::Adjustment { .. } => {
+                f.adjustments += 1;
+                *f.adjustments_net.entry(t.ledger()).or_default() += held_change(t, amount);
+            }
+            TransferKind::Reversal { .. } => {
+                f.reversals += 1;
+                *f.reversals_net.entry(t.ledger()).or_default() += held_change(t, amount);
+            }
+        }
+    }
+
+    fn add_ledger(&mut self, at: DateTime<Utc>, e: &LedgerEvent) {
+        match e {
+            LedgerEvent::Transferred { transfer } => {
+                if transfer.timeout_s.is_some() {
+                    self.pending.insert(transfer.id.clone(), Arc::clone(transfer));
+                } else {
+                    self.moved(transfer, at);
+                }
+            }
+            LedgerEvent::Posted { pending, .. } => {
+                if let Some(t) = self.pending.remove(pending) {
+                    self.moved(&t, at);
+                }
+            }
+            LedgerEvent::Voided { pending, .. } | LedgerEvent::Expired { pending, .. } => {
+                let Some(t) = self.pending.remove(pending) else { return };
+                let Some(unit) = self.owner(&t) else { return };
+                let f = self.ledger_at(unit, at);
+                if matches!(e, LedgerEvent::Voided { .. }) {
+                    f.reservations_voided += 1;
+                } else {
+                    f.reservations_expired += 1;
+                }
+            }
+            LedgerEvent::AccountOpened { .. } | LedgerEvent::AccountClosed { .. } => {}
         }
     }
 
@@ -606,6 +836,10 @@ impl<'a> ReportBuilder<'a> {
 
     /// Folds one event (events of unknown requests or units are ignored).
     pub fn add(&mut self, rec: &Recorded) {
+        if let Event::Ledger { entry } = &rec.event {
+            self.add_ledger(rec.at, entry);
+            return;
+        }
         let StreamId::Request(id) = &rec.stream else { return };
         if let Event::Submitted { spec, .. } = &rec.event {
             self.submit(id, rec, spec);
@@ -652,7 +886,7 @@ impl<'a> ReportBuilder<'a> {
 
     /// Builds the report: every unit with at least one request in a period,
     /// its numbers including its whole subtree.
-    pub fn build(self) -> Report {
+    pub fn build(mut self) -> Report {
         let units = self.city.units();
         // Each request into its own unit's accumulator...
         let mut accs: Vec<Acc> = Vec::new();
@@ -689,6 +923,30 @@ impl<'a> ReportBuilder<'a> {
             let (start, len) = r.volunteers;
             accs[i as usize].add(r, &self.volunteers[start as usize..(start + len) as usize]);
         }
+        // The ledger's movements into their units' accumulators...
+        let mut ledger: Vec<((u32, UnitIdx), LedgerFigures)> = std::mem::take(&mut self.ledger).into_iter().collect();
+        ledger.sort_unstable_by_key(|((p, u), _)| (*p, u.0));
+        for ((period, unit), f) in ledger {
+            let i = acc_of(&mut accs, &mut by_depth, period, unit);
+            accs[i as usize].ledger = f;
+        }
+        // ... and each shelf's stock at the end of every period from its first movement on ...
+        let mut periods: Vec<u32> = (0..self.periods.len() as u32).collect();
+        periods.sort_by_key(|&p| self.periods[p as usize]);
+        for ((unit, item), deltas) in std::mem::take(&mut self.shelves) {
+            let mut on_hand = 0i64;
+            let mut started = false;
+            for &p in &periods {
+                if let Some(d) = deltas.get(&p) {
+                    on_hand += d;
+                    started = true;
+                }
+                if started {
+                    let i = acc_of(&mut accs, &mut by_depth, p, unit);
+                    accs[i as usize].ledger.goods.entry(item.clone()).or_default().on_hand = on_hand;
+                }
+            }
+        }
         // ... then rolled up the hierarchy, deepest units first.
         let mut d = by_depth.len();
         while d > 0 {
@@ -708,7 +966,7 @@ impl<'a> ReportBuilder<'a> {
         // Station figures for the rankings.
         let mut ranks: Vec<Vec<Rank>> = (0..accs.len()).map(|_| Vec::new()).collect();
         for a in &accs {
-            if units.get(a.unit).kind == UnitKind::Station {
+            if units.get(a.unit).kind == UnitKind::Station && a.requests > 0 {
                 let rank = Rank {
                     station: a.unit,
                     requests: a.requests,
@@ -758,6 +1016,7 @@ impl<'a> ReportBuilder<'a> {
                     escalations: a.escalations,
                     recruitment_orders: a.recruitment,
                     no_shows: a.no_shows,
+                    ledger: std::mem::take(&mut a.ledger),
                     station_ranking: ranking
                         .into_iter()
                         .map(|s| StationRank {
@@ -774,6 +1033,18 @@ impl<'a> ReportBuilder<'a> {
         rows.sort_by(|(x, a), (y, b)| a.period.cmp(&b.period).then(x.cmp(y)));
         Report { granularity: self.granularity, units: rows.into_iter().map(|(_, r)| r).collect() }
     }
+}
+
+/// The request of a service-credit id (`sc/<request>/…`).
+fn credited_request(id: &TransferId) -> Option<&str> {
+    id.as_str().strip_prefix(crate::ledger::SERVICE_CREDIT_PREFIX)?.split('/').next()
+}
+
+/// A transfer's change to what non-system accounts (volunteers, teams, shelves) hold.
+fn held_change(t: &Transfer, amount: i64) -> i64 {
+    let into = if t.credit.is_system() { 0 } else { amount };
+    let out = if t.debit.is_system() { 0 } else { amount };
+    into - out
 }
 
 /// Two distinct elements of a slice, the first shared and the second mutable.
@@ -803,6 +1074,7 @@ mod tests {
 
     use super::*;
     use crate::dispatch::Dispatcher;
+    use crate::ledger::{LedgerCommand, LedgerOp, Redemption, TransferSpec};
     use crate::lifecycle::{Command, Lifecycle, LifecyclePolicy, PolicyBook, RaterRole};
     use crate::request::Urgency;
     use crate::testkit::{request, t0, tiny_city};
@@ -854,6 +1126,57 @@ mod tests {
             run(&mut lc, Command::Submit { spec: request("r4", "c2-i1-s1", "home-care", Urgency::Normal, 30, 4) }, dec);
         let r4 = RequestId::new("r4").expect("id");
         run(&mut lc, Command::Accept { request: r4, team: offered(&recs) }, dec + Duration::minutes(29));
+        // The ledger: r1's credits were written with its settlement (90 min, v1 and v2: 15 points
+        // split, 3 for the team, 90 minutes each). Station c1-i1-s1 receives 10 bags of rice; v1
+        // redeems one for 5 points (reserved, then picked up); v2 reserves two for 5 points and
+        // never comes (expired in December); an administrator gives v2 2 points (the city's row).
+        let ledger = |ops: Vec<LedgerOp>| Command::Ledger { command: LedgerCommand::new(ops) };
+        let (s1, rice) = (UnitId::new("c1-i1-s1").expect("id"), ItemId::new("rice").expect("id"));
+        let shelf = AccountId::Shelf { station: s1.clone(), item: rice.clone() };
+        let receipt = AccountId::StockReceipt { station: s1.clone(), item: rice.clone() };
+        let tid = |s: &str| TransferId::new(s).expect("id");
+        let mut ops: Vec<LedgerOp> = [
+            receipt.clone(),
+            shelf.clone(),
+            AccountId::Till(s1.clone()),
+            AccountId::StockConsumed { station: s1.clone(), item: rice.clone() },
+        ]
+        .into_iter()
+        .map(|account| LedgerOp::Open { account })
+        .collect();
+        let restock = TransferSpec {
+            id: tid("in-1"),
+            debit: receipt,
+            credit: shelf,
+            amount: 10,
+            kind: TransferKind::Restock {},
+            timeout_s: None,
+        };
+        ops.push(LedgerOp::Transfer { transfer: restock });
+        run(&mut lc, ledger(ops), t + Duration::minutes(400));
+        let redeem = |id: &str, who: &str, quantity| Redemption {
+            id: tid(id),
+            volunteer: v(who),
+            station: s1.clone(),
+            item: rice.clone(),
+            points: 5,
+            quantity,
+            timeout_s: Some(3600),
+        };
+        let (red1, red2) = (redeem("red1", "v1", 1), redeem("red2", "v2", 2));
+        run(&mut lc, Command::Ledger { command: red1.command().expect("ids") }, t + Duration::minutes(410));
+        run(&mut lc, Command::Ledger { command: red1.post(&tid("pick1")).expect("ids") }, t + Duration::minutes(420));
+        run(&mut lc, Command::Ledger { command: red2.command().expect("ids") }, t + Duration::minutes(430));
+        let gift = TransferSpec {
+            id: tid("adj-1"),
+            debit: AccountId::PointsIssuance,
+            credit: AccountId::VolunteerPoints(v("v2")),
+            amount: 2,
+            kind: TransferKind::Adjustment { reason: "a missed credit".into() },
+            timeout_s: None,
+        };
+        run(&mut lc, ledger(vec![LedgerOp::Transfer { transfer: gift }]), t + Duration::minutes(440));
+        run(&mut lc, Command::Tick { stream: StreamId::Ledger }, dec + Duration::minutes(60));
         (city, log)
     }
 
@@ -895,6 +1218,41 @@ mod tests {
         let json = serde_json::to_string(&q).expect("serialises");
         assert!(json.contains("\"period\":\"2026-Q4\""));
         assert_eq!(q.units[0].unit.as_str(), "cz");
+    }
+
+    #[test]
+    fn ledger_figures_match_the_hand_count() {
+        let (city, log) = fixture();
+        let m = report(&city, &log, Granularity::Month);
+        let rice = ItemId::new("rice").expect("id");
+        let s1 = &row(&m, "c1-i1-s1", "2026-11").ledger;
+        assert_eq!((s1.points_credited, s1.minutes_banked), (18, 180), "15 points split, 3 for the team, 2 x 90 min");
+        assert_eq!(s1.points_redeemed, 5, "red1 picked up; red2 still reserved");
+        assert_eq!(s1.goods[&rice], ItemFigures { received: 10, handed_out: 1, on_hand: 9 });
+        assert_eq!((s1.adjustments, s1.reservations_expired), (0, 0));
+        // The adjustment names no station: it counts at the city.
+        let cz = &row(&m, "cz", "2026-11").ledger;
+        assert_eq!((cz.adjustments, cz.adjustments_net.get(&LedgerId::Points)), (1, Some(&2)));
+        assert_eq!((cz.points_credited, cz.points_redeemed, cz.goods[&rice].on_hand), (18, 5, 9));
+        assert_eq!(row(&m, "c1", "2026-11").ledger.adjustments, 0);
+        // December: no request at the station, but its stock and red2's two legs expiring.
+        let dec = row(&m, "c1-i1-s1", "2026-12");
+        assert_eq!(dec.requests, 0);
+        assert_eq!(dec.ledger.goods[&rice], ItemFigures { received: 0, handed_out: 0, on_hand: 9 });
+        assert_eq!((dec.ledger.reservations_expired, dec.ledger.points_credited), (2, 0));
+        assert_eq!(row(&m, "cz", "2026-12").ledger.goods[&rice].on_hand, 9);
+        // A station without requests in a period stays out of the ranking.
+        assert!(row(&m, "c1-i1", "2026-12").station_ranking.is_empty());
+        // The quarter holds it all.
+        let q = report(&city, &log, Granularity::Quarter);
+        let cz = &row(&q, "cz", "2026-Q4").ledger;
+        assert_eq!(
+            (cz.points_credited, cz.minutes_banked, cz.points_redeemed, cz.reservations_expired),
+            (18, 180, 5, 2)
+        );
+        assert_eq!(cz.goods[&rice], ItemFigures { received: 10, handed_out: 1, on_hand: 9 });
+        let json = serde_json::to_string(&q).expect("serialises");
+        assert!(json.contains("\"adjustments_net\":{\"points\":2}"), "{json}");
     }
 
     #[test]

@@ -10,6 +10,14 @@
 //! requests belong to the row, what became of each, the percentiles, the
 //! distinct volunteers and teams and the station ranking.
 //!
+//! The logs also hold a ledger stream made by a real [`Ledger`] from random
+//! operations (restocks, service credits, redemptions reserved or not, posts
+//! and voids of them, withdrawals, adjustments, moves between stations,
+//! reversals, expiries by the clock; refused ones leave nothing), its events
+//! interleaved at random places among the requests'. Each row's ledger figures
+//! and stock are recounted from those events: who each movement counts at,
+//! in which period, and each shelf's balance at the end of every period.
+//!
 //! Cases follow `PROPTEST_CASES` (256 by default).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,8 +29,14 @@ use proptest::prelude::*;
 
 use sidan_core::city::City;
 use sidan_core::id::{PairingId, RequestId, ServiceId, TeamId, UnitId, VolunteerId};
+use sidan_core::ledger::{
+    AccountId, ItemId, Ledger, LedgerCommand, LedgerEvent, LedgerOp, Redemption, Transfer, TransferId, TransferKind,
+    TransferSpec,
+};
 use sidan_core::lifecycle::{Event, OfferMode, RaterRole, Recorded, StreamId, WidenReason};
-use sidan_core::report::{Granularity, Percentiles, Report, ServiceCounts, UnitReport, report};
+use sidan_core::report::{
+    Granularity, ItemFigures, LedgerFigures, Percentiles, Report, ServiceCounts, UnitReport, report,
+};
 use sidan_core::request::Urgency;
 use sidan_core::testkit::{request, tiny_city_file};
 use sidan_core::units::{UnitIdx, UnitKind};
@@ -123,6 +137,240 @@ fn submission() -> impl Strategy<Value = Option<Submission>> {
     )
 }
 
+/// Stations whose shelves and tills the ledger uses: three of the city (one in
+/// another time zone), a county (the ledger does not check) and an unknown one.
+static SHELF_UNITS: [&str; 5] = ["c1-i1-s1", "c1-i2-s2", "c2-i1-s1", "c1", "nowhere"];
+static ITEMS: [&str; 2] = ["rice", "oil"];
+
+/// One generated ledger operation.
+#[derive(Debug, Clone)]
+enum LKind {
+    Restock { station: usize, item: usize, qty: u64 },
+    Credit { request: usize, volunteer: usize, minutes: bool, amount: u64 },
+    Redeem { volunteer: usize, station: usize, item: usize, points: u64, qty: u64, timeout_s: Option<u32> },
+    Resolve { which: usize, post: bool },
+    Withdraw { volunteer: usize, request: usize, amount: u64 },
+    AdjustPoints { volunteer: usize, amount: u64, up: bool },
+    AdjustShelf { station: usize, item: usize, amount: u64, up: bool },
+    Move { from: usize, to: usize, item: usize, qty: u64 },
+    Reverse { which: usize },
+    Tick,
+}
+
+fn lkind() -> impl Strategy<Value = LKind> {
+    let st = 0..SHELF_UNITS.len();
+    let it = 0..ITEMS.len();
+    let vo = 0..VOLUNTEERS.len();
+    prop_oneof![
+        4 => (st.clone(), it.clone(), 1u64..20).prop_map(|(station, item, qty)| LKind::Restock { station, item, qty }),
+        4 => (0..REQUESTS.len(), vo.clone(), any::<bool>(), 1u64..60)
+            .prop_map(|(request, volunteer, minutes, amount)| LKind::Credit { request, volunteer, minutes, amount }),
+        6 => (vo.clone(), st.clone(), it.clone(), 1u64..10, 1u64..4, proptest::option::of(prop_oneof![600u32..20_000, 200_000u32..2_600_000]))
+            .prop_map(|(volunteer, station, item, points, qty, timeout_s)| LKind::Redeem { volunteer, station, item, points, qty, timeout_s }),
+        3 => (0usize..3, any::<bool>()).prop_map(|(which, post)| LKind::Resolve { which, post }),
+        1 => (vo.clone(), 0..REQUESTS.len(), 1u64..60).prop_map(|(volunteer, request, amount)| LKind::Withdraw { volunteer, request, amount }),
+        1 => (vo, 1u64..20, any::<bool>()).prop_map(|(volunteer, amount, up)| LKind::AdjustPoints { volunteer, amount, up }),
+        1 => (st.clone(), it.clone(), 1u64..5, any::<bool>()).prop_map(|(station, item, amount, up)| LKind::AdjustShelf { station, item, amount, up }),
+        1 => (st.clone(), st, it, 1u64..5).prop_map(|(from, to, item, qty)| LKind::Move { from, to, item, qty }),
+        2 => (0usize..16).prop_map(|which| LKind::Reverse { which }),
+        1 => Just(LKind::Tick),
+    ]
+}
+
+/// Ledger operations: minutes after the base instant and places in the log, each sorted.
+fn ledger_ops() -> impl Strategy<Value = Vec<(i64, usize, LKind)>> {
+    vec((0i64..170_000, 0usize..200, lkind()), 0..100).prop_map(|mut v| {
+        let mut ats: Vec<i64> = v.iter().map(|x| x.0).collect();
+        let mut places: Vec<usize> = v.iter().map(|x| x.1).collect();
+        ats.sort_unstable();
+        places.sort_unstable();
+        for (i, x) in v.iter_mut().enumerate() {
+            x.0 = ats[i];
+            x.1 = places[i];
+        }
+        v
+    })
+}
+
+/// Something a reversal can name.
+#[derive(Debug, Clone)]
+enum Reversible {
+    Transfer(TransferId),
+    Redemption(Redemption),
+}
+
+/// Runs the operations through a ledger; the events of each accepted one, with its instant and place.
+fn ledger_events(ops: &[(i64, usize, LKind)]) -> Vec<(usize, DateTime<Utc>, LedgerEvent)> {
+    let mut ledger = Ledger::new();
+    let mut out = Vec::new();
+    let mut pending: Vec<Redemption> = Vec::new();
+    let mut reversible: Vec<Reversible> = Vec::new();
+    let tid = |s: String| TransferId::new(&s).expect("a transfer id");
+    let unit = |i: usize| id::<UnitId>(SHELF_UNITS[i]);
+    let item = |i: usize| ItemId::new(ITEMS[i]).expect("an item");
+    let shelf = |s: usize, i: usize| AccountId::Shelf { station: unit(s), item: item(i) };
+    let receipt = |s: usize, i: usize| AccountId::StockReceipt { station: unit(s), item: item(i) };
+    let vp = |v: usize| AccountId::VolunteerPoints(id(VOLUNTEERS[v]));
+    let vm = |v: usize| AccountId::VolunteerMinutes(id(VOLUNTEERS[v]));
+    let spec = |id: TransferId, debit: AccountId, credit: AccountId, amount: u64, kind: TransferKind| TransferSpec {
+        id,
+        debit,
+        credit,
+        amount,
+        kind,
+        timeout_s: None,
+    };
+    let with_opens = |accounts: Vec<AccountId>, mut rest: Vec<LedgerOp>| {
+        let mut ops: Vec<LedgerOp> = accounts.into_iter().map(|account| LedgerOp::Open { account }).collect();
+        ops.append(&mut rest);
+        LedgerCommand::new(ops)
+    };
+    let transfer = |t: TransferSpec| LedgerOp::Transfer { transfer: t };
+    for (n, (at_min, place, k)) in ops.iter().enumerate() {
+        let now = base() + Duration::minutes(*at_min);
+        let mut made: Option<Reversible> = None;
+        let cmd = match k {
+            LKind::Tick => {
+                out.extend(ledger.execute_tick(now).into_iter().map(|e| (*place, now, e)));
+                continue;
+            }
+            LKind::Restock { station, item: i, qty } => {
+                let t = spec(
+                    tid(format!("in{n}")),
+                    receipt(*station, *i),
+                    shelf(*station, *i),
+                    *qty,
+                    TransferKind::Restock {},
+                );
+                made = Some(Reversible::Transfer(t.id.clone()));
+                with_opens(vec![receipt(*station, *i), shelf(*station, *i)], vec![transfer(t)])
+            }
+            LKind::Credit { request, volunteer, minutes, amount } => {
+                let (debit, credit) = if *minutes {
+                    (AccountId::MinutesIssuance, vm(*volunteer))
+                } else {
+                    (AccountId::PointsIssuance, vp(*volunteer))
+                };
+                let r: RequestId = id(REQUESTS[*request]);
+                let t = spec(
+                    TransferId::service_credit(&r, &credit).expect("a credit id"),
+                    debit.clone(),
+                    credit.clone(),
+                    *amount,
+                    TransferKind::ServiceCredit { request: r },
+                );
+                made = Some(Reversible::Transfer(t.id.clone()));
+                with_opens(vec![debit, credit], vec![transfer(t)])
+            }
+            LKind::Redeem { volunteer, station, item: i, points, qty, timeout_s } => {
+                let red = Redemption {
+                    id: tid(format!("red{n}")),
+                    volunteer: id(VOLUNTEERS[*volunteer]),
+                    station: unit(*station),
+                    item: item(*i),
+                    points: *points,
+                    quantity: *qty,
+                    timeout_s: *timeout_s,
+                };
+                let mut c = red.command().expect("ids");
+                if timeout_s.is_some() {
+                    pending.push(red.clone());
+                } else {
+                    made = Some(Reversible::Redemption(red.clone()));
+                }
+                let opens = vec![
+                    vp(*volunteer),
+                    AccountId::Till(unit(*station)),
+                    shelf(*station, *i),
+                    AccountId::StockConsumed { station: unit(*station), item: item(*i) },
+                ];
+                with_opens(opens, std::mem::take(&mut c.ops))
+            }
+            LKind::Resolve { which, post } => {
+                // The latest reservations are the likeliest still pending; one tried (posted,
+                // voided, or refused as expired) is not tried again.
+                let Some(k) = pending.len().checked_sub(1 + which % pending.len().max(1)) else { continue };
+                let red = pending.remove(k);
+                if *post {
+                    made = Some(Reversible::Redemption(red.clone()));
+                    red.post(&tid(format!("pk{n}"))).expect("ids")
+                } else {
+                    red.void(&tid(format!("vd{n}"))).expect("ids")
+                }
+            }
+            LKind::Withdraw { volunteer, request, amount } => {
+                let t = spec(
+                    tid(format!("wd{n}")),
+                    vm(*volunteer),
+                    AccountId::MinutesSpent,
+                    *amount,
+                    TransferKind::Withdrawal { request: id(REQUESTS[*request]) },
+                );
+                made = Some(Reversible::Transfer(t.id.clone()));
+                with_opens(vec![vm(*volunteer), AccountId::MinutesSpent], vec![transfer(t)])
+            }
+            LKind::AdjustPoints { volunteer, amount, up } => {
+                let (d, c) = if *up {
+                    (AccountId::PointsIssuance, vp(*volunteer))
+                } else {
+                    (vp(*volunteer), AccountId::PointsIssuance)
+                };
+                let t = spec(
+                    tid(format!("adj{n}")),
+                    d.clone(),
+                    c.clone(),
+                    *amount,
+                    TransferKind::Adjustment { reason: "count".into() },
+                );
+                made = Some(Reversible::Transfer(t.id.clone()));
+                with_opens(vec![d, c], vec![transfer(t)])
+            }
+            LKind::AdjustShelf { station, item: i, amount, up } => {
+                let (d, c) = if *up {
+                    (receipt(*station, *i), shelf(*station, *i))
+                } else {
+                    (shelf(*station, *i), receipt(*station, *i))
+                };
+                let t = spec(
+                    tid(format!("adj{n}")),
+                    d.clone(),
+                    c.clone(),
+                    *amount,
+                    TransferKind::Adjustment { reason: "stocktake".into() },
+                );
+                made = Some(Reversible::Transfer(t.id.clone()));
+                with_opens(vec![d, c], vec![transfer(t)])
+            }
+            LKind::Move { from, to, item: i, qty } => {
+                let t = spec(
+                    tid(format!("mv{n}")),
+                    shelf(*from, *i),
+                    shelf(*to, *i),
+                    *qty,
+                    TransferKind::StationTransfer {},
+                );
+                made = Some(Reversible::Transfer(t.id.clone()));
+                with_opens(vec![shelf(*from, *i), shelf(*to, *i)], vec![transfer(t)])
+            }
+            LKind::Reverse { which } => match reversible.get(which % reversible.len().max(1)) {
+                None => continue,
+                Some(Reversible::Transfer(original)) => LedgerCommand::new(vec![LedgerOp::Reverse {
+                    id: tid(format!("rv{n}")),
+                    original: original.clone(),
+                    reason: "entered in error".into(),
+                }]),
+                Some(Reversible::Redemption(red)) => red.reverse(&tid(format!("rv{n}")), "returned").expect("ids"),
+            },
+        };
+        if let Ok(events) = ledger.execute(&cmd, now) {
+            reversible.extend(made);
+            out.extend(events.into_iter().map(|e| (*place, now, e)));
+        }
+    }
+    ledger.check().expect("the ledger balances");
+    out
+}
+
 fn id<T: std::str::FromStr>(s: &str) -> T
 where
     T::Err: std::fmt::Debug,
@@ -161,9 +409,9 @@ fn event(kind: &Kind, at: DateTime<Utc>) -> Event {
     }
 }
 
-/// The log: the operations in order, each submission at its position, and a
-/// pairing event in the middle.
-fn log(subs: &[Option<Submission>], ops: &[Op]) -> Vec<Recorded> {
+/// The log: the operations in order, each submission and ledger event at its
+/// position, and a pairing event in the middle.
+fn log(subs: &[Option<Submission>], ops: &[Op], ledger: &[(usize, DateTime<Utc>, LedgerEvent)]) -> Vec<Recorded> {
     let at = |m: i64| base() + Duration::minutes(m);
     let mut seq: BTreeMap<String, u64> = BTreeMap::new();
     let mut rec = |stream: StreamId, at: DateTime<Utc>, event: Event| {
@@ -182,6 +430,9 @@ fn log(subs: &[Option<Submission>], ops: &[Op]) -> Vec<Recorded> {
                 let ev = Event::Submitted { spec: Arc::new(spec), scope, pairing: None };
                 out.push(rec(StreamId::Request(id(REQUESTS[r])), at(s.at_min), ev));
             }
+        }
+        for (_, t, e) in ledger.iter().filter(|(p, ..)| (*p).min(ops.len()) == i) {
+            out.push(rec(StreamId::Ledger, *t, Event::Ledger { entry: e.clone() }));
         }
         if i == ops.len() / 2 {
             let ev = Event::Unpaired { reason: "moved away".into() };
@@ -369,15 +620,152 @@ fn reported(u: &UnitReport) -> Count {
     }
 }
 
+/// A posted movement, or a reservation's end, as the recount sees it.
+#[derive(Debug)]
+struct Move {
+    /// Where it counts.
+    unit: UnitIdx,
+    at: DateTime<Utc>,
+    transfer: Arc<Transfer>,
+    /// `None` for a movement; "voided" or "expired" for a reservation's end.
+    end: Option<&'static str>,
+}
+
+/// A shelf's posted change: station, item, instant, signed amount.
+type ShelfChange = (UnitIdx, ItemId, DateTime<Utc>, i64);
+
+fn ledger_moves(city: &City, log: &[Recorded]) -> (Vec<Move>, Vec<ShelfChange>) {
+    let units = city.units();
+    let root = units.idx(&id("cz")).expect("the city");
+    // A request's unit, if it was submitted (at a known unit) before position `k`.
+    let request_unit = |r: &str, k: usize| -> Option<UnitIdx> {
+        log[..k].iter().find_map(|rec| match (&rec.stream, &rec.event) {
+            (StreamId::Request(q), Event::Submitted { spec, .. }) if q.as_str() == r => units.idx(&spec.unit),
+            _ => None,
+        })
+    };
+    let station = |a: &AccountId| a.station().and_then(|s| units.idx(s));
+    let owner = |t: &Transfer, k: usize| -> UnitIdx {
+        let request = match &t.kind {
+            TransferKind::ServiceCredit { request } | TransferKind::Withdrawal { request } => Some(request.to_string()),
+            TransferKind::Reversal { original, .. } => {
+                original.as_str().strip_prefix("sc/").map(|rest| rest.split('/').next().unwrap_or_default().to_owned())
+            }
+            _ => None,
+        };
+        match request {
+            Some(r) => request_unit(&r, k),
+            None => station(&t.debit).or_else(|| station(&t.credit)),
+        }
+        .unwrap_or(root)
+    };
+    let mut pending: BTreeMap<TransferId, Arc<Transfer>> = BTreeMap::new();
+    let (mut moves, mut shelves) = (Vec::new(), Vec::new());
+    for (k, rec) in log.iter().enumerate() {
+        let Event::Ledger { entry } = &rec.event else { continue };
+        let (t, end) = match entry {
+            LedgerEvent::Transferred { transfer } if transfer.timeout_s.is_some() => {
+                pending.insert(transfer.id.clone(), transfer.clone());
+                continue;
+            }
+            LedgerEvent::Transferred { transfer } => (transfer.clone(), None),
+            LedgerEvent::Posted { pending: p, .. } => (pending.remove(p).expect("a reservation"), None),
+            LedgerEvent::Voided { pending: p, .. } => (pending.remove(p).expect("a reservation"), Some("voided")),
+            LedgerEvent::Expired { pending: p, .. } => (pending.remove(p).expect("a reservation"), Some("expired")),
+            _ => continue,
+        };
+        if end.is_none() {
+            for (a, sign) in [(&t.debit, -1i64), (&t.credit, 1)] {
+                if let (AccountId::Shelf { item, .. }, Some(s)) = (a, station(a)) {
+                    shelves.push((s, item.clone(), rec.at, sign * t.amount as i64));
+                }
+            }
+        }
+        moves.push(Move { unit: owner(&t, k), at: rec.at, transfer: t, end });
+    }
+    (moves, shelves)
+}
+
+/// The ledger figures of a row: the movements counted at its subtree in its
+/// period, and the stock of its subtree's shelves at the period's end.
+fn ledger_count(city: &City, moves: &[&Move], stock: &[&ShelfChange], p: &str, g: Granularity) -> LedgerFigures {
+    let mut f = LedgerFigures::default();
+    for m in moves {
+        let t = &m.transfer;
+        match m.end {
+            Some("voided") => f.reservations_voided += 1,
+            Some(_) => f.reservations_expired += 1,
+            None => {}
+        }
+        if m.end.is_some() {
+            continue;
+        }
+        let held = |a: &AccountId| if a.is_system() { 0 } else { t.amount as i64 };
+        let net = held(&t.credit) - held(&t.debit);
+        match (&t.kind, &t.credit) {
+            (TransferKind::ServiceCredit { .. }, AccountId::VolunteerMinutes(_)) => f.minutes_banked += t.amount,
+            (TransferKind::ServiceCredit { .. }, _) => f.points_credited += t.amount,
+            (TransferKind::Withdrawal { .. }, _) => f.minutes_withdrawn += t.amount,
+            (TransferKind::Redemption { .. }, AccountId::Till(_)) => f.points_redeemed += t.amount,
+            (TransferKind::Redemption { .. }, AccountId::StockConsumed { item, .. }) => {
+                f.goods.entry(item.clone()).or_default().handed_out += t.amount;
+            }
+            (TransferKind::Restock {}, AccountId::Shelf { item, .. }) => {
+                f.goods.entry(item.clone()).or_default().received += t.amount;
+            }
+            (TransferKind::Adjustment { .. }, _) => {
+                f.adjustments += 1;
+                *f.adjustments_net.entry(t.ledger()).or_default() += net;
+            }
+            (TransferKind::Reversal { .. }, _) => {
+                f.reversals += 1;
+                *f.reversals_net.entry(t.ledger()).or_default() += net;
+            }
+            _ => {}
+        }
+    }
+    // Stock: every shelf of the subtree with a change in this period or before.
+    let mut on_hand: BTreeMap<(UnitIdx, ItemId), i64> = BTreeMap::new();
+    for (s, item, at, d) in stock {
+        if period(city, *s, *at, g).as_str() <= p {
+            *on_hand.entry((*s, item.clone())).or_default() += d;
+        }
+    }
+    for ((_, item), n) in on_hand {
+        let e: &mut ItemFigures = f.goods.entry(item).or_default();
+        e.on_hand += n;
+    }
+    f
+}
+
 /// Checks every row of `r` against the recount, and that no row is missing.
 fn recount(city: &City, log: &[Recorded], r: &Report, g: Granularity) -> Result<(), TestCaseError> {
     let units = city.units();
     let ls = lives(city, log);
-    // The rows there must be: each request's unit and every unit above it, in the request's period.
+    let (moves, stock) = ledger_moves(city, log);
+    // The rows there must be: each request's unit and every unit above it, in the request's period;
+    // the same for each ledger movement's unit and each shelf's station; then each shelf's station
+    // and the units above it in every later period of the report.
     let mut expected: BTreeSet<(String, u32)> = BTreeSet::new();
+    let with_parents = |expected: &mut BTreeSet<(String, u32)>, unit: UnitIdx, p: String| {
+        for u in std::iter::once(unit).chain(units.ancestors(unit)) {
+            expected.insert((p.clone(), units.preorder(u)));
+        }
+    };
     for l in &ls {
-        for u in std::iter::once(l.unit).chain(units.ancestors(l.unit)) {
-            expected.insert((period(city, l.unit, l.submitted, g), units.preorder(u)));
+        with_parents(&mut expected, l.unit, period(city, l.unit, l.submitted, g));
+    }
+    for m in &moves {
+        with_parents(&mut expected, m.unit, period(city, m.unit, m.at, g));
+    }
+    for (s, _, at, _) in &stock {
+        with_parents(&mut expected, *s, period(city, *s, *at, g));
+    }
+    let periods: BTreeSet<String> = expected.iter().map(|(p, _)| p.clone()).collect();
+    for (s, _, at, _) in &stock {
+        let first = period(city, *s, *at, g);
+        for p in periods.iter().filter(|p| **p >= first) {
+            with_parents(&mut expected, *s, p.clone());
         }
     }
     let got: Vec<(String, u32)> = r
@@ -392,6 +780,16 @@ fn recount(city: &City, log: &[Recorded], r: &Report, g: Granularity) -> Result<
         let mine = |l: &&Life| units.is_in_subtree(l.unit, at) && period(city, l.unit, l.submitted, g) == p;
         let of_row: Vec<&Life> = ls.iter().filter(mine).collect();
         prop_assert_eq!(reported(row), count(&of_row), "{} {}", row.unit, p);
+        let row_moves: Vec<&Move> =
+            moves.iter().filter(|m| units.is_in_subtree(m.unit, at) && period(city, m.unit, m.at, g) == p).collect();
+        let row_stock: Vec<&ShelfChange> = stock.iter().filter(|s| units.is_in_subtree(s.0, at)).collect();
+        prop_assert_eq!(
+            &row.ledger,
+            &ledger_count(city, &row_moves, &row_stock, &p, g),
+            "ledger of {} {}",
+            row.unit,
+            p
+        );
         prop_assert_eq!(row.kind, units.get(at).kind);
         // The ranking: the best stations of the subtree with requests in the period.
         let mut ranking: Vec<(UnitId, u64, f64, Option<f64>)> = Vec::new();
@@ -428,9 +826,10 @@ proptest! {
     fn report_numbers_equal_a_direct_recount(
         subs in vec(submission(), REQUESTS.len() - 1),
         ops in vec(op(), 0..200),
+        lops in ledger_ops(),
     ) {
         let city = city();
-        let log = log(&subs, &ops);
+        let log = log(&subs, &ops, &ledger_events(&lops));
         for g in [Granularity::Month, Granularity::Quarter, Granularity::Whole] {
             recount(&city, &log, &report(&city, &log, g), g)?;
         }

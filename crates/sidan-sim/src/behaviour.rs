@@ -1,6 +1,6 @@
 //! How teams and residents behave in a simulation: answering offers,
-//! arriving (or not), serving, rating, cancelling. Seeded, so a seed names a
-//! run for good.
+//! arriving (or not), serving, rating, cancelling, and volunteers spending
+//! their points and banked time. Seeded, so a seed names a run for good.
 
 use chrono::Duration;
 use rand::{RngExt, SeedableRng};
@@ -34,6 +34,12 @@ pub struct BehaviourConfig {
     pub dispute: f64,
     /// Chance the station finds a disputed request was served after all.
     pub dispute_served: f64,
+    /// Chance a volunteer credited with points goes to redeem goods (if they can afford any).
+    pub redeem: f64,
+    /// Chance a reserved redemption is picked up before its timeout (the rest expire).
+    pub pick_up: f64,
+    /// Chance a volunteer credited with banked minutes spends an hour of them (if they have three).
+    pub withdraw: f64,
 }
 
 impl Default for BehaviourConfig {
@@ -50,6 +56,9 @@ impl Default for BehaviourConfig {
             mean_score: 4.4,
             dispute: 0.005,
             dispute_served: 0.7,
+            redeem: 0.2,
+            pick_up: 0.8,
+            withdraw: 0.03,
         }
     }
 }
@@ -70,12 +79,51 @@ pub enum Answer {
 pub struct Behaviour {
     cfg: BehaviourConfig,
     rng: ChaCha8Rng,
+    /// The ledger's choices draw apart, so they leave the other choices of a seed as they were.
+    ledger_rng: ChaCha8Rng,
 }
 
 impl Behaviour {
     /// A model with these rates.
     pub fn new(cfg: BehaviourConfig) -> Self {
-        Self { rng: ChaCha8Rng::seed_from_u64(cfg.seed), cfg }
+        Self {
+            rng: ChaCha8Rng::seed_from_u64(cfg.seed),
+            ledger_rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x6c65_6467_6572),
+            cfg,
+        }
+    }
+
+    /// How many units of an item a station receives at the start: `base` to 1.5 × `base`.
+    pub fn restock(&mut self, base: u64) -> u64 {
+        base + self.ledger_rng.random_range(0..=base / 2)
+    }
+
+    /// Whether a volunteer just credited with points goes to redeem goods, and after how long
+    /// (2 to 72 hours).
+    pub fn redeem_after(&mut self) -> Option<Duration> {
+        self.ledger_rng
+            .random_bool(self.cfg.redeem)
+            .then(|| Duration::minutes(self.ledger_rng.random_range(120..=72 * 60)))
+    }
+
+    /// One of `n` choices (`n` > 0).
+    pub fn pick(&mut self, n: usize) -> usize {
+        self.ledger_rng.random_range(0..n.max(1))
+    }
+
+    /// Whether a reservation with this timeout is picked up, and how long after it was made
+    /// (half an hour to an hour before the timeout).
+    pub fn pick_up(&mut self, timeout: Duration) -> Option<Duration> {
+        let last = (timeout.num_minutes() - 60).max(31);
+        self.ledger_rng.random_bool(self.cfg.pick_up).then(|| Duration::minutes(self.ledger_rng.random_range(30..last)))
+    }
+
+    /// Whether a volunteer just credited with banked minutes spends some, and after how long
+    /// (1 to 48 hours).
+    pub fn withdraw_after(&mut self) -> Option<Duration> {
+        self.ledger_rng
+            .random_bool(self.cfg.withdraw)
+            .then(|| Duration::minutes(self.ledger_rng.random_range(60..=48 * 60)))
     }
 
     fn exp_minutes(&mut self, mean: f64) -> Duration {
