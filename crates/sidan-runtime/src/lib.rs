@@ -15,6 +15,7 @@ pub mod bus;
 pub mod clock;
 pub mod engine;
 pub mod keys;
+pub mod rows;
 pub mod snapshot;
 pub mod store;
 

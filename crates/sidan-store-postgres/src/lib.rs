@@ -24,10 +24,11 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use sidan_core::lifecycle::{Event, Recorded, StreamId};
-use sidan_runtime::keys::{CommandKey, Fingerprint, KeyRecord, StoredKey, parse_time_text, time_text};
+use sidan_core::lifecycle::{Recorded, StreamId};
+use sidan_runtime::keys::{KeyRecord, StoredKey, time_text};
+use sidan_runtime::rows::{KeyRow, RowDecoder, encode_at, encode_event};
 use sidan_runtime::store::{Snapshot, check_keys, expected_versions};
 use sidan_runtime::{Position, Store, StoreError, Stored};
 use tokio_postgres::NoTls;
@@ -210,10 +211,6 @@ struct Touch {
     last: u64,
 }
 
-fn encode_at(at: &DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
-}
-
 fn encode(batch: &[Recorded]) -> Result<(Columns, Vec<Touch>), StoreError> {
     let expected = expected_versions(batch)?;
     let mut touched: Vec<Touch> = expected
@@ -230,41 +227,17 @@ fn encode(batch: &[Recorded]) -> Result<(Columns, Vec<Touch>), StoreError> {
         c.ids.push(r.id());
         c.kinds.push(r.event.name());
         c.ats.push(encode_at(&r.at));
-        c.bodies.push(serde_json::to_string(&r.event).map_err(|e| StoreError::Corrupt(format!("cannot encode: {e}")))?);
+        c.bodies.push(encode_event(&r.event)?);
     }
     Ok((c, touched))
 }
 
-fn decode(
-    names: &mut HashMap<String, StreamId>,
-    stream: &str,
-    seq: i64,
-    at: &str,
-    body: &str,
-) -> Result<Recorded, StoreError> {
-    let stream = match names.get(stream) {
-        Some(s) => s.clone(),
-        None => {
-            let s: StreamId = stream.parse().map_err(|e| StoreError::Corrupt(format!("stream {stream:?}: {e}")))?;
-            names.insert(stream.to_owned(), s.clone());
-            s
-        }
-    };
-    let at = DateTime::parse_from_rfc3339(at)
-        .map_err(|e| StoreError::Corrupt(format!("{stream}#{seq}: time {at:?}: {e}")))?
-        .with_timezone(&Utc);
-    let event: Event =
-        serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("{stream}#{seq}: event: {e}")))?;
-    let seq = u64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("{stream}: seq {seq}")))?;
-    Ok(Recorded { stream, seq, at, event })
-}
-
 /// `(position, stream, seq, at, body)` rows into stored events.
 fn stored_rows(rows: &[tokio_postgres::Row]) -> Result<Vec<Stored>, StoreError> {
-    let mut names = HashMap::new();
+    let mut rows_in = RowDecoder::new();
     rows.iter()
         .map(|r| {
-            let record = decode(&mut names, r.get(1), r.get(2), r.get(3), r.get(4))?;
+            let record = rows_in.decode(r.get(1), r.get(2), r.get(3), r.get(4))?;
             Ok(Stored { position: Position(r.get::<_, i64>(0) as u64), record })
         })
         .collect()
@@ -328,21 +301,16 @@ fn encode_keys(len: usize, keys: &[KeyRecord]) -> Result<KeyColumns, StoreError>
 }
 
 fn decode_key(r: &tokio_postgres::Row) -> Result<StoredKey, StoreError> {
-    let (principal, id): (&str, &str) = (r.get(0), r.get(1));
-    let key = CommandKey::new(principal, id)
-        .map_err(|e| StoreError::Corrupt(format!("command key {principal:?} {id:?}: {e}")))?;
-    let fingerprint: &[u8] = r.get(2);
-    let fingerprint = Fingerprint::from_slice(fingerprint)
-        .ok_or_else(|| StoreError::Corrupt(format!("{key}: a fingerprint of {} bytes", fingerprint.len())))?;
-    let at = parse_time_text(r.get(3)).map_err(|e| StoreError::Corrupt(format!("{key}: {e}")))?;
-    Ok(StoredKey {
-        key,
-        fingerprint,
-        at,
-        first: Position(r.get::<_, i64>(4) as u64),
-        count: r.get::<_, i64>(5) as u64,
-        position: Position(r.get::<_, i64>(6) as u64),
-    })
+    KeyRow {
+        principal: r.get(0),
+        id: r.get(1),
+        fingerprint: r.get(2),
+        at: r.get(3),
+        first: r.get(4),
+        count: r.get(5),
+        position: r.get(6),
+    }
+    .decode()
 }
 
 const SELECT_STORED: &str = "SELECT position, stream, seq, at, body::text FROM events";
@@ -475,8 +443,8 @@ impl Store for PgStore {
             .await
             .map_err(pg_unavailable)?;
         let rows = client.query(&stmt, &[&stream.to_string(), &limit(after_seq)]).await.map_err(pg_unavailable)?;
-        let mut names = HashMap::new();
-        rows.iter().map(|r| decode(&mut names, r.get(0), r.get(1), r.get(2), r.get(3))).collect()
+        let mut rows_in = RowDecoder::new();
+        rows.iter().map(|r| rows_in.decode(r.get(0), r.get(1), r.get(2), r.get(3))).collect()
     }
 
     async fn read_from(&self, after: Position, n: usize) -> Result<Vec<Stored>, StoreError> {

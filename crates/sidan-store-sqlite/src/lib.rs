@@ -26,16 +26,16 @@
 //!
 //! See docs/storage.md for the schema.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
-use sidan_core::lifecycle::{Event, Recorded, StreamId};
-use sidan_runtime::keys::{CommandKey, Fingerprint, KeyRecord, StoredKey, parse_time_text, time_text};
+use sidan_core::lifecycle::{Recorded, StreamId};
+use sidan_runtime::keys::{CommandKey, KeyRecord, StoredKey, time_text};
+use sidan_runtime::rows::{self, RowDecoder, encode_at, encode_event};
 use sidan_runtime::store::{Snapshot, check_keys, expected_versions};
 use sidan_runtime::{Position, Store, StoreError, Stored};
 use tokio::sync::{mpsc, oneshot};
@@ -233,10 +233,6 @@ fn sqlite_error(path: &Path, e: rusqlite::Error) -> OpenError {
     OpenError::Sqlite { path: path.to_owned(), message: e.to_string() }
 }
 
-fn encode_at(at: &DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
-}
-
 fn encode(batch: &[Recorded]) -> Result<(Vec<Row>, Vec<Touch>), StoreError> {
     let expected = expected_versions(batch)?;
     let mut touched: Vec<Touch> = expected
@@ -245,7 +241,7 @@ fn encode(batch: &[Recorded]) -> Result<(Vec<Row>, Vec<Touch>), StoreError> {
         .collect();
     let mut rows = Vec::with_capacity(batch.len());
     for r in batch {
-        let body = serde_json::to_string(&r.event).map_err(|e| StoreError::Corrupt(format!("cannot encode: {e}")))?;
+        let body = encode_event(&r.event)?;
         let seq = i64::try_from(r.seq).map_err(|_| StoreError::BadBatch { stream: r.stream.clone(), seq: r.seq })?;
         let t = touched.iter_mut().find(|t| t.stream == r.stream).expect("every stream of the batch is touched");
         t.last = r.seq;
@@ -259,31 +255,6 @@ fn encode(batch: &[Recorded]) -> Result<(Vec<Row>, Vec<Touch>), StoreError> {
         });
     }
     Ok((rows, touched))
-}
-
-/// Turns stored columns back into a record. Stream names repeat: `names` keeps the parsed ones.
-fn decode(
-    names: &mut HashMap<Box<str>, StreamId>,
-    stream: &str,
-    seq: i64,
-    at: &str,
-    body: &str,
-) -> Result<Recorded, StoreError> {
-    let stream = match names.get(stream) {
-        Some(s) => s.clone(),
-        None => {
-            let s: StreamId = stream.parse().map_err(|e| StoreError::Corrupt(format!("stream {stream:?}: {e}")))?;
-            names.insert(stream.into(), s.clone());
-            s
-        }
-    };
-    let at = DateTime::parse_from_rfc3339(at)
-        .map_err(|e| StoreError::Corrupt(format!("{stream}#{seq}: time {at:?}: {e}")))?
-        .with_timezone(&Utc);
-    let event: Event =
-        serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("{stream}#{seq}: event: {e}")))?;
-    let seq = u64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("{stream}: seq {seq}")))?;
-    Ok(Recorded { stream, seq, at, event })
 }
 
 fn limit(n: usize) -> i64 {
@@ -303,10 +274,10 @@ struct RawRow {
 const PARALLEL_DECODE_ROWS: usize = 1024;
 
 fn decode_rows(rows: &[RawRow]) -> Result<Vec<Stored>, StoreError> {
-    let mut names = HashMap::new();
+    let mut rows_in = RowDecoder::new();
     rows.iter()
         .map(|r| {
-            let record = decode(&mut names, &r.stream, r.seq, &r.at, &r.body)?;
+            let record = rows_in.decode(&r.stream, r.seq, &r.at, &r.body)?;
             Ok(Stored { position: Position(r.position as u64), record })
         })
         .collect()
@@ -350,7 +321,7 @@ fn collect_records(
     stmt: &mut rusqlite::Statement<'_>,
     params: impl rusqlite::Params,
 ) -> Result<Vec<Recorded>, StoreError> {
-    let mut names = HashMap::new();
+    let mut rows_in = RowDecoder::new();
     let mut rows = stmt.query(params).map_err(unavailable)?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(unavailable)? {
@@ -358,7 +329,7 @@ fn collect_records(
         let seq: i64 = row.get(1).map_err(unavailable)?;
         let at = row.get_ref(2).and_then(|v| Ok(v.as_str()?)).map_err(unavailable)?;
         let body = row.get_ref(3).and_then(|v| Ok(v.as_str()?)).map_err(unavailable)?;
-        out.push(decode(&mut names, stream, seq, at, body)?);
+        out.push(rows_in.decode(stream, seq, at, body)?);
     }
     Ok(out)
 }
@@ -681,26 +652,17 @@ fn apply(conn: &Connection, op: &Op) -> Result<Outcome, Failure> {
 }
 
 fn decode_key(row: &rusqlite::Row<'_>) -> Result<StoredKey, StoreError> {
-    let principal: String = row.get(0).map_err(unavailable)?;
-    let id: String = row.get(1).map_err(unavailable)?;
-    let key = CommandKey::new(&principal, &id)
-        .map_err(|e| StoreError::Corrupt(format!("command key {principal:?} {id:?}: {e}")))?;
-    let fingerprint: Vec<u8> = row.get(2).map_err(unavailable)?;
-    let fingerprint = Fingerprint::from_slice(&fingerprint)
-        .ok_or_else(|| StoreError::Corrupt(format!("{key}: a fingerprint of {} bytes", fingerprint.len())))?;
-    let at: String = row.get(3).map_err(unavailable)?;
-    let at = parse_time_text(&at).map_err(|e| StoreError::Corrupt(format!("{key}: {e}")))?;
-    let first: i64 = row.get(4).map_err(unavailable)?;
-    let count: i64 = row.get(5).map_err(unavailable)?;
-    let position: i64 = row.get(6).map_err(unavailable)?;
-    Ok(StoredKey {
-        key,
-        fingerprint,
-        at,
-        first: Position(first as u64),
-        count: count as u64,
-        position: Position(position as u64),
-    })
+    let text = |i| row.get_ref(i).and_then(|v| Ok(v.as_str()?)).map_err(unavailable);
+    rows::KeyRow {
+        principal: text(0)?,
+        id: text(1)?,
+        fingerprint: row.get_ref(2).and_then(|v| Ok(v.as_blob()?)).map_err(unavailable)?,
+        at: text(3)?,
+        first: row.get(4).map_err(unavailable)?,
+        count: row.get(5).map_err(unavailable)?,
+        position: row.get(6).map_err(unavailable)?,
+    }
+    .decode()
 }
 
 impl Store for SqliteStore {

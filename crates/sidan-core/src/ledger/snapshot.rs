@@ -119,7 +119,6 @@ impl Ledger {
     pub fn snapshot(&self) -> LedgerSnapshot {
         let accounts = self.accounts.iter().map(|a| (a.id.clone(), a.balance, a.system, a.closed)).collect();
         let mut requests: Vec<RequestId> = Vec::new();
-        let mut last: Option<(&RequestId, u32)> = None;
         let mut request_slot = foldhash::HashMap::<&RequestId, u32>::default();
         let slot_of = |a: &AccountId| self.account_slot.get(a).copied().expect("a transfer's accounts are open");
         let transfers = self
@@ -129,15 +128,10 @@ impl Ledger {
                 let t = &*r.transfer;
                 let kind = match &t.kind {
                     TransferKind::ServiceCredit { request } => {
-                        let i = match last {
-                            Some((q, i)) if q == request => i,
-                            _ => *request_slot.entry(request).or_insert_with(|| {
-                                requests.push(request.clone());
-                                (requests.len() - 1) as u32
-                            }),
-                        };
-                        last = Some((request, i));
-                        KindSnap::ServiceCredit(i)
+                        KindSnap::ServiceCredit(*request_slot.entry(request).or_insert_with(|| {
+                            requests.push(request.clone());
+                            (requests.len() - 1) as u32
+                        }))
                     }
                     TransferKind::Redemption { partner } => KindSnap::Redemption(partner.clone()),
                     TransferKind::Withdrawal { request } => KindSnap::Withdrawal(request.clone()),
