@@ -35,7 +35,7 @@ mod tests;
 pub use greedy::solve_greedy;
 pub use optimal::solve_optimal;
 #[cfg(test)]
-use optimal::{Route, solve_optimal_via};
+use optimal::{Route, default_trial, serves_most_priority, solve_optimal_via};
 pub use problem::{BatchComponent, BatchEdge, BatchProblem};
 
 /// Why a batch cannot be built.

@@ -78,7 +78,7 @@ const AUCTION_BIDS_PER_REQUEST: usize = 20;
 /// requests finish after scanning their own `k` candidates; see the module
 /// documentation for the two starts.
 pub fn solve_optimal(problem: &BatchProblem) -> BatchPlan {
-    solve_optimal_via(problem, Route::Adaptive)
+    solve_optimal_via(problem, Route::Adaptive, Some(default_trial(problem)))
 }
 
 /// Which start [`solve_optimal`] uses; the tests check each.
@@ -95,17 +95,31 @@ pub(crate) enum Route {
     Auction,
 }
 
+/// The trial solve prices leaving a request out at `TRIAL_LEAVE_OUT · c_max ·
+/// priority` (`c_max` the largest edge cost) instead of `M · priority`; see
+/// [`solve_optimal_via`].
+pub(crate) const TRIAL_LEAVE_OUT: i64 = 8;
+
 /// [`solve_optimal`] along a chosen route.
-pub(crate) fn solve_optimal_via(problem: &BatchProblem, route: Route) -> BatchPlan {
-    let p_max = problem.priority.iter().copied().max().unwrap_or(0);
+///
+/// With `trial = Some(m')` (`m' < M`), the solver first solves the same
+/// problem with leaving out priced at `m' · priority`. That problem is much
+/// easier on over-subscribed batches: its prices stay at the scale of the
+/// edge costs, so the auction ends without a price war and the searches stop
+/// at a cheap leave-out instead of crossing a whole town. Its optimum is the
+/// exact lexicographic optimum whenever it serves the largest total
+/// priority (any plan serving as much at a lower cost would also be cheaper
+/// at `m'`), and [`serves_most_priority`] checks that in one pass over the
+/// graph. Otherwise the solver starts again at the full `M`.
+pub(crate) fn solve_optimal_via(problem: &BatchProblem, route: Route, trial: Option<i128>) -> BatchPlan {
     let m = 2 * i128::from(problem.cost_bound) + 1;
-    // Every distance and price stays below about 3·M·(p_max + 1) (the
-    // auction's prices stay below M·(p_max + 1)), so i64 is exact when
-    // 4·M·(p_max + 1) fits.
-    let fits_i64 =
-        m.checked_mul(i128::from(p_max) + 1).and_then(|x| x.checked_mul(4)).is_some_and(|x| x < i128::from(i64::MAX));
-    let team_of =
-        if fits_i64 { Solver::<i64>::new(problem, m).run(route) } else { Solver::<i128>::new(problem, m).run(route) };
+    let team_of = match trial {
+        Some(m_trial) if (1..m).contains(&m_trial) => {
+            let team_of = solve_with(problem, m_trial, route);
+            if serves_most_priority(problem, &team_of) { team_of } else { solve_with(problem, m, route) }
+        }
+        _ => solve_with(problem, m, route),
+    };
     let mut assignment = vec![None; problem.n_requests()];
     let mut served_priority = 0u64;
     let mut total_cost = 0i64;
@@ -119,6 +133,87 @@ pub(crate) fn solve_optimal_via(problem: &BatchProblem, route: Route) -> BatchPl
         }
     }
     BatchPlan { assignment, served_priority, total_cost, n_served }
+}
+
+/// The trial's `m'` for [`solve_optimal`]: `TRIAL_LEAVE_OUT · c_max`.
+pub(crate) fn default_trial(problem: &BatchProblem) -> i128 {
+    let c_max = problem.adj.iter().map(|c| c.cost).max().unwrap_or(0).max(1);
+    i128::from(c_max) * i128::from(TRIAL_LEAVE_OUT)
+}
+
+/// Solves with leaving out priced at `m · priority`; returns each request's
+/// team, or a marker.
+fn solve_with(problem: &BatchProblem, m: i128, route: Route) -> Vec<u32> {
+    let p_max = problem.priority.iter().copied().max().unwrap_or(0);
+    // Every distance and price stays below about 3·m·(p_max + 1) (the
+    // auction's prices stay below m·(p_max + 1)), so i64 is exact when
+    // 4·m·(p_max + 1) fits.
+    let fits_i64 =
+        m.checked_mul(i128::from(p_max) + 1).and_then(|x| x.checked_mul(4)).is_some_and(|x| x < i128::from(i64::MAX));
+    if fits_i64 { Solver::<i64>::new(problem, m).run(route) } else { Solver::<i128>::new(problem, m).run(route) }
+}
+
+/// Whether the plan `team_of` serves the largest total priority possible.
+///
+/// The requests a plan can serve together form a matroid (a transversal
+/// one, teams' slots being its ground set's partners), and priority is a
+/// weight on them, so a plan serves the most priority exactly when no
+/// left-out request `r` reaches, along an alternating path (a candidate
+/// team, one of its members, one of that member's candidates, …), a team
+/// with room or a served request of lower priority than `r`'s: that path
+/// is the only kind of exchange that gains priority. Sources go in
+/// priority order, highest first, and a team reached once is not entered
+/// again: whatever it leads to was already checked against a priority at
+/// least as high. O(edges).
+pub(crate) fn serves_most_priority(problem: &BatchProblem, team_of: &[u32]) -> bool {
+    let n_teams = problem.n_teams();
+    // Members of each team, CSR.
+    let mut start = vec![0u32; n_teams + 1];
+    for &t in team_of {
+        if (t as usize) < n_teams {
+            start[t as usize + 1] += 1;
+        }
+    }
+    for t in 0..n_teams {
+        start[t + 1] += start[t];
+    }
+    let mut fill = start.clone();
+    let mut members = vec![0u32; start[n_teams] as usize];
+    for (r, &t) in team_of.iter().enumerate() {
+        if (t as usize) < n_teams {
+            members[fill[t as usize] as usize] = r as u32;
+            fill[t as usize] += 1;
+        }
+    }
+    let mut reached = vec![false; n_teams];
+    let mut stack: Vec<u32> = Vec::new();
+    for source in priority_order(problem) {
+        if (team_of[source as usize] as usize) < n_teams {
+            continue;
+        }
+        let p = problem.priority[source as usize];
+        stack.push(source);
+        while let Some(r) = stack.pop() {
+            for c in &problem.adj[problem.row(r as usize)] {
+                let tu = c.team as usize;
+                if reached[tu] || c.team == team_of[r as usize] {
+                    continue;
+                }
+                reached[tu] = true;
+                let load = start[tu + 1] - start[tu];
+                if load < problem.capacity[tu] {
+                    return false;
+                }
+                for &member in &members[start[tu] as usize..start[tu + 1] as usize] {
+                    if problem.priority[member as usize] < p {
+                        return false;
+                    }
+                    stack.push(member);
+                }
+            }
+        }
+    }
+    true
 }
 
 /// The integer type of distances and prices: `i64` when the bound allows,
@@ -158,6 +253,10 @@ impl Cost for i128 {
         self / d
     }
 }
+
+/// The candidate edges by team, CSR: each team's offset into the list, and
+/// the `(request, cost)` list.
+type Incoming = (Vec<u32>, Vec<(u32, i64)>);
 
 /// `team_of` marker: not processed yet (or the root of the current search).
 const UNASSIGNED: u32 = u32::MAX;
@@ -286,7 +385,9 @@ impl<'a, C: Cost> Solver<'a, C> {
             heap: BinaryHeap::new(),
             skip_dead: false,
             skipped_dead: false,
-            use_dead: true,
+            // The argument for dead regions needs leaving out to cost more
+            // than any path to room, so only at the full `M`.
+            use_dead: m > 2 * i128::from(pb.cost_bound),
             work: 0,
         }
     }
@@ -346,6 +447,13 @@ impl<'a, C: Cost> Solver<'a, C> {
         for &r in order {
             let row = &self.pb.adj[self.pb.row(r as usize)];
             let cheapest = row[0].cost;
+            // With a small `M` (the trial), leaving out may be the cheapest
+            // option: then `u(r)` = the leave-out price and every reduced
+            // cost is ≥ 0 with the request left out.
+            if C::from_i64(cheapest) > self.requests[r as usize].leave_out {
+                self.requests[r as usize].team = LEFT_OUT;
+                continue;
+            }
             let free = row.iter().take_while(|c| c.cost == cheapest).find(|c| self.teams[c.team as usize].room > 0);
             match free {
                 Some(c) => {
@@ -389,24 +497,64 @@ impl<'a, C: Cost> Solver<'a, C> {
         }
         // Each request's second-best value at its last bid.
         let mut alt = vec![C::ZERO; n];
+        // Each request's team (or marker) and the value of that choice
+        // (cost + price, or its leave-out price), kept dense for the
+        // reverse steps' scans of a team's candidates.
+        let mut choice: Vec<(C, u32)> = vec![(C::ZERO, UNASSIGNED); n];
         let last = C::from_i64((c_max / AUCTION_FINAL).max(1));
         let scaling = C::from_i64(AUCTION_SCALING);
         let budget = AUCTION_BIDS_PER_REQUEST * n + 1000;
         let mut eps = C::from_i64(c_max);
         let mut stack: Vec<u32> = Vec::new();
+        let mut incoming: Option<Incoming> = None;
+        let mut first = true;
         loop {
             eps = eps.div(scaling).max(last);
-            for t in 0..self.teams.len() {
-                self.teams[t].room = self.slot_start[t + 1] - self.slot_start[t];
-            }
-            for st in &mut self.requests {
-                st.team = UNASSIGNED;
-            }
             stack.clear();
-            stack.extend(order.iter().rev());
+            if first {
+                for t in 0..self.teams.len() {
+                    self.teams[t].room = self.slot_start[t + 1] - self.slot_start[t];
+                }
+                for st in &mut self.requests {
+                    st.team = UNASSIGNED;
+                }
+                choice.fill((C::ZERO, UNASSIGNED));
+                stack.extend(order.iter().rev());
+            } else {
+                // Keep every choice still within the new ε of its best;
+                // the others bid again.
+                for &r in order.iter().rev() {
+                    let st = self.requests[r as usize];
+                    let leave = leave_out[r as usize];
+                    // The best other option, and the value of its own.
+                    let (mut w1, mut own) = (leave, leave);
+                    for c in &self.pb.adj[self.pb.row(r as usize)] {
+                        let w = C::from_i64(c.cost) + self.teams[c.team as usize].pi;
+                        if c.team == st.team {
+                            own = w;
+                        } else {
+                            w1 = w1.min(w);
+                        }
+                    }
+                    if own <= w1 + eps {
+                        alt[r as usize] = w1;
+                        choice[r as usize] = (own, st.team);
+                    } else {
+                        if st.team != LEFT_OUT {
+                            self.remove(r);
+                        }
+                        self.requests[r as usize].team = UNASSIGNED;
+                        choice[r as usize] = (C::ZERO, UNASSIGNED);
+                        stack.push(r);
+                    }
+                }
+            }
+            first = false;
             let mut bids = 0;
             while let Some(r) = stack.pop() {
                 if bids == budget {
+                    // Give up; `r` stays unplaced, for the searches.
+                    stack.push(r);
                     break;
                 }
                 bids += 1;
@@ -426,6 +574,7 @@ impl<'a, C: Cost> Solver<'a, C> {
                 }
                 if t1 == LEFT_OUT {
                     self.requests[r as usize].team = LEFT_OUT;
+                    choice[r as usize] = (leave, LEFT_OUT);
                     continue;
                 }
                 alt[r as usize] = w2;
@@ -435,25 +584,47 @@ impl<'a, C: Cost> Solver<'a, C> {
                     *t_room -= 1;
                     let slot = self.slot_start[tu + 1] - 1 - *t_room;
                     self.put(r, t1, slot, c1);
+                    choice[r as usize] = (w1, t1);
                     continue;
                 }
-                let pi = self.teams[tu].pi + (w2 - w1) + eps;
-                self.teams[tu].pi = pi;
+                // The bidder's reservation price β = its second choice less
+                // its cost here; a member's was taken when it bid. Of the
+                // members and the bidder, the one with the lowest β goes (a
+                // member: the bidder always gets in, so the auction moves),
+                // and the price clears the market: the lowest β that stays,
+                // plus ε, and at least ε above the old price.
+                let pi_old = self.teams[tu].pi;
+                let beta_bidder = pi_old + (w2 - w1);
                 let (start, end) = (self.slot_start[tu] as usize, self.slot_start[tu + 1] as usize);
                 let mut out = start;
-                let mut worst = None::<C>;
+                let (mut low1, mut low2) = (None::<C>, None::<C>);
                 for slot in start..end {
                     let member = self.slots[slot] as usize;
-                    let loss = C::from_i64(self.requests[member].chosen_cost) + pi - alt[member];
-                    if worst.is_none_or(|w| loss > w) {
-                        worst = Some(loss);
+                    let beta = alt[member] - C::from_i64(self.requests[member].chosen_cost);
+                    if low1.is_none_or(|b| beta < b) {
+                        low2 = low1;
+                        low1 = Some(beta);
                         out = slot;
+                    } else if low2.is_none_or(|b| beta < b) {
+                        low2 = Some(beta);
                     }
                 }
+                let kept_low = low2.map_or(beta_bidder, |b| b.min(beta_bidder));
+                let pi = (kept_low + eps).max(pi_old + eps);
+                self.teams[tu].pi = pi;
                 let member = self.slots[out];
                 self.requests[member as usize].team = UNASSIGNED;
+                choice[member as usize] = (C::ZERO, UNASSIGNED);
                 self.put(r, t1, out as u32, c1);
+                for slot in start..end {
+                    let m = self.slots[slot] as usize;
+                    choice[m] = (C::from_i64(self.requests[m].chosen_cost) + pi, t1);
+                }
                 stack.push(member);
+            }
+            if stack.is_empty() {
+                let (incoming_start, incoming) = incoming.get_or_insert_with(|| self.incoming());
+                self.reverse_auction(incoming_start, incoming, &mut choice, &mut alt, eps);
             }
             if !stack.is_empty() || eps == last {
                 break;
@@ -467,6 +638,95 @@ impl<'a, C: Cost> Solver<'a, C> {
                 // The last bidder is ε short of its second choice: take ε
                 // back so that it is exactly indifferent.
                 hot.pi = if hot.pi > eps { hot.pi - eps } else { C::ZERO };
+            }
+        }
+    }
+
+    /// Reverse auction steps after a forward round: a team with room and a
+    /// positive price lowers it, by at least ε or to zero, and takes in
+    /// the requests (served elsewhere or left out) that gain most by
+    /// moving; a team they leave may now have room at a positive price and
+    /// steps in turn.
+    fn reverse_auction(
+        &mut self,
+        incoming_start: &[u32],
+        incoming: &[(u32, i64)],
+        choice: &mut [(C, u32)],
+        alt: &mut [C],
+        eps: C,
+    ) {
+        let mut queue: Vec<u32> = (0..self.teams.len() as u32)
+            .filter(|&t| {
+                let hot = &self.teams[t as usize];
+                hot.room > 0 && hot.pi > C::ZERO && self.slot_start[t as usize] != self.slot_start[t as usize + 1]
+            })
+            .collect();
+        let budget = AUCTION_BIDS_PER_REQUEST * self.requests.len() + 1000;
+        let mut steps = 0;
+        let mut gains: Vec<(C, u32, i64)> = Vec::new();
+        while let Some(t) = queue.pop() {
+            let tu = t as usize;
+            let (room, pi_old) = (self.teams[tu].room, self.teams[tu].pi);
+            if room == 0 || pi_old == C::ZERO {
+                continue;
+            }
+            if steps == budget {
+                break;
+            }
+            steps += 1;
+            // β = the price at which a request would be indifferent
+            // between its current choice and this team.
+            // Keep the room + 1 largest, sorted, by insertion (room is
+            // small next to the team's incoming list).
+            gains.clear();
+            let keep = room as usize + 1;
+            for &(r, cost) in &incoming[incoming_start[tu] as usize..incoming_start[tu + 1] as usize] {
+                let (u, own) = choice[r as usize];
+                if own == UNASSIGNED || own == t {
+                    continue;
+                }
+                let beta = u - C::from_i64(cost);
+                if beta <= C::ZERO || (gains.len() == keep && beta <= gains[keep - 1].0) {
+                    continue;
+                }
+                if gains.len() == keep {
+                    gains.pop();
+                }
+                let at = gains.partition_point(|g| g.0 >= beta);
+                gains.insert(at, (beta, r, cost));
+            }
+            let k = (room as usize).min(gains.len());
+            let next = gains.get(k).map_or(C::ZERO, |g| g.0);
+            let lowered = if pi_old > eps { pi_old - eps } else { C::ZERO };
+            let pi = next.min(lowered).max(C::ZERO);
+            self.teams[tu].pi = pi;
+            let (start, filled) = (self.slot_start[tu], self.slot_start[tu + 1] - room);
+            for slot in start..filled {
+                let m = self.slots[slot as usize] as usize;
+                choice[m].0 = C::from_i64(self.requests[m].chosen_cost) + pi;
+            }
+            for &(beta, r, cost) in &gains[..k] {
+                if beta <= pi {
+                    continue;
+                }
+                let st = self.requests[r as usize];
+                let u = beta + C::from_i64(cost);
+                if st.team != LEFT_OUT {
+                    let from = st.team;
+                    self.remove(r);
+                    if self.teams[from as usize].pi > C::ZERO {
+                        queue.push(from);
+                    }
+                }
+                let t_room = &mut self.teams[tu].room;
+                *t_room -= 1;
+                let slot = self.slot_start[tu + 1] - 1 - *t_room;
+                self.put(r, t, slot, cost);
+                choice[r as usize] = (C::from_i64(cost) + pi, t);
+                alt[r as usize] = u;
+            }
+            if self.teams[tu].room > 0 && pi > C::ZERO {
+                queue.push(t);
             }
         }
     }
@@ -625,7 +885,7 @@ impl<'a, C: Cost> Solver<'a, C> {
     }
 
     /// The candidate edges by team: `(request, cost)` lists, CSR.
-    fn incoming(&self) -> (Vec<u32>, Vec<(u32, i64)>) {
+    fn incoming(&self) -> Incoming {
         let n_teams = self.teams.len();
         let mut start = vec![0u32; n_teams + 1];
         for c in &self.pb.adj {

@@ -99,6 +99,20 @@ fn has_improving_cycle(problem: &BatchProblem, plan: &BatchPlan) -> bool {
     true
 }
 
+/// The plan as the solver's `team_of` array (a team, or "left out").
+fn team_of(plan: &BatchPlan) -> Vec<u32> {
+    plan.assignment.iter().map(|t| t.unwrap_or(u32::MAX - 1)).collect()
+}
+
+/// The trial scales the tests run: leaving out priced at 1 per priority
+/// (almost everything is left out, so the check fails and the solver
+/// falls back to the full `M`), at about half the largest cost (sometimes
+/// enough, sometimes not), and the default.
+fn trials(problem: &BatchProblem) -> [i128; 3] {
+    let c_max = (0..problem.n_requests()).flat_map(|r| problem.candidates(r)).map(|(_, c)| c).max().unwrap_or(0);
+    [1, i128::from(c_max / 2 + 1), default_trial(problem)]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
@@ -110,10 +124,23 @@ proptest! {
         prop_assert_eq!(optimal.served_priority, exhaustive.served_priority);
         prop_assert_eq!(optimal.total_cost, exhaustive.total_cost);
         for route in [Route::Searches, Route::Auction] {
-            let via = solve_optimal_via(&problem, route);
+            let via = solve_optimal_via(&problem, route, None);
             assert_feasible(&problem, &via);
             prop_assert_eq!((via.served_priority, via.total_cost), (exhaustive.served_priority, exhaustive.total_cost));
+            for trial in trials(&problem) {
+                let via = solve_optimal_via(&problem, route, Some(trial));
+                assert_feasible(&problem, &via);
+                prop_assert_eq!((via.served_priority, via.total_cost), (exhaustive.served_priority, exhaustive.total_cost));
+            }
         }
+        // The check of the trial: a plan serves the most priority exactly
+        // when it serves as much as the optimum; greedy often does not.
+        let greedy = solve_greedy(&problem);
+        prop_assert!(serves_most_priority(&problem, &team_of(&optimal)));
+        prop_assert_eq!(
+            serves_most_priority(&problem, &team_of(&greedy)),
+            greedy.served_priority == exhaustive.served_priority
+        );
         let greedy = solve_greedy(&problem);
         assert_feasible(&problem, &greedy);
         prop_assert!(optimal.is_at_least_as_good_as(&greedy));
@@ -126,8 +153,8 @@ proptest! {
     #[test]
     fn optimal_beats_greedy_and_has_no_improving_cycle(problem in batch(1..60, 1..25, 6, 4, 10_000)) {
         let optimal = solve_optimal(&problem);
-        let searched = solve_optimal_via(&problem, Route::Searches);
-        let auctioned = solve_optimal_via(&problem, Route::Auction);
+        let searched = solve_optimal_via(&problem, Route::Searches, None);
+        let auctioned = solve_optimal_via(&problem, Route::Auction, None);
         assert_feasible(&problem, &auctioned);
         prop_assert!(!has_improving_cycle(&problem, &auctioned));
         prop_assert_eq!((auctioned.served_priority, auctioned.total_cost), (optimal.served_priority, optimal.total_cost));
@@ -167,7 +194,7 @@ proptest! {
         assert_feasible(&problem, &optimal);
         prop_assert_eq!(optimal.served_priority, exhaustive.served_priority);
         prop_assert_eq!(optimal.total_cost, exhaustive.total_cost);
-        let auctioned = solve_optimal_via(&problem, Route::Auction);
+        let auctioned = solve_optimal_via(&problem, Route::Auction, None);
         prop_assert_eq!((auctioned.served_priority, auctioned.total_cost), (optimal.served_priority, optimal.total_cost));
     }
 }
@@ -197,13 +224,25 @@ proptest! {
 
     #[test]
     fn every_route_reaches_the_same_certified_optimum(problem in tight_batch()) {
-        let searched = solve_optimal_via(&problem, Route::Searches);
-        let auctioned = solve_optimal_via(&problem, Route::Auction);
+        let searched = solve_optimal_via(&problem, Route::Searches, None);
+        let auctioned = solve_optimal_via(&problem, Route::Auction, None);
         let adaptive = solve_optimal(&problem);
         for plan in [&searched, &auctioned, &adaptive] {
             assert_feasible(&problem, plan);
             prop_assert!(!has_improving_cycle(&problem, plan));
         }
+        for route in [Route::Searches, Route::Auction, Route::Adaptive] {
+            for trial in trials(&problem) {
+                let via = solve_optimal_via(&problem, route, Some(trial));
+                assert_feasible(&problem, &via);
+                prop_assert_eq!((via.served_priority, via.total_cost), (searched.served_priority, searched.total_cost));
+            }
+        }
+        let greedy = solve_greedy(&problem);
+        prop_assert_eq!(
+            serves_most_priority(&problem, &team_of(&greedy)),
+            greedy.served_priority == searched.served_priority
+        );
         prop_assert_eq!((auctioned.served_priority, auctioned.total_cost), (searched.served_priority, searched.total_cost));
         prop_assert_eq!((adaptive.served_priority, adaptive.total_cost), (searched.served_priority, searched.total_cost));
     }
@@ -254,4 +293,44 @@ fn duplicate_edges_keep_the_cheapest() {
     let problem = BatchProblem::new(vec![1], vec![1, 1], &edges).expect("valid");
     assert_eq!(problem.n_edges(), 2);
     assert_eq!(problem.candidates(0).collect::<Vec<_>>(), vec![(0, 3), (1, 4)]);
+}
+
+#[test]
+fn a_trial_where_leaving_out_is_cheapest_still_finds_the_optimum() {
+    // Two requests of priority 2 for one slot. With leaving out priced at
+    // 1 or 2 per priority, the cheapest-team start must leave request 0 out
+    // rather than serve it above its leave-out price.
+    let edges = [BatchEdge::new(0, 0, 3), BatchEdge::new(1, 0, 2)];
+    let problem = BatchProblem::new(vec![2, 2], vec![1], &edges).expect("valid");
+    for route in [Route::Searches, Route::Auction, Route::Adaptive] {
+        for trial in [1, 2, 24] {
+            let plan = solve_optimal_via(&problem, route, Some(trial));
+            assert_eq!(plan.assignment, vec![None, Some(0)], "{route:?}, trial {trial}");
+        }
+    }
+}
+
+#[test]
+fn an_auction_that_gives_up_keeps_every_request() {
+    // Costs near 2^50 and a team without slots: the auction's first round
+    // runs out of bids in a price war. The request it was about to place
+    // must stay with the searches, not vanish from the plan.
+    let edges = [
+        BatchEdge::new(0, 0, 0),
+        BatchEdge::new(0, 2, 578_317_840_192_306),
+        BatchEdge::new(1, 2, 171_180_173_715_679),
+        BatchEdge::new(1, 0, 230_206_733_162_302),
+        BatchEdge::new(1, 1, 1_119_931_347_074_563),
+        BatchEdge::new(2, 0, 35),
+        BatchEdge::new(2, 2, 446_233_961_253_807),
+    ];
+    let problem = BatchProblem::new(vec![74, 74, 74], vec![1, 0, 1], &edges).expect("valid");
+    let exhaustive = solve_exhaustive(&problem);
+    for route in [Route::Searches, Route::Auction, Route::Adaptive] {
+        for trial in [None, Some(default_trial(&problem))] {
+            let plan = solve_optimal_via(&problem, route, trial);
+            assert_feasible(&problem, &plan);
+            assert_eq!((plan.served_priority, plan.total_cost), (exhaustive.served_priority, exhaustive.total_cost));
+        }
+    }
 }
