@@ -48,7 +48,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::ops::{Add, Sub};
+use std::ops::{Add, Mul, Sub};
 
 use super::{BatchPlan, BatchProblem, priority_order};
 
@@ -218,7 +218,7 @@ pub(crate) fn serves_most_priority(problem: &BatchProblem, team_of: &[u32]) -> b
 
 /// The integer type of distances and prices: `i64` when the bound allows,
 /// `i128` otherwise.
-trait Cost: Copy + Ord + Add<Output = Self> + Sub<Output = Self> {
+trait Cost: Copy + Ord + Add<Output = Self> + Sub<Output = Self> + Mul<Output = Self> {
     const ZERO: Self;
     fn from_i64(x: i64) -> Self;
     fn from_i128(x: i128) -> Self;
@@ -553,9 +553,17 @@ impl<'a, C: Cost> Solver<'a, C> {
             let mut bids = 0;
             while let Some(r) = stack.pop() {
                 if bids == budget {
-                    // Give up; `r` stays unplaced, for the searches.
-                    stack.push(r);
-                    break;
+                    if eps < never.div(scaling) {
+                        // A price war (an over-subscribed town climbing
+                        // towards the leave-out prices in ε steps): go on
+                        // with a coarser ε; the later rounds refine it.
+                        eps = eps * scaling;
+                        bids = 0;
+                    } else {
+                        // Give up; `r` stays unplaced, for the searches.
+                        stack.push(r);
+                        break;
+                    }
                 }
                 bids += 1;
                 let leave = leave_out[r as usize];
