@@ -26,25 +26,38 @@
 //! not push a node whose tentative distance is already no better than the best
 //! target, so most requests cost a scan of their own candidates.
 //!
-//! Two starts:
+//! Two scales. `M` must exceed the cost of any exchange, so it is of the
+//! order of the summed costs, and prices in over-subscribed towns climb to
+//! that scale. The solver first solves the same problem with leaving out
+//! priced at `M' = 8 · c_max` per unit of priority (`c_max` the largest edge
+//! cost): prices then stay at the scale of the edge costs. That plan is the
+//! exact answer whenever it serves the largest total priority, because any
+//! plan serving as much at a lower cost would also be cheaper at `M'`; one
+//! pass over the graph ([`serves_most_priority`]) checks it. Only if the
+//! check fails does the solver start again at the full `M`.
+//!
+//! Two starts, at either scale:
 //!
 //! 1. **Cheapest teams.** Every request takes its cheapest team while that
-//!    team has room; with `π = 0` every invariant holds. Searches then place
-//!    the rest. On loose batches (more room than requests) this is all.
+//!    team has room (or is left out, when leaving out is cheaper); with
+//!    `π = 0` every invariant holds. Searches then place the rest. On loose
+//!    batches (more room than requests) this is all.
 //! 2. **Auction prices.** On balanced or over-subscribed batches the last
 //!    searches of start 1 each explore most of the graph. When the searches
 //!    of start 1 have relaxed more than [`SEARCH_BUDGET`] times the number
-//!    of edges, the solver starts again: a forward auction with ε-scaling
-//!    moves prices close to the optimal duals in cheap local bids; the
-//!    requests whose auction choice is exactly their cheapest at those
-//!    prices keep it, and searches place the others, now mostly short. The
-//!    auction leaves some teams with room at a positive price: they are
-//!    targets of the searches like any team with room (a team with room is
-//!    a sink of the flow whatever its price), and whatever room is left at
-//!    the end is repaired exactly by Dijkstra backwards from the team (a
-//!    request moves in, or the price falls). The auction is only a heuristic
-//!    for prices: the searches and the repair keep every invariant in exact
-//!    integers, so the result is exact whatever the auction did.
+//!    of edges, the solver starts again: an ε-scaling auction (forward bids,
+//!    market-clearing prices for teams of several slots, and reverse steps
+//!    for teams left with room at a positive price) moves prices close to
+//!    the optimal duals in cheap local moves; the requests whose auction
+//!    choice is exactly their cheapest at those prices keep it, and searches
+//!    place the others, now mostly short. Teams still with room at a
+//!    positive price are targets of the searches like any team with room (a
+//!    team with room is a sink of the flow whatever its price), and whatever
+//!    room is left at the end is repaired exactly by Dijkstra backwards from
+//!    the team (a request moves in, or the price falls). The auction is only
+//!    a heuristic for prices: the searches and the repair keep every
+//!    invariant in exact integers, so the result is exact whatever the
+//!    auction did.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -67,8 +80,9 @@ const AUCTION_SCALING: i64 = 8;
 /// The last auction round has `ε = c_max / AUCTION_FINAL` (at least 1):
 /// finer prices cost more rounds than the searches they save.
 const AUCTION_FINAL: i64 = 1024;
-/// Bids per request and round before the auction gives up (the searches then
-/// finish from wherever it stopped).
+/// Bids per request and round before the auction coarsens ε, or, at the
+/// coarsest ε, gives up (the searches then finish from wherever it
+/// stopped).
 const AUCTION_BIDS_PER_REQUEST: usize = 20;
 
 /// Solves the batch exactly: the plan serves the largest total priority and,
@@ -469,16 +483,29 @@ impl<'a, C: Cost> Solver<'a, C> {
         pending
     }
 
-    /// Forward auction with ε-scaling and one price per team: a heuristic
-    /// for prices close to the optimal duals.
+    /// Auction with ε-scaling and one price per team: a heuristic for prices
+    /// close to the optimal duals.
     ///
     /// Leaving a request out costs `M'·priority` here, with `M' =
-    /// AUCTION_LEAVE_OUT · c_max` (at most `M`). A request bids for its
-    /// cheapest option: a team with room takes it at the team's price; a
-    /// full team raises its price until the bidder is ε short of its second
-    /// choice, and lets go of the member that loses most by the rise, which
-    /// bids in turn. Each round divides ε by [`AUCTION_SCALING`], frees every
-    /// request and keeps the prices, down to ε = 1.
+    /// AUCTION_LEAVE_OUT · c_max` (at most the solver's `m`).
+    ///
+    /// - **Forward bids.** A request bids for its cheapest option. A team
+    ///   with room takes it at the team's price. A full team lets go of the
+    ///   member with the lowest reservation price β (its second choice less
+    ///   its cost here, taken when it bid) and sets the price that clears
+    ///   it: the lowest β of those who stay (the bidder's included) plus ε,
+    ///   and at least ε above the old price. With one slot this is the
+    ///   classic bid; with several, no member stays priced far above its
+    ///   second choice.
+    /// - **Rounds.** ε starts at `c_max / AUCTION_SCALING` and is divided by
+    ///   [`AUCTION_SCALING`] between rounds, down to `c_max /
+    ///   AUCTION_FINAL`. A round keeps every choice still within the new ε
+    ///   of its best and the prices; the rest bid again. A round that runs
+    ///   out of bids (a price war in an over-subscribed town) goes on with
+    ///   ε multiplied by [`AUCTION_SCALING`].
+    /// - **Reverse steps** after each round ([`Self::reverse_auction`]): a
+    ///   team left with room at a positive price lowers it and takes in the
+    ///   requests that gain most by moving.
     ///
     /// Leaves the last round's plan in place, a full team at its price less
     /// ε (its last bidder exactly indifferent) and a team with room at zero.
