@@ -66,7 +66,8 @@ use std::ops::{Add, Mul, Sub};
 use super::{BatchPlan, BatchProblem, priority_order};
 
 /// Searches of the cheapest-team start may relax this many times the number
-/// of edges before the solver switches to the auction start.
+/// of edges before the solver switches to the auction start. (A batch with
+/// fewer than 1.5 slots a request starts with the auction.)
 const SEARCH_BUDGET: usize = 2;
 /// The auction prices leaving a request out at `AUCTION_LEAVE_OUT · c_max ·
 /// priority` (`c_max` the largest edge cost) instead of `M · priority`: a
@@ -99,7 +100,8 @@ pub fn solve_optimal(problem: &BatchProblem) -> BatchPlan {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Route {
     /// The cheapest-team start while its searches stay cheap, then the
-    /// auction start.
+    /// auction start; the auction start straight away when there are fewer
+    /// than 1.5 slots a request.
     Adaptive,
     /// The cheapest-team start only.
     #[cfg_attr(not(test), allow(dead_code))]
@@ -408,7 +410,13 @@ impl<'a, C: Cost> Solver<'a, C> {
 
     fn run(mut self, route: Route) -> Vec<u32> {
         let order = priority_order(self.pb);
-        if route != Route::Auction {
+        // With fewer than 1.5 slots a request, the cheapest-team start's
+        // last searches would cross the whole graph and exhaust their
+        // budget anyway: the adaptive route then goes straight to the
+        // auction.
+        let slots = *self.slot_start.last().unwrap_or(&0) as usize;
+        let tight = 2 * slots < 3 * order.len();
+        if route == Route::Searches || (route == Route::Adaptive && !tight) {
             let pending = self.place_cheapest(&order);
             let budget = match route {
                 Route::Searches => usize::MAX,
