@@ -5,7 +5,8 @@
 //! [`load_city`] reads a city file and names it in every error. The pure core
 //! is [`core`]; the async engine with its ports and in-memory adapters is
 //! [`runtime`]; the embedded default store is [`store_sqlite`]; the seeded
-//! city and demand generators are [`sim`].
+//! city and demand generators are [`sim`]. [`batch_parallel`] solves a
+//! batch's connected components on several threads.
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +16,7 @@ pub use sidan_sim as sim;
 pub use sidan_store_sqlite as store_sqlite;
 
 pub mod batch_file;
+pub mod batch_parallel;
 pub mod report_csv;
 pub mod simulation;
 

@@ -9,8 +9,11 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::num::NonZeroUsize;
+
 use sidan::batch_file::{MAX_PROBLEM_FILE_BYTES, Objective, ProblemFile};
-use sidan::core::batch::{solve_greedy, solve_optimal};
+use sidan::batch_parallel::solve_optimal_parallel;
+use sidan::core::batch::solve_greedy;
 
 /// Which solver to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -39,6 +42,11 @@ pub struct SolveArgs {
     /// Pretty-print the plan.
     #[arg(long)]
     pretty: bool,
+    /// Threads for the optimum: the batch's connected components (towns
+    /// with no candidate across them) are solved apart, largest first.
+    /// Defaults to the number of CPUs; the plan does not depend on it.
+    #[arg(long, value_name = "N")]
+    threads: Option<NonZeroUsize>,
 }
 
 /// Exit code for bad input.
@@ -73,7 +81,11 @@ pub fn run(args: &SolveArgs) -> ExitCode {
         }
     };
     let plan = match args.mode {
-        Mode::Optimal => solve_optimal(&graph.problem),
+        Mode::Optimal => {
+            let threads =
+                args.threads.or_else(|| std::thread::available_parallelism().ok()).unwrap_or(NonZeroUsize::MIN);
+            solve_optimal_parallel(&graph.problem, threads)
+        }
         Mode::Greedy => solve_greedy(&graph.problem),
     };
     let out = file.plan(&graph, &plan);
