@@ -9,7 +9,6 @@
 //! here, not in the pure core.
 
 use std::num::NonZeroUsize;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sidan_core::batch::{BatchPlan, BatchProblem, solve_optimal};
@@ -31,25 +30,27 @@ pub fn solve_optimal_parallel(problem: &BatchProblem, workers: NonZeroUsize) -> 
     // Largest first, so that the last piece to finish is a small one.
     order.sort_by_key(|&i| std::cmp::Reverse(parts[i].problem.n_edges()));
     let next = AtomicUsize::new(0);
-    let plans: Mutex<Vec<Option<BatchPlan>>> = Mutex::new(vec![None; parts.len()]);
+    let mut plans: Vec<Option<BatchPlan>> = vec![None; parts.len()];
     std::thread::scope(|scope| {
-        for _ in 0..workers.get().min(parts.len()) {
-            scope.spawn(|| {
-                loop {
-                    let k = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&i) = order.get(k) else { break };
-                    let plan = solve_optimal(&parts[i].problem);
-                    plans.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[i] = Some(plan);
-                }
-            });
+        let workers: Vec<_> = (0..workers.get().min(parts.len()))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut solved = Vec::new();
+                    while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        solved.push((i, solve_optimal(&parts[i].problem)));
+                    }
+                    solved
+                })
+            })
+            .collect();
+        for worker in workers {
+            let solved = worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            for (i, plan) in solved {
+                plans[i] = Some(plan);
+            }
         }
     });
-    let plans: Vec<BatchPlan> = plans
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .into_iter()
-        .map(|p| p.expect("every component was solved"))
-        .collect();
+    let plans: Vec<BatchPlan> = plans.into_iter().map(|p| p.expect("every component was solved")).collect();
     BatchPlan::merge_components(problem, &parts, &plans)
 }
 

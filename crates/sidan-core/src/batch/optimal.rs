@@ -69,12 +69,6 @@ use super::{BatchPlan, BatchProblem, priority_order};
 /// of edges before the solver switches to the auction start. (A batch with
 /// fewer than 1.5 slots a request starts with the auction.)
 const SEARCH_BUDGET: usize = 2;
-/// The auction prices leaving a request out at `AUCTION_LEAVE_OUT · c_max ·
-/// priority` (`c_max` the largest edge cost) instead of `M · priority`: a
-/// price war up to `M` would take far too many bids. The searches then raise
-/// the prices of over-subscribed teams to the scale of `M` in a few long
-/// steps each.
-const AUCTION_LEAVE_OUT: i64 = 8;
 /// ε starts at `c_max / AUCTION_SCALING` and is divided by this between
 /// auction rounds.
 const AUCTION_SCALING: i64 = 8;
@@ -111,10 +105,13 @@ pub(crate) enum Route {
     Auction,
 }
 
-/// The trial solve prices leaving a request out at `TRIAL_LEAVE_OUT · c_max ·
+/// The trial solve prices leaving a request out at `SMALL_LEAVE_OUT · c_max ·
 /// priority` (`c_max` the largest edge cost) instead of `M · priority`; see
-/// [`solve_optimal_via`].
-pub(crate) const TRIAL_LEAVE_OUT: i64 = 8;
+/// [`solve_optimal_via`]. The auction uses the same price at either scale:
+/// at the full `M` a price war up to `M` would take far too many bids, and
+/// the searches then raise the prices of over-subscribed teams to the scale
+/// of `M` in a few long steps each.
+const SMALL_LEAVE_OUT: i64 = 8;
 
 /// [`solve_optimal`] along a chosen route.
 ///
@@ -151,10 +148,10 @@ pub(crate) fn solve_optimal_via(problem: &BatchProblem, route: Route, trial: Opt
     BatchPlan { assignment, served_priority, total_cost, n_served }
 }
 
-/// The trial's `m'` for [`solve_optimal`]: `TRIAL_LEAVE_OUT · c_max`.
+/// The trial's `m'` for [`solve_optimal`]: `SMALL_LEAVE_OUT · c_max`.
 pub(crate) fn default_trial(problem: &BatchProblem) -> i128 {
     let c_max = problem.adj.iter().map(|c| c.cost).max().unwrap_or(0).max(1);
-    i128::from(c_max) * i128::from(TRIAL_LEAVE_OUT)
+    i128::from(c_max) * i128::from(SMALL_LEAVE_OUT)
 }
 
 /// Solves with leaving out priced at `m · priority`; returns each request's
@@ -434,12 +431,12 @@ impl<'a, C: Cost> Solver<'a, C> {
         }
         // Teams with room may have a positive price until the repair.
         self.use_dead = false;
-        self.auction(&order);
+        let incoming = self.auction(&order);
         let pending = self.keep_exact(&order);
         for &r in &pending {
             self.augment_from(r);
         }
-        self.repair();
+        self.repair(incoming);
         self.requests.iter().map(|s| s.team).collect()
     }
 
@@ -495,7 +492,7 @@ impl<'a, C: Cost> Solver<'a, C> {
     /// close to the optimal duals.
     ///
     /// Leaving a request out costs `M'·priority` here, with `M' =
-    /// AUCTION_LEAVE_OUT · c_max` (at most the solver's `m`).
+    /// SMALL_LEAVE_OUT · c_max` (at most the solver's `m`).
     ///
     /// - **Forward bids.** A request bids for its cheapest option. A team
     ///   with room takes it at the team's price. A full team lets go of the
@@ -517,11 +514,14 @@ impl<'a, C: Cost> Solver<'a, C> {
     ///
     /// Leaves the last round's plan in place, a full team at its price less
     /// ε (its last bidder exactly indifferent) and a team with room at zero.
-    fn auction(&mut self, order: &[u32]) {
+    ///
+    /// Returns the candidate lists by team when it built them (for the
+    /// reverse steps), so that the repair need not build them again.
+    fn auction(&mut self, order: &[u32]) -> Option<Incoming> {
         let n = self.requests.len();
         let p_max = self.pb.priority.iter().copied().max().unwrap_or(0);
         let c_max = self.pb.adj.iter().map(|c| c.cost).max().unwrap_or(0).max(1);
-        let m_small = (i128::from(c_max) * i128::from(AUCTION_LEAVE_OUT)).min(self.m);
+        let m_small = (i128::from(c_max) * i128::from(SMALL_LEAVE_OUT)).min(self.m);
         let leave_out: Vec<C> = self.pb.priority.iter().map(|&p| C::from_i128(m_small * i128::from(p))).collect();
         // A team without slots is priced above every leave-out: nobody bids.
         let never = C::from_i128(m_small * (i128::from(p_max) + 1));
@@ -683,6 +683,7 @@ impl<'a, C: Cost> Solver<'a, C> {
                 hot.pi = if hot.pi > eps { hot.pi - eps } else { C::ZERO };
             }
         }
+        incoming
     }
 
     /// Reverse auction steps after a forward round: a team with room and a
@@ -818,14 +819,14 @@ impl<'a, C: Cost> Solver<'a, C> {
     /// left-out request or at a team that can spare a member — or to drop
     /// its price; prices fall by the distances, which keeps every reduced
     /// cost non-negative.
-    fn repair(&mut self) {
+    fn repair(&mut self, incoming: Option<Incoming>) {
         let mut queue: Vec<u32> = (0..self.teams.len() as u32)
             .filter(|&t| self.teams[t as usize].room > 0 && self.teams[t as usize].pi > C::ZERO)
             .collect();
         if queue.is_empty() {
             return;
         }
-        let (incoming_start, incoming) = self.incoming();
+        let (incoming_start, incoming) = incoming.unwrap_or_else(|| self.incoming());
         let mut dest = vec![UNASSIGNED; self.teams.len()];
         let mut chain: Vec<(u32, u32, i64)> = Vec::new();
         while let Some(t0) = queue.pop() {
