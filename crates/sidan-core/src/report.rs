@@ -959,7 +959,8 @@ impl<'a> ReportBuilder<'a> {
                 let period = a.period;
                 let p = acc_of(&mut accs, &mut by_depth, period, parent);
                 accs[i as usize].parent = Some(p);
-                let (child, up) = pair_mut(&mut accs, i as usize, p as usize);
+                let [child, up] =
+                    accs.get_disjoint_mut([i as usize, p as usize]).expect("a unit is not its own parent");
                 up.absorb(child);
             }
         }
@@ -1045,18 +1046,6 @@ fn held_change(t: &Transfer, amount: i64) -> i64 {
     let into = if t.credit.is_system() { 0 } else { amount };
     let out = if t.debit.is_system() { 0 } else { amount };
     into - out
-}
-
-/// Two distinct elements of a slice, the first shared and the second mutable.
-fn pair_mut<T>(v: &mut [T], a: usize, b: usize) -> (&T, &mut T) {
-    debug_assert_ne!(a, b);
-    if a < b {
-        let (lo, hi) = v.split_at_mut(b);
-        (&lo[a], &mut hi[0])
-    } else {
-        let (lo, hi) = v.split_at_mut(a);
-        (&hi[0], &mut lo[b])
-    }
 }
 
 /// The report of a whole log.

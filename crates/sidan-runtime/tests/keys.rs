@@ -10,43 +10,22 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use chrono::{DateTime, Duration, Utc};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sidan_core::dispatch::Dispatcher;
 use sidan_core::geo::StraightLine;
 use sidan_core::id::{RequestId, TeamId, VolunteerId};
 use sidan_core::lifecycle::{
-    Command, DeclineReason, Event, Lifecycle, LifecycleError, LifecyclePolicy, PolicyBook, RaterRole, Recorded,
-    StreamId,
+    Command, DeclineReason, Event, LifecycleError, LifecyclePolicy, RaterRole, Recorded, StreamId,
 };
 use sidan_core::request::Urgency;
-use sidan_core::testkit::{request, t0, tiny_city};
+use sidan_core::testkit::{request, t0};
 use sidan_core::time::TimeWindow;
 use sidan_runtime::{
-    Clock, CommandKey, Engine, EngineConfig, EngineError, Factory, KeyRecord, ManualClock, MemoryBus, MemoryStore,
-    Position, Receipt, Store, StoreError, Stored, StoredKey,
+    Clock, CommandKey, Engine, EngineConfig, EngineError, KeyRecord, ManualClock, MemoryBus, MemoryStore, Position,
+    Receipt, Store, StoreError, Stored, StoredKey,
 };
-
-fn factory(policy: LifecyclePolicy) -> Factory<StraightLine> {
-    let (city, index) = tiny_city();
-    let book = PolicyBook::uniform(policy).expect("valid policy");
-    Arc::new(move || Lifecycle::new(Dispatcher::new(city.clone(), index.clone()), book.clone()))
-}
+use sidan_store_tests::{key, offered, tiny_factory as factory};
 
 fn rid(s: &str) -> RequestId {
     RequestId::new(s).expect("id")
-}
-
-fn key(principal: &str, id: &str) -> CommandKey {
-    CommandKey::new(principal, id).expect("valid key")
-}
-
-fn offered(events: &[Recorded]) -> Vec<TeamId> {
-    events
-        .iter()
-        .filter_map(|r| match &r.event {
-            Event::Offered { team, .. } => Some(team.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 fn submit(id: &str, now: DateTime<Utc>) -> Command {

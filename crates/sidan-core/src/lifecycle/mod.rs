@@ -428,12 +428,11 @@ impl<T: TravelTime> Lifecycle<T> {
                 out.push(Event::Completed { team: team.clone(), minutes: *minutes, volunteers: sorted, sampled });
             }
             Command::Evaluate { role, score, tags, comment, .. } => {
-                if let Phase::Completed { at, .. } = st.phase {
-                    let closed = at + Duration::hours(i64::from(self.policy_of(&st.request).evaluation_window_h));
-                    if now >= closed {
-                        // Refused by the clock itself, before the tick settles with the defaults.
-                        return Err(LifecycleError::EvaluationClosed { request: id.clone(), closed });
-                    }
+                if let Some(closed) = self.evaluation_closes(st)
+                    && now >= closed
+                {
+                    // Refused by the clock itself, before the tick settles with the defaults.
+                    return Err(LifecycleError::EvaluationClosed { request: id.clone(), closed });
                 }
                 if !(1..=5).contains(score) {
                     return Err(LifecycleError::BadValue {
@@ -802,9 +801,8 @@ impl<T: TravelTime> Lifecycle<T> {
                     out.push(Event::Expired);
                 }
             }
-            Phase::Completed { at, .. } => {
-                let window = Duration::hours(i64::from(self.policy_of(&st.request).evaluation_window_h));
-                if now >= at + window && !st.disputed {
+            Phase::Completed { .. } => {
+                if self.evaluation_closes(st).is_some_and(|closed| now >= closed) {
                     self.settle(st, &st.evaluations, true, out);
                 }
             }
@@ -1157,6 +1155,18 @@ impl<T: TravelTime> Lifecycle<T> {
         existing.map(|i| Slot::Pairing(i as u32)).ok_or_else(|| Self::invalid(rec, "no such pairing"))
     }
 
+    /// When a completed request's evaluation window closes (then the tick
+    /// settles it with the ratings it has); `None` for a request not
+    /// completed or in dispute, which waits for the station.
+    fn evaluation_closes(&self, st: &RequestState) -> Option<DateTime<Utc>> {
+        match st.phase {
+            Phase::Completed { at, .. } if !st.disputed => {
+                Some(at + Duration::hours(i64::from(self.policy_of(&st.request).evaluation_window_h)))
+            }
+            _ => None,
+        }
+    }
+
     fn wake_at(&self, slot: Slot) -> Option<DateTime<Utc>> {
         let st = match slot {
             Slot::Pairing(i) => return self.pairings[i as usize].wake_at(),
@@ -1176,8 +1186,7 @@ impl<T: TravelTime> Lifecycle<T> {
                 Some(w)
             }
             Phase::Held { .. } => Some(st.request.window().end()),
-            Phase::Completed { .. } if st.disputed => None,
-            Phase::Completed { at, .. } => Some(at + Duration::hours(i64::from(p.evaluation_window_h))),
+            Phase::Completed { .. } => self.evaluation_closes(st),
             Phase::CheckedIn { .. } | Phase::Closed | Phase::Cancelled | Phase::Expired | Phase::Unfulfillable => None,
         }
     }

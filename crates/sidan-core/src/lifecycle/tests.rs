@@ -866,3 +866,24 @@ fn the_clock_itself_refuses_a_late_check_in_or_rating() {
     assert_eq!(lc.decide(&rate(4), closed), Err(LifecycleError::EvaluationClosed { request: rid("r"), closed }));
     lc.execute(&rate(4), closed - Duration::milliseconds(1)).expect("in time");
 }
+
+#[test]
+fn a_disputed_request_takes_ratings_after_its_window() {
+    // In dispute, the request waits for the station, not for the clock: the
+    // window has no end, so a late rating is still taken.
+    let (mut lc, now, _) = in_phase(PhaseKind::Completed);
+    lc.execute(
+        &Command::Evaluate {
+            request: rid("r"),
+            role: RaterRole::Resident,
+            score: 1,
+            tags: vec![evaluation::Tag::NotServed],
+            comment: None,
+        },
+        now,
+    )
+    .expect("disputes");
+    let late = now + Duration::hours(72);
+    let rate = Command::Evaluate { request: rid("r"), role: RaterRole::Station, score: 4, tags: vec![], comment: None };
+    lc.execute(&rate, late).expect("a rating during a dispute is not late");
+}
