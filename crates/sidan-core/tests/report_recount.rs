@@ -225,7 +225,12 @@ fn ledger_events(ops: &[(i64, usize, LKind)]) -> Vec<(usize, DateTime<Utc>, Ledg
         ops.append(&mut rest);
         LedgerCommand::new(ops)
     };
-    let transfer = |t: TransferSpec| LedgerOp::Transfer { transfer: t };
+    // One transfer between two accounts, both opened first; it can be reversed.
+    let single = |id: TransferId, debit: AccountId, credit: AccountId, amount: u64, kind: TransferKind| {
+        let t = spec(id, debit.clone(), credit.clone(), amount, kind);
+        let made = Reversible::Transfer(t.id.clone());
+        (made, with_opens(vec![debit, credit], vec![LedgerOp::Transfer { transfer: t }]))
+    };
     for (n, (at_min, place, k)) in ops.iter().enumerate() {
         let now = base() + Duration::minutes(*at_min);
         let mut made: Option<Reversible> = None;
@@ -235,15 +240,15 @@ fn ledger_events(ops: &[(i64, usize, LKind)]) -> Vec<(usize, DateTime<Utc>, Ledg
                 continue;
             }
             LKind::Restock { station, item: i, qty } => {
-                let t = spec(
+                let (m, cmd) = single(
                     tid(format!("in{n}")),
                     receipt(*station, *i),
                     shelf(*station, *i),
                     *qty,
                     TransferKind::Restock {},
                 );
-                made = Some(Reversible::Transfer(t.id.clone()));
-                with_opens(vec![receipt(*station, *i), shelf(*station, *i)], vec![transfer(t)])
+                made = Some(m);
+                cmd
             }
             LKind::Credit { request, volunteer, minutes, amount } => {
                 let (debit, credit) = if *minutes {
@@ -252,15 +257,15 @@ fn ledger_events(ops: &[(i64, usize, LKind)]) -> Vec<(usize, DateTime<Utc>, Ledg
                     (AccountId::PointsIssuance, vp(*volunteer))
                 };
                 let r: RequestId = id(REQUESTS[*request]);
-                let t = spec(
+                let (m, cmd) = single(
                     TransferId::service_credit(&r, &credit).expect("a credit id"),
                     debit.clone(),
                     credit.clone(),
                     *amount,
                     TransferKind::ServiceCredit { request: r },
                 );
-                made = Some(Reversible::Transfer(t.id.clone()));
-                with_opens(vec![debit, credit], vec![transfer(t)])
+                made = Some(m);
+                cmd
             }
             LKind::Redeem { volunteer, station, item: i, points, qty, timeout_s } => {
                 let red = Redemption {
@@ -299,15 +304,15 @@ fn ledger_events(ops: &[(i64, usize, LKind)]) -> Vec<(usize, DateTime<Utc>, Ledg
                 }
             }
             LKind::Withdraw { volunteer, request, amount } => {
-                let t = spec(
+                let (m, cmd) = single(
                     tid(format!("wd{n}")),
                     vm(*volunteer),
                     AccountId::MinutesSpent,
                     *amount,
                     TransferKind::Withdrawal { request: id(REQUESTS[*request]) },
                 );
-                made = Some(Reversible::Transfer(t.id.clone()));
-                with_opens(vec![vm(*volunteer), AccountId::MinutesSpent], vec![transfer(t)])
+                made = Some(m);
+                cmd
             }
             LKind::AdjustPoints { volunteer, amount, up } => {
                 let (d, c) = if *up {
@@ -315,15 +320,15 @@ fn ledger_events(ops: &[(i64, usize, LKind)]) -> Vec<(usize, DateTime<Utc>, Ledg
                 } else {
                     (vp(*volunteer), AccountId::PointsIssuance)
                 };
-                let t = spec(
+                let (m, cmd) = single(
                     tid(format!("adj{n}")),
                     d.clone(),
                     c.clone(),
                     *amount,
                     TransferKind::Adjustment { reason: "count".into() },
                 );
-                made = Some(Reversible::Transfer(t.id.clone()));
-                with_opens(vec![d, c], vec![transfer(t)])
+                made = Some(m);
+                cmd
             }
             LKind::AdjustShelf { station, item: i, amount, up } => {
                 let (d, c) = if *up {
@@ -331,26 +336,26 @@ fn ledger_events(ops: &[(i64, usize, LKind)]) -> Vec<(usize, DateTime<Utc>, Ledg
                 } else {
                     (shelf(*station, *i), receipt(*station, *i))
                 };
-                let t = spec(
+                let (m, cmd) = single(
                     tid(format!("adj{n}")),
                     d.clone(),
                     c.clone(),
                     *amount,
                     TransferKind::Adjustment { reason: "stocktake".into() },
                 );
-                made = Some(Reversible::Transfer(t.id.clone()));
-                with_opens(vec![d, c], vec![transfer(t)])
+                made = Some(m);
+                cmd
             }
             LKind::Move { from, to, item: i, qty } => {
-                let t = spec(
+                let (m, cmd) = single(
                     tid(format!("mv{n}")),
                     shelf(*from, *i),
                     shelf(*to, *i),
                     *qty,
                     TransferKind::StationTransfer {},
                 );
-                made = Some(Reversible::Transfer(t.id.clone()));
-                with_opens(vec![shelf(*from, *i), shelf(*to, *i)], vec![transfer(t)])
+                made = Some(m);
+                cmd
             }
             LKind::Reverse { which } => match reversible.get(which % reversible.len().max(1)) {
                 None => continue,
