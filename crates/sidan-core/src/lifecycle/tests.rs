@@ -510,17 +510,7 @@ fn holidays_and_urgency_multiply_the_points_but_not_the_minutes() {
 #[test]
 fn a_dispute_resolved_as_not_served_credits_nothing() {
     let (mut lc, now, _) = in_phase(PhaseKind::Completed);
-    lc.execute(
-        &Command::Evaluate {
-            request: rid("r"),
-            role: RaterRole::Resident,
-            score: 1,
-            tags: vec![evaluation::Tag::NotServed],
-            comment: None,
-        },
-        now,
-    )
-    .expect("disputes");
+    lc.execute(&evaluate("r", RaterRole::Resident, 1, vec![evaluation::Tag::NotServed]), now).expect("disputes");
     // Frozen: the window passing settles nothing while the dispute is open.
     assert!(settle_at_window_end(&mut lc, now).is_empty());
     let recs = lc
@@ -872,18 +862,7 @@ fn a_disputed_request_takes_ratings_after_its_window() {
     // In dispute, the request waits for the station, not for the clock: the
     // window has no end, so a late rating is still taken.
     let (mut lc, now, _) = in_phase(PhaseKind::Completed);
-    lc.execute(
-        &Command::Evaluate {
-            request: rid("r"),
-            role: RaterRole::Resident,
-            score: 1,
-            tags: vec![evaluation::Tag::NotServed],
-            comment: None,
-        },
-        now,
-    )
-    .expect("disputes");
+    lc.execute(&evaluate("r", RaterRole::Resident, 1, vec![evaluation::Tag::NotServed]), now).expect("disputes");
     let late = now + Duration::hours(72);
-    let rate = Command::Evaluate { request: rid("r"), role: RaterRole::Station, score: 4, tags: vec![], comment: None };
-    lc.execute(&rate, late).expect("a rating during a dispute is not late");
+    lc.execute(&evaluate("r", RaterRole::Station, 4, vec![]), late).expect("a rating during a dispute is not late");
 }
