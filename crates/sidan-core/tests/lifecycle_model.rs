@@ -608,7 +608,8 @@ impl Model {
             }
             Command::Evaluate { request, role, score, tags, comment } => self.reqs.get(request).is_some_and(|st| {
                 let window = Duration::hours(i64::from(self.policy.evaluation_window_h));
-                matches!(st.phase, MPhase::Completed(at) if self.now < at + window)
+                // A request in dispute stays open for ratings until the dispute is resolved.
+                matches!(st.phase, MPhase::Completed(at) if st.disputed || self.now < at + window)
                     && (1..=5).contains(score)
                     && tags.len() <= MAX_TAGS
                     && comment.as_deref().is_none_or(text_ok)
