@@ -6,10 +6,9 @@
 //! nothing on stdout.
 
 use std::io::{Read, Write};
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-use std::num::NonZeroUsize;
 
 use sidan::batch_file::{MAX_PROBLEM_FILE_BYTES, Objective, ProblemFile};
 use sidan::batch_parallel::solve_optimal_parallel;

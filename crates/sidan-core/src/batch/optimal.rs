@@ -77,7 +77,8 @@ const STUCK_SHARE: usize = 20;
 /// ε starts at `c_max / AUCTION_SCALING` and is divided by this between
 /// auction rounds. Five rounds of a third each take 1–31 % fewer
 /// instructions than four of an eighth (`c_max / 8` … `/ 1024`) on the
-/// benchmark's batches and on others from other seeds; the shallower
+/// benchmark's batches that use the auction and on others from other
+/// seeds; the shallower
 /// steps leave fewer choices to re-bid at each round.
 const AUCTION_SCALING: i64 = 3;
 /// The last auction round has `ε = c_max / AUCTION_FINAL` (at least 1):
@@ -158,8 +159,13 @@ pub(crate) fn solve_optimal_via(problem: &BatchProblem, route: Route, trial: Opt
 
 /// The trial's `m'` for [`solve_optimal`]: `SMALL_LEAVE_OUT · c_max`.
 pub(crate) fn default_trial(problem: &BatchProblem) -> i128 {
-    let c_max = problem.adj.iter().map(|c| c.cost).max().unwrap_or(0).max(1);
-    i128::from(c_max) * i128::from(SMALL_LEAVE_OUT)
+    i128::from(max_edge_cost(problem)) * i128::from(SMALL_LEAVE_OUT)
+}
+
+/// `c_max`: the largest edge cost, at least 1 (the scale of the trial's
+/// leave-out price and of the auction's ε).
+fn max_edge_cost(problem: &BatchProblem) -> i64 {
+    problem.adj.iter().map(|c| c.cost).max().unwrap_or(0).max(1)
 }
 
 /// Solves with leaving out priced at `m · priority`; returns each request's
@@ -429,14 +435,16 @@ impl<'a, C: Cost> Solver<'a, C> {
             // more requests than slots and the searches would cross them
             // one by one until their budget runs out: the auction is the
             // better start.
-            let stuck = pending
-                .iter()
-                .filter(|&&r| {
-                    self.pb.adj[self.pb.row(r as usize)].iter().all(|c| self.teams[c.team as usize].room == 0)
-                })
-                .count();
+            let stuck = || {
+                pending
+                    .iter()
+                    .filter(|&&r| {
+                        self.pb.adj[self.pb.row(r as usize)].iter().all(|c| self.teams[c.team as usize].room == 0)
+                    })
+                    .count()
+            };
             let budget = match route {
-                Route::Adaptive if STUCK_SHARE * stuck > order.len() => 0,
+                Route::Adaptive if STUCK_SHARE * stuck() > order.len() => 0,
                 Route::Searches => usize::MAX,
                 _ => SEARCH_BUDGET.saturating_mul(self.pb.adj.len()),
             };
@@ -541,7 +549,7 @@ impl<'a, C: Cost> Solver<'a, C> {
     fn auction(&mut self, order: &[u32]) -> Option<Incoming> {
         let n = self.requests.len();
         let p_max = self.pb.priority.iter().copied().max().unwrap_or(0);
-        let c_max = self.pb.adj.iter().map(|c| c.cost).max().unwrap_or(0).max(1);
+        let c_max = max_edge_cost(self.pb);
         let m_small = (i128::from(c_max) * i128::from(SMALL_LEAVE_OUT)).min(self.m);
         let leave_out: Vec<C> = self.pb.priority.iter().map(|&p| C::from_i128(m_small * i128::from(p))).collect();
         // A team without slots is priced above every leave-out: nobody bids.
@@ -583,11 +591,7 @@ impl<'a, C: Cost> Solver<'a, C> {
                     let st = self.requests[r as usize];
                     let leave = leave_out[r as usize];
                     // The best other option, and the value of its own.
-                    let own = if st.team == LEFT_OUT {
-                        leave
-                    } else {
-                        C::from_i64(st.chosen_cost) + self.teams[st.team as usize].pi
-                    };
+                    let own = self.value_of(&st, leave);
                     let mut w1 = leave;
                     for c in &self.pb.adj[self.pb.row(r as usize)] {
                         // Rows are sorted by cost and prices are never
@@ -815,11 +819,7 @@ impl<'a, C: Cost> Solver<'a, C> {
             let st = self.requests[r as usize];
             let (mut w1, mut w2) = (st.leave_out, st.leave_out);
             let mut t1 = LEFT_OUT;
-            let own = if st.team == UNASSIGNED || st.team == LEFT_OUT {
-                st.leave_out
-            } else {
-                C::from_i64(st.chosen_cost) + self.teams[st.team as usize].pi
-            };
+            let own = self.value_of(&st, st.leave_out);
             for c in &self.pb.adj[self.pb.row(r as usize)] {
                 // Sorted by cost, prices never negative: nothing further on
                 // is cheaper.
@@ -985,6 +985,16 @@ impl<'a, C: Cost> Solver<'a, C> {
             }
         }
         (start, list)
+    }
+
+    /// What a request's present choice costs it at the current prices: its
+    /// edge plus its team's price, or `leave` when it has no team.
+    fn value_of(&self, st: &RequestState<C>, leave: C) -> C {
+        if st.team == UNASSIGNED || st.team == LEFT_OUT {
+            leave
+        } else {
+            C::from_i64(st.chosen_cost) + self.teams[st.team as usize].pi
+        }
     }
 
     /// Takes `r` out of its team, keeping the members contiguous.
