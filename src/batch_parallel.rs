@@ -22,10 +22,14 @@ use sidan_core::batch::{BatchPlan, BatchProblem, solve_optimal};
 /// component is solved deterministically on its own. A batch of one
 /// component, or one worker, is solved in place, without threads.
 pub fn solve_optimal_parallel(problem: &BatchProblem, workers: NonZeroUsize) -> BatchPlan {
-    if workers.get() == 1 || served_components(problem) <= 1 {
+    if workers.get() == 1 {
         return solve_optimal(problem);
     }
-    let parts = problem.split();
+    let (request_component, team_component, n_components) = problem.components();
+    if served_components(problem, &request_component, n_components) <= 1 {
+        return solve_optimal(problem);
+    }
+    let parts = problem.split_along(&request_component, &team_component, n_components);
     let mut order: Vec<usize> = (0..parts.len()).collect();
     // Largest first, so that the last piece to finish is a small one.
     order.sort_by_key(|&i| std::cmp::Reverse(parts[i].problem.n_edges()));
@@ -55,8 +59,7 @@ pub fn solve_optimal_parallel(problem: &BatchProblem, workers: NonZeroUsize) -> 
 }
 
 /// How many components hold a request with at least one candidate.
-fn served_components(problem: &BatchProblem) -> usize {
-    let (request_component, _, n_components) = problem.components();
+fn served_components(problem: &BatchProblem, request_component: &[u32], n_components: usize) -> usize {
     let mut seen = vec![false; n_components];
     let mut count = 0;
     for (r, &c) in request_component.iter().enumerate() {

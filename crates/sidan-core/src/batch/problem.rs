@@ -207,6 +207,19 @@ impl BatchProblem {
     /// and teams without any candidate are left out.
     pub fn split(&self) -> Vec<BatchComponent> {
         let (req_comp, team_comp, n_comp) = self.components();
+        self.split_along(&req_comp, &team_comp, n_comp)
+    }
+
+    /// [`Self::split`] along components already computed by
+    /// [`Self::components`] (for a caller that looked at them first).
+    ///
+    /// # Panics
+    ///
+    /// When the slices are not one label per request and per team of this
+    /// batch, or a label is not below `n_comp`.
+    pub fn split_along(&self, req_comp: &[u32], team_comp: &[u32], n_comp: usize) -> Vec<BatchComponent> {
+        assert_eq!(req_comp.len(), self.n_requests(), "one component label per request");
+        assert_eq!(team_comp.len(), self.n_teams(), "one component label per team");
         let mut parts: Vec<BatchComponent> = Vec::new();
         let mut part_of = vec![u32::MAX; n_comp];
         let mut local_team = vec![u32::MAX; self.n_teams()];
