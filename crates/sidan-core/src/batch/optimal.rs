@@ -536,7 +536,9 @@ impl<'a, C: Cost> Solver<'a, C> {
     ///   AUCTION_FINAL`. A round keeps every choice still within the new ε
     ///   of its best and the prices; the rest bid again. A round that runs
     ///   out of bids (a price war in an over-subscribed town) goes on with
-    ///   ε multiplied by [`AUCTION_SCALING`].
+    ///   ε multiplied by [`AUCTION_SCALING`]; the next round still starts
+    ///   from the schedule's next ε, so the auction never runs more rounds
+    ///   than the schedule has (five), whatever the wars.
     /// - **Reverse steps** after each round ([`Self::reverse_auction`]): a
     ///   team left with room at a positive price lowers it and takes in the
     ///   requests that gain most by moving.
@@ -574,6 +576,10 @@ impl<'a, C: Cost> Solver<'a, C> {
         let mut first = true;
         loop {
             eps = eps.div(scaling).max(last);
+            // The schedule's ε for this round. A price war may coarsen the
+            // ε the round goes on with, but the next round starts from this
+            // one, so the rounds end when the schedule does.
+            let base = eps;
             stack.clear();
             if first {
                 for t in 0..self.teams.len() {
@@ -704,9 +710,10 @@ impl<'a, C: Cost> Solver<'a, C> {
                 let (incoming_start, incoming) = incoming.get_or_insert_with(|| self.incoming());
                 self.reverse_auction(incoming_start, incoming, &mut choice, &mut alt, eps);
             }
-            if !stack.is_empty() || eps == last {
+            if !stack.is_empty() || base == last {
                 break;
             }
+            eps = base;
         }
         for t in 0..self.teams.len() {
             let hot = &mut self.teams[t];

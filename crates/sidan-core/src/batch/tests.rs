@@ -334,3 +334,23 @@ fn an_auction_that_gives_up_keeps_every_request() {
         }
     }
 }
+
+#[test]
+fn auction_rounds_end_after_price_wars() {
+    // Three requests of a very high priority for two slots, each request
+    // with both teams at nearly the same cost: the prices climb towards
+    // the leave-out price in steps of about ε, the bids run out and ε
+    // coarsens (twenty times here). The rounds after it start from the
+    // schedule's next ε; the plan must be exact.
+    for priority in [1_000, 100_000] {
+        let edges: Vec<BatchEdge> =
+            (0..3).flat_map(|r| (0..2).map(move |t| BatchEdge::new(r, t, 9 + i64::from(r + t)))).collect();
+        let problem = BatchProblem::new(vec![priority; 3], vec![1, 1], &edges).expect("valid");
+        let exhaustive = solve_exhaustive(&problem);
+        for trial in [None, Some(default_trial(&problem))] {
+            let plan = solve_optimal_via(&problem, Route::Auction, trial);
+            assert_feasible(&problem, &plan);
+            assert_eq!((plan.served_priority, plan.total_cost), (exhaustive.served_priority, exhaustive.total_cost));
+        }
+    }
+}
