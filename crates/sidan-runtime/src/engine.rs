@@ -217,7 +217,10 @@ impl<T: TravelTime + Send + Sync + 'static> Engine<T> {
             notify,
             config,
             last_now: None,
-            since_snapshot: 0,
+            // The events replayed after the stored snapshot count: the next
+            // one then follows at most `snapshot_every` events after it,
+            // however often the engine restarts in between.
+            since_snapshot: started.replayed,
             last_position: started.position,
             keys,
         };

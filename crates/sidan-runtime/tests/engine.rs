@@ -321,6 +321,41 @@ async fn a_failed_append_acknowledges_nothing_and_rebuilds() {
     assert!(!inner.is_empty());
 }
 
+/// The events an engine replays at start count towards its next snapshot: one that replayed
+/// the whole log and shuts down without a new command saves a snapshot, so the start after it
+/// replays nothing.
+#[tokio::test]
+async fn replayed_events_count_towards_the_next_snapshot() {
+    let policy = LifecyclePolicy::default();
+    let store = MemoryStore::new();
+    let clock = ManualClock::new(t0());
+    let never = EngineConfig { snapshot_every: 0, ..EngineConfig::default() };
+    let engine =
+        Engine::start(factory(policy), store.clone(), MemoryBus::new(), clock.clone(), never).await.expect("starts");
+    for i in 0..4 {
+        let spec = request(&format!("q{i}"), "c1-i1-s1", "home-care", Urgency::Normal, 3, 5);
+        engine.execute(Command::Submit { spec }).await.expect("submits");
+    }
+    let live = engine.query(|lc| lc.digest()).await.expect("queries");
+    engine.shutdown().await;
+    let total = store.all().len() as u64;
+    assert!(store.load_snapshot(LIFECYCLE_SNAPSHOT).await.expect("loads").is_none(), "no snapshots asked for");
+
+    let config = EngineConfig::default();
+    let again =
+        Engine::start(factory(policy), store.clone(), MemoryBus::new(), clock.clone(), config).await.expect("restarts");
+    assert_eq!(again.start_info().replayed, total);
+    again.shutdown().await;
+    let snap = store.load_snapshot(LIFECYCLE_SNAPSHOT).await.expect("loads").expect("saved at shutdown");
+    assert_eq!(snap.position, Position(total));
+
+    let third = Engine::start(factory(policy), store.clone(), MemoryBus::new(), clock, config).await.expect("restarts");
+    assert_eq!(third.start_info().snapshot, Some(Position(total)));
+    assert_eq!(third.start_info().replayed, 0);
+    assert_eq!(third.query(|lc| lc.digest()).await.expect("queries"), live);
+    third.abort();
+}
+
 /// With a snapshot every few events, a restart starts from the latest one and replays only the
 /// events after it, to the same state; a snapshot that does not decode is ignored and the
 /// whole log replays.
