@@ -124,7 +124,13 @@ type Query<T> = Box<dyn FnOnce(&Lifecycle<T>) + Send>;
 // Commands are moved into the queue once; boxing them would cost an allocation each.
 #[allow(clippy::large_enum_variant)]
 enum Job<T> {
-    Command { cmd: Command, key: Option<CommandKey>, reply: oneshot::Sender<Result<Receipt, EngineError>> },
+    /// A command, with its key and the command's fingerprint when it has
+    /// one (hashed by the caller's task, not the writer).
+    Command {
+        cmd: Command,
+        key: Option<(CommandKey, Fingerprint)>,
+        reply: oneshot::Sender<Result<Receipt, EngineError>>,
+    },
     Query(Query<T>),
     Settle(oneshot::Sender<()>),
 }
@@ -274,7 +280,8 @@ impl<T: TravelTime + Send + Sync + 'static> Engine<T> {
     /// retry then gets that writer's receipt).
     pub async fn execute_keyed(&self, key: CommandKey, cmd: Command) -> Result<Receipt, EngineError> {
         let (reply, rx) = oneshot::channel();
-        self.send(Job::Command { cmd, key: Some(key), reply })?;
+        let fingerprint = Fingerprint::of(&cmd);
+        self.send(Job::Command { cmd, key: Some((key, fingerprint)), reply })?;
         rx.await.map_err(|_| EngineError::Stopped)?
     }
 
@@ -467,10 +474,9 @@ impl<T: TravelTime, S: Store, C: Clock> Writer<T, S, C> {
                                 let _ = reply.send(Err(EngineError::Store(StoreError::KeysUnsupported)));
                                 continue;
                             }
-                            Some(key) => {
-                                let fingerprint = Fingerprint::of(&cmd);
-                                match self.keys.seen(key, fingerprint) {
-                                    Seen::New => Some(fingerprint),
+                            Some((key, fingerprint)) => {
+                                match self.keys.seen(key, *fingerprint) {
+                                    Seen::New => Some(*fingerprint),
                                     Seen::Pending(i) => {
                                         self.keys.waiting.push((i, reply));
                                         continue;
@@ -498,7 +504,7 @@ impl<T: TravelTime, S: Store, C: Clock> Writer<T, S, C> {
                             start..batch.len()
                         });
                         // A refusal changed nothing: its key is not kept, and a retry decides again.
-                        if let (Some(key), Some(fingerprint), Ok(events)) = (key, fingerprint, &res) {
+                        if let (Some((key, _)), Some(fingerprint), Ok(events)) = (key, fingerprint, &res) {
                             self.keys.pending.insert(key.clone(), (fingerprint, replies.len()));
                             self.keys.records.push(KeyRecord { key, fingerprint, at: now, events: events.clone() });
                         }
