@@ -336,12 +336,14 @@ fn an_auction_that_gives_up_keeps_every_request() {
 }
 
 #[test]
-fn auction_rounds_end_after_price_wars() {
+fn an_auction_whose_price_war_coarsens_eps_stays_exact() {
     // Three requests of a very high priority for two slots, each request
     // with both teams at nearly the same cost: the prices climb towards
     // the leave-out price in steps of about ε, the bids run out and ε
-    // coarsens (twenty times here). The rounds after it start from the
-    // schedule's next ε; the plan must be exact.
+    // coarsens (twenty times, counted with a trace when the test was
+    // written). The plan after the rounds that follow must be exact. (The
+    // bound on the number of rounds holds by construction; this batch
+    // ended under the old rule too.)
     for priority in [1_000, 100_000] {
         let edges: Vec<BatchEdge> =
             (0..3).flat_map(|r| (0..2).map(move |t| BatchEdge::new(r, t, 9 + i64::from(r + t)))).collect();
