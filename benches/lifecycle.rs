@@ -19,7 +19,9 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use sidan::core::dispatch::Dispatcher;
 use sidan::core::id::{TeamId, VolunteerId};
 use sidan::core::lifecycle::evaluation::expected_roles;
-use sidan::core::lifecycle::{Command, Event, Lifecycle, PolicyBook, Recorded};
+use sidan::core::lifecycle::{
+    Command, Event, Lifecycle, PolicyBook, Recorded, RequestCommand, Score, ServiceMinutes, Tags, Volunteers,
+};
 use sidan::core::request::RequestSpec;
 use sidan::runtime::{Engine, EngineConfig, ManualClock, MemoryBus, MemoryStore};
 use sidan::sim::{CityConfig, DemandConfig, generate_city, generate_requests};
@@ -39,14 +41,15 @@ fn offered(events: &[Recorded]) -> Option<TeamId> {
 fn after_offer(spec: &RequestSpec, team: &TeamId) -> Vec<Command> {
     let request = spec.id.clone();
     vec![
-        Command::Accept { request: request.clone(), team: team.clone() },
-        Command::CheckIn { request: request.clone(), team: team.clone() },
-        Command::Complete {
+        Command::Request(RequestCommand::Accept { request: request.clone(), team: team.clone() }),
+        Command::Request(RequestCommand::CheckIn { request: request.clone(), team: team.clone() }),
+        Command::Request(RequestCommand::Complete {
             request: request.clone(),
             team: team.clone(),
-            minutes: 60,
-            volunteers: vec![VolunteerId::new("v1").expect("id"), VolunteerId::new("v2").expect("id")],
-        },
+            minutes: ServiceMinutes::new(60).expect("valid minutes"),
+            volunteers: Volunteers::new(vec![VolunteerId::new("v1").expect("id"), VolunteerId::new("v2").expect("id")])
+                .expect("valid volunteers"),
+        }),
     ]
 }
 
@@ -55,7 +58,15 @@ fn ratings(spec: &RequestSpec, completed: &[Recorded]) -> Vec<Command> {
     let sampled = completed.iter().any(|r| matches!(r.event, Event::Completed { sampled: true, .. }));
     expected_roles(sampled)
         .iter()
-        .map(|&role| Command::Evaluate { request: spec.id.clone(), role, score: 5, tags: vec![], comment: None })
+        .map(|&role| {
+            Command::Request(RequestCommand::Evaluate {
+                request: spec.id.clone(),
+                role,
+                score: Score::new(5).expect("valid score"),
+                tags: Tags::new(vec![]).expect("valid tags"),
+                comment: None,
+            })
+        })
         .collect()
 }
 
@@ -69,7 +80,9 @@ fn run_core(lc: &mut Lifecycle, specs: &[RequestSpec], start: chrono::DateTime<c
     let mut events = 0;
     for (i, spec) in specs.iter().enumerate() {
         let now = arrival(start, i);
-        let recs = lc.execute(&Command::Submit { spec: spec.clone() }, now).expect("generated requests are valid");
+        let recs = lc
+            .execute(&Command::Request(RequestCommand::Submit { spec: spec.clone() }), now)
+            .expect("generated requests are valid");
         events += recs.len();
         if let Some(team) = offered(&recs) {
             let mut last = Vec::new();
@@ -154,7 +167,10 @@ async fn run_engine(base: &Lifecycle, specs: &Arc<Vec<RequestSpec>>, now: chrono
         tasks.push(tokio::spawn(async move {
             let mut n = 0;
             for spec in specs.iter().skip(client).step_by(CLIENTS) {
-                let r = engine.execute(Command::Submit { spec: spec.clone() }).await.expect("submits");
+                let r = engine
+                    .execute(Command::Request(RequestCommand::Submit { spec: spec.clone() }))
+                    .await
+                    .expect("submits");
                 n += 1;
                 if let Some(team) = offered(&r.events) {
                     let mut last = Vec::new();

@@ -13,7 +13,9 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use sidan::core::dispatch::Dispatcher;
 use sidan::core::id::VolunteerId;
 use sidan::core::lifecycle::evaluation::expected_roles;
-use sidan::core::lifecycle::{Command, Event, Lifecycle, PolicyBook, Recorded};
+use sidan::core::lifecycle::{
+    Command, Event, Lifecycle, PolicyBook, Recorded, RequestCommand, Score, ServiceMinutes, Tags, Volunteers,
+};
 use sidan::core::report::{Granularity, report};
 use sidan::sim::{CityConfig, DemandConfig, generate_city, generate_requests};
 
@@ -34,7 +36,9 @@ fn bench(c: &mut Criterion) {
     let v = [VolunteerId::new("v1").expect("id"), VolunteerId::new("v2").expect("id")];
     for spec in specs {
         let now = spec.window.start() - chrono::Duration::hours(3);
-        let Ok(recs) = lc.execute(&Command::Submit { spec: spec.clone() }, now) else { continue };
+        let Ok(recs) = lc.execute(&Command::Request(RequestCommand::Submit { spec: spec.clone() }), now) else {
+            continue;
+        };
         let team = recs.iter().find_map(|r| match &r.event {
             Event::Offered { team, .. } => Some(team.clone()),
             _ => None,
@@ -44,16 +48,27 @@ fn bench(c: &mut Criterion) {
         let id = spec.id.clone();
         let mut sampled = false;
         for cmd in [
-            Command::Accept { request: id.clone(), team: team.clone() },
-            Command::CheckIn { request: id.clone(), team: team.clone() },
-            Command::Complete { request: id.clone(), team, minutes: 75, volunteers: v.to_vec() },
+            Command::Request(RequestCommand::Accept { request: id.clone(), team: team.clone() }),
+            Command::Request(RequestCommand::CheckIn { request: id.clone(), team: team.clone() }),
+            Command::Request(RequestCommand::Complete {
+                request: id.clone(),
+                team,
+                minutes: ServiceMinutes::new(75).expect("valid minutes"),
+                volunteers: Volunteers::new(v.to_vec()).expect("valid volunteers"),
+            }),
         ] {
             let recs = lc.execute(&cmd, now).expect("legal");
             sampled |= recs.iter().any(|r| matches!(r.event, Event::Completed { sampled: true, .. }));
             log.extend(recs);
         }
         for &role in expected_roles(sampled) {
-            let cmd = Command::Evaluate { request: id.clone(), role, score: 4, tags: vec![], comment: None };
+            let cmd = Command::Request(RequestCommand::Evaluate {
+                request: id.clone(),
+                role,
+                score: Score::new(4).expect("valid score"),
+                tags: Tags::new(vec![]).expect("valid tags"),
+                comment: None,
+            });
             log.extend(lc.execute(&cmd, now).expect("legal"));
         }
     }

@@ -25,7 +25,10 @@ use sidan_core::index::TeamIndex;
 use sidan_core::ledger::{
     AccountId, ItemId, LedgerCommand, LedgerEvent, LedgerOp, Redemption, TransferId, TransferKind, TransferSpec,
 };
-use sidan_core::lifecycle::{Command, Event, Lifecycle, OfferMode, PolicyBook, Recorded, StreamId};
+use sidan_core::lifecycle::{
+    Command, Event, Lifecycle, OfferMode, PolicyBook, Recorded, RequestCommand, Score, ServiceMinutes, StreamId, Tags,
+    Text, Volunteers,
+};
 use sidan_core::report::{Granularity, LedgerFigures, Percentiles, UnitReport};
 use sidan_core::request::{RequestSpec, Urgency};
 use sidan_core::units::UnitKind;
@@ -103,7 +106,7 @@ impl Shop {
                 ops.push(LedgerOp::Transfer { transfer });
                 self.stock.insert((station, i), qty);
             }
-            out.push(Command::Ledger { command: LedgerCommand::new(ops) });
+            out.push(Command::Ledger(LedgerCommand::new(ops)));
         }
         out
     }
@@ -157,14 +160,14 @@ impl Shop {
                     };
                     let ops =
                         vec![LedgerOp::Open { account: AccountId::MinutesSpent }, LedgerOp::Transfer { transfer }];
-                    schedule(now + after, Command::Ledger { command: LedgerCommand::new(ops) });
+                    schedule(now + after, Command::Ledger(LedgerCommand::new(ops)));
                 }
                 (TransferKind::Redemption { .. }, AccountId::StockConsumed { .. }) if transfer.timeout_s.is_some() => {
                     let Some((red, _)) = self.made.get(&transfer.id) else { return };
                     let timeout = Duration::seconds(i64::from(PICK_UP_S));
                     let Some(after) = b.pick_up(timeout) else { return };
                     let Ok(post) = red.id.with_suffix("pick-up").and_then(|id| red.post(&id)) else { return };
-                    schedule(now + after, Command::Ledger { command: post });
+                    schedule(now + after, Command::Ledger(post));
                 }
                 _ => {}
             },
@@ -209,7 +212,7 @@ impl Shop {
         *self.points.entry(v.clone()).or_default() -= ITEMS[i].1;
         *self.stock.entry((station, i)).or_default() -= 1;
         self.made.insert(goods, (red, i));
-        schedule(at, Command::Ledger { command });
+        schedule(at, Command::Ledger(command));
     }
 }
 
@@ -287,7 +290,7 @@ pub async fn run<S: Store + Clone>(
         };
         let at = (spec.window.start() - lead).max(start);
         last = last.max(at);
-        schedule(&mut agenda, at, Command::Submit { spec });
+        schedule(&mut agenda, at, Command::Request(RequestCommand::Submit { spec }));
     }
     let end = last + Duration::days(TAIL_DAYS);
     let mut known: HashMap<RequestId, Known> = HashMap::new();
@@ -379,7 +382,13 @@ fn react(
             if let Some(f) = b.cancel() {
                 let wait = (k.window_start - now).max(Duration::minutes(10));
                 let at = now + Duration::seconds((wait.num_seconds() as f64 * f) as i64);
-                schedule(at, Command::Cancel { request: request.clone(), reason: "no longer needed".into() });
+                schedule(
+                    at,
+                    Command::Request(RequestCommand::Cancel {
+                        request: request.clone(),
+                        reason: Text::new("no longer needed").expect("short text"),
+                    }),
+                );
             }
             known.insert(request, k);
         }
@@ -387,10 +396,13 @@ fn react(
             let Some(k) = known.get(&request) else { return };
             match b.answer(k.urgency, *mode == OfferMode::Recruitment) {
                 Answer::Accept(after) if now + after < *deadline => {
-                    schedule(now + after, Command::Accept { request, team: team.clone() });
+                    schedule(now + after, Command::Request(RequestCommand::Accept { request, team: team.clone() }));
                 }
                 Answer::Decline(after, reason) if now + after < *deadline => {
-                    schedule(now + after, Command::Decline { request, team: team.clone(), reason });
+                    schedule(
+                        now + after,
+                        Command::Request(RequestCommand::Decline { request, team: team.clone(), reason }),
+                    );
                 }
                 _ => {}
             }
@@ -401,10 +413,10 @@ fn react(
             if b.no_show() {
                 // The station notices an hour into the window.
                 let at = (k.window_start + Duration::hours(1)).max(now);
-                schedule(at, Command::ReportNoShow { request, team: team.clone() });
+                schedule(at, Command::Request(RequestCommand::ReportNoShow { request, team: team.clone() }));
             } else {
                 let at = k.window_start.max(now) + b.arrival_delay(slack / 2);
-                schedule(at, Command::CheckIn { request, team: team.clone() });
+                schedule(at, Command::Request(RequestCommand::CheckIn { request, team: team.clone() }));
             }
         }
         Event::CheckedIn { team } => {
@@ -413,17 +425,42 @@ fn react(
             let n = b.volunteers(parties.members.get(team).copied().unwrap_or(1));
             let volunteers = (1..=n).filter_map(|i| VolunteerId::new(&format!("{team}-v{i}")).ok()).collect();
             let at = now + Duration::minutes(i64::from(minutes));
-            schedule(at, Command::Complete { request, team: team.clone(), minutes, volunteers });
+            // The behaviour draws minutes and teams of sizes the types accept; a draw they
+            // refuse would be a bug of the model, and the team simply does not report.
+            let (Ok(minutes), Ok(volunteers)) = (ServiceMinutes::new(minutes), Volunteers::new(volunteers)) else {
+                return;
+            };
+            schedule(
+                at,
+                Command::Request(RequestCommand::Complete { request, team: team.clone(), minutes, volunteers }),
+            );
         }
         Event::Completed { sampled, .. } => {
             for (role, score, tags, after) in b.ratings(*sampled) {
-                schedule(now + after, Command::Evaluate { request: request.clone(), role, score, tags, comment: None });
+                let (Ok(score), Ok(tags)) = (Score::new(score), Tags::new(tags)) else { continue };
+                schedule(
+                    now + after,
+                    Command::Request(RequestCommand::Evaluate {
+                        request: request.clone(),
+                        role,
+                        score,
+                        tags,
+                        comment: None,
+                    }),
+                );
             }
         }
         Event::Disputed { .. } => {
             let (served, after) = b.resolve_dispute();
             let note = if served { "the household confirmed the visit" } else { "no visit took place" };
-            schedule(now + after, Command::ResolveDispute { request, served, note: note.into() });
+            schedule(
+                now + after,
+                Command::Request(RequestCommand::ResolveDispute {
+                    request,
+                    served,
+                    note: Text::new(note).unwrap_or_default(),
+                }),
+            );
         }
         _ => {}
     }
@@ -570,7 +607,7 @@ impl Extra {
             Event::Offered { .. } => x.offers = 1,
             Event::Evaluated { score, .. } => {
                 x.ratings = 1;
-                x.rating_sum = u64::from(*score);
+                x.rating_sum = u64::from(score.get());
             }
             Event::Settled { defaulted, served, .. } => {
                 x.defaulted_ratings = defaulted.len() as u64;
@@ -654,8 +691,8 @@ impl Report {
                 Event::RecruitmentIssued { .. } => c.recruitment_orders += 1,
                 Event::NoShow { .. } => c.no_shows += 1,
                 Event::Completed { minutes, .. } => {
-                    let before = minutes_of.insert(id.clone(), *minutes).unwrap_or(0);
-                    c.service_minutes = c.service_minutes - u64::from(before) + u64::from(*minutes);
+                    let before = minutes_of.insert(id.clone(), minutes.get()).unwrap_or(0);
+                    c.service_minutes = c.service_minutes - u64::from(before) + u64::from(minutes.get());
                 }
                 Event::Disputed { .. } => c.disputes += 1,
                 Event::Settled { combined_milli, served, .. } => {

@@ -23,7 +23,7 @@ use crate::city::City;
 use crate::geo::{EARTH_RADIUS_M, Location};
 use crate::id::{HouseholdId, TeamId};
 use crate::skills::SkillSet;
-use crate::team::{MAX_REACH_KM, TeamError, TeamKind, TeamProblem, TeamSpec};
+use crate::team::{MAX_REACH_KM, TeamChange, TeamError, TeamKind, TeamProblem, TeamSpec};
 use crate::time::{Availability, AvailabilitySpec};
 use crate::units::UnitIdx;
 
@@ -517,6 +517,92 @@ impl TeamIndex {
     /// Turns offers to a team on or off.
     pub fn set_active(&mut self, id: &TeamId, active: bool) -> Result<(), TeamError> {
         self.record_mut(id)?.1.active = active;
+        Ok(())
+    }
+
+    /// Whether `spec` would be accepted by [`TeamIndex::insert`], changing nothing.
+    ///
+    /// # Errors
+    /// The first field at fault, as `insert` would report it.
+    pub fn check_new(&self, city: &City, spec: &TeamSpec) -> Result<(), TeamError> {
+        if self.by_id.contains_key(&spec.id) {
+            return Err(TeamError { team: spec.id.clone(), field: "id", problem: TeamProblem::DuplicateId });
+        }
+        let av = Availability::compile(&spec.availability).map_err(|e| TeamError {
+            team: spec.id.clone(),
+            field: "availability",
+            problem: e.into(),
+        })?;
+        validate(city, spec, Arc::new(av)).map(|_| ())
+    }
+
+    /// Whether `change` fits the team, changing nothing: the skills are in the taxonomy, the
+    /// reach in range, the capacity at least one, the availability valid.
+    ///
+    /// # Errors
+    /// The first field at fault.
+    pub fn check_change(&self, city: &City, id: &TeamId, change: &TeamChange) -> Result<(), TeamError> {
+        let err = |field, problem| TeamError { team: id.clone(), field, problem };
+        self.idx(id).ok_or_else(|| err("id", TeamProblem::UnknownTeam))?;
+        if let Some(skills) = &change.skills {
+            city.skills().resolve(skills).map_err(|e| err("skills", e.into()))?;
+        }
+        if let Some(r) = change.reach_km
+            && !(r.is_finite() && r > 0.0 && r <= MAX_REACH_KM)
+        {
+            return Err(err("reach_km", TeamProblem::BadReach(r)));
+        }
+        if change.capacity == Some(0) {
+            return Err(err("capacity", TeamProblem::Zero));
+        }
+        if let Some(av) = &change.availability {
+            Availability::compile(av).map_err(|e| err("availability", e.into()))?;
+        }
+        Ok(())
+    }
+
+    /// Applies a change checked by [`TeamIndex::check_change`], re-indexing only that team.
+    ///
+    /// # Errors
+    /// As [`TeamIndex::check_change`]; nothing changes then.
+    pub fn change(&mut self, city: &City, id: &TeamId, change: &TeamChange) -> Result<(), TeamError> {
+        self.check_change(city, id, change)?;
+        let idx = self.idx(id).ok_or_else(|| TeamError {
+            team: id.clone(),
+            field: "id",
+            problem: TeamProblem::UnknownTeam,
+        })?;
+        if let Some(av) = &change.availability {
+            self.set_availability(id, av)?;
+        }
+        if let Some(c) = change.capacity {
+            self.teams[idx.0 as usize].capacity = c;
+        }
+        let skills = match &change.skills {
+            Some(skills) => Some(city.skills().resolve(skills).map_err(|e| TeamError {
+                team: id.clone(),
+                field: "skills",
+                problem: e.into(),
+            })?),
+            None => None,
+        };
+        if skills.is_some() || change.base.is_some() || change.reach_km.is_some() {
+            self.unplace(idx);
+            let rec = &mut self.teams[idx.0 as usize];
+            if let Some((declared, all)) = skills {
+                rec.declared_skills = declared;
+                rec.skills = all;
+            }
+            if let Some(base) = change.base {
+                rec.base = base;
+            }
+            if let Some(r) = change.reach_km {
+                rec.reach_m = r * 1000.0;
+                rec.class = class_of(rec.reach_m);
+            }
+            let rec = rec.clone();
+            self.place(idx, &rec);
+        }
         Ok(())
     }
 

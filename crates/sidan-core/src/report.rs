@@ -843,10 +843,10 @@ impl<'a> ReportBuilder<'a> {
             Event::RecruitmentIssued { .. } => r.recruitment = true,
             Event::NoShow { .. } => r.no_shows += 1,
             Event::Completed { team, minutes, volunteers, .. } => {
-                r.minutes = *minutes;
+                r.minutes = minutes.get();
                 r.team = self.teams.get(team);
                 let start = self.volunteers.len();
-                for v in volunteers {
+                for v in volunteers.iter() {
                     let i = self.volunteer_ids.get(v);
                     self.volunteers.push(i);
                 }
@@ -1051,7 +1051,10 @@ mod tests {
     use super::*;
     use crate::dispatch::Dispatcher;
     use crate::ledger::{LedgerCommand, LedgerOp, Redemption, TransferSpec};
-    use crate::lifecycle::{Command, Lifecycle, LifecyclePolicy, PolicyBook, RaterRole};
+    use crate::lifecycle::{
+        Command, Lifecycle, LifecyclePolicy, PolicyBook, RaterRole, RequestCommand, Score, ServiceMinutes, Tags, Text,
+        Volunteers,
+    };
     use crate::request::Urgency;
     use crate::testkit::{request, t0, tiny_city};
 
@@ -1078,35 +1081,83 @@ mod tests {
         let t = t0(); // 2026-11-30 08:00 in Beijing
         let v = |s: &str| VolunteerId::new(s).expect("id");
         // r1: served at station c1-i1-s1, accepted after 10 min, arrival after 120 min, all fives.
-        let recs =
-            run(&mut lc, Command::Submit { spec: request("r1", "c1-i1-s1", "home-care", Urgency::Normal, 2, 4) }, t);
+        let recs = run(
+            &mut lc,
+            Command::Request(RequestCommand::Submit {
+                spec: request("r1", "c1-i1-s1", "home-care", Urgency::Normal, 2, 4),
+            }),
+            t,
+        );
         let team = offered(&recs);
         let r1 = RequestId::new("r1").expect("id");
-        run(&mut lc, Command::Accept { request: r1.clone(), team: team.clone() }, t + Duration::minutes(10));
-        run(&mut lc, Command::CheckIn { request: r1.clone(), team: team.clone() }, t + Duration::minutes(120));
-        let done = Command::Complete { request: r1.clone(), team, minutes: 90, volunteers: vec![v("v1"), v("v2")] };
+        run(
+            &mut lc,
+            Command::Request(RequestCommand::Accept { request: r1.clone(), team: team.clone() }),
+            t + Duration::minutes(10),
+        );
+        run(
+            &mut lc,
+            Command::Request(RequestCommand::CheckIn { request: r1.clone(), team: team.clone() }),
+            t + Duration::minutes(120),
+        );
+        let done = Command::Request(RequestCommand::Complete {
+            request: r1.clone(),
+            team,
+            minutes: ServiceMinutes::new(90).expect("valid minutes"),
+            volunteers: Volunteers::new(vec![v("v1"), v("v2")]).expect("valid volunteers"),
+        });
         run(&mut lc, done, t + Duration::minutes(210));
         for role in [RaterRole::Resident, RaterRole::Station, RaterRole::Team] {
-            let c = Command::Evaluate { request: r1.clone(), role, score: 5, tags: vec![], comment: None };
+            let c = Command::Request(RequestCommand::Evaluate {
+                request: r1.clone(),
+                role,
+                score: Score::new(5).expect("valid score"),
+                tags: Tags::new(vec![]).expect("valid tags"),
+                comment: None,
+            });
             run(&mut lc, c, t + Duration::minutes(300));
         }
         // r2: at station c1-i1-s2, cancelled.
-        run(&mut lc, Command::Submit { spec: request("r2", "c1-i1-s2", "home-care", Urgency::Normal, 3, 4) }, t);
-        let cancel = Command::Cancel { request: RequestId::new("r2").expect("id"), reason: "recovered".into() };
+        run(
+            &mut lc,
+            Command::Request(RequestCommand::Submit {
+                spec: request("r2", "c1-i1-s2", "home-care", Urgency::Normal, 3, 4),
+            }),
+            t,
+        );
+        let cancel = Command::Request(RequestCommand::Cancel {
+            request: RequestId::new("r2").expect("id"),
+            reason: Text::new("recovered").expect("short text"),
+        });
         run(&mut lc, cancel, t + Duration::minutes(5));
         // r3: a haircut nobody can give: unfulfillable at once.
-        run(&mut lc, Command::Submit { spec: request("r3", "c1-i1-s1", "haircut", Urgency::Normal, 3, 4) }, t);
+        run(
+            &mut lc,
+            Command::Request(RequestCommand::Submit {
+                spec: request("r3", "c1-i1-s1", "haircut", Urgency::Normal, 3, 4),
+            }),
+            t,
+        );
         // r4: in county c2, submitted on 1 December (local), accepted after 29 min, still held.
         let dec = t + Duration::days(1);
-        let recs =
-            run(&mut lc, Command::Submit { spec: request("r4", "c2-i1-s1", "home-care", Urgency::Normal, 30, 4) }, dec);
+        let recs = run(
+            &mut lc,
+            Command::Request(RequestCommand::Submit {
+                spec: request("r4", "c2-i1-s1", "home-care", Urgency::Normal, 30, 4),
+            }),
+            dec,
+        );
         let r4 = RequestId::new("r4").expect("id");
-        run(&mut lc, Command::Accept { request: r4, team: offered(&recs) }, dec + Duration::minutes(29));
+        run(
+            &mut lc,
+            Command::Request(RequestCommand::Accept { request: r4, team: offered(&recs) }),
+            dec + Duration::minutes(29),
+        );
         // The ledger: r1's credits were written with its settlement (90 min, v1 and v2: 15 points
         // split, 3 for the team, 90 minutes each). Station c1-i1-s1 receives 10 bags of rice; v1
         // redeems one for 5 points (reserved, then picked up); v2 reserves two for 5 points and
         // never comes (expired in December); an administrator gives v2 2 points (the city's row).
-        let ledger = |ops: Vec<LedgerOp>| Command::Ledger { command: LedgerCommand::new(ops) };
+        let ledger = |ops: Vec<LedgerOp>| Command::Ledger(LedgerCommand::new(ops));
         let (s1, rice) = (UnitId::new("c1-i1-s1").expect("id"), ItemId::new("rice").expect("id"));
         let shelf = AccountId::Shelf { station: s1.clone(), item: rice.clone() };
         let receipt = AccountId::StockReceipt { station: s1.clone(), item: rice.clone() };
@@ -1140,9 +1191,9 @@ mod tests {
             timeout_s: Some(3600),
         };
         let (red1, red2) = (redeem("red1", "v1", 1), redeem("red2", "v2", 2));
-        run(&mut lc, Command::Ledger { command: red1.command().expect("ids") }, t + Duration::minutes(410));
-        run(&mut lc, Command::Ledger { command: red1.post(&tid("pick1")).expect("ids") }, t + Duration::minutes(420));
-        run(&mut lc, Command::Ledger { command: red2.command().expect("ids") }, t + Duration::minutes(430));
+        run(&mut lc, Command::Ledger(red1.command().expect("ids")), t + Duration::minutes(410));
+        run(&mut lc, Command::Ledger(red1.post(&tid("pick1")).expect("ids")), t + Duration::minutes(420));
+        run(&mut lc, Command::Ledger(red2.command().expect("ids")), t + Duration::minutes(430));
         let gift = TransferSpec {
             id: tid("adj-1"),
             debit: AccountId::PointsIssuance,
@@ -1152,7 +1203,7 @@ mod tests {
             timeout_s: None,
         };
         run(&mut lc, ledger(vec![LedgerOp::Transfer { transfer: gift }]), t + Duration::minutes(440));
-        run(&mut lc, Command::Tick { stream: StreamId::Ledger }, dec + Duration::minutes(60));
+        run(&mut lc, Command::Tick(StreamId::Ledger), dec + Duration::minutes(60));
         (city, log)
     }
 

@@ -57,7 +57,48 @@ pub struct Contact {
     pub detail: String,
 }
 
+/// The longest contact field accepted, in bytes.
+pub const MAX_CONTACT_FIELD_LEN: usize = 500;
+
+/// A field of a [`Contact`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum ContactField {
+    Name,
+    Phone,
+    Community,
+    Detail,
+}
+
+/// A contact field longer than [`MAX_CONTACT_FIELD_LEN`] bytes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("contact field {field:?} is {len} bytes, at most {MAX_CONTACT_FIELD_LEN} are allowed")]
+pub struct ContactError {
+    /// The field.
+    pub field: ContactField,
+    /// Its length in bytes.
+    pub len: usize,
+}
+
 impl Contact {
+    /// Whether every field fits [`MAX_CONTACT_FIELD_LEN`].
+    ///
+    /// # Errors
+    /// The first field too long.
+    pub fn check(&self) -> Result<(), ContactError> {
+        let fields = [
+            (ContactField::Name, &self.name),
+            (ContactField::Phone, &self.phone),
+            (ContactField::Community, &self.community),
+            (ContactField::Detail, &self.detail),
+        ];
+        match fields.into_iter().find(|(_, v)| v.len() > MAX_CONTACT_FIELD_LEN) {
+            Some((field, v)) => Err(ContactError { field, len: v.len() }),
+            None => Ok(()),
+        }
+    }
+
     /// The contact with personal data masked: `138****1234`, the address cut
     /// to community level, the name to its first character.
     pub fn masked(&self) -> MaskedContact {
@@ -175,6 +216,14 @@ pub enum RequestError {
         /// The skill.
         skill: SkillId,
     },
+    /// A contact field is too long.
+    #[error("request {request}: {error}")]
+    BadContact {
+        /// The request.
+        request: RequestId,
+        /// Which field, and its length.
+        error: ContactError,
+    },
     /// The duration is zero or longer than the window.
     #[error("request {request}: duration {duration_min} min does not fit a window of {window_min} min")]
     BadDuration {
@@ -204,6 +253,7 @@ impl Request {
 
     /// Validates a shared submission (an event's) without copying it.
     pub fn from_shared(spec: Arc<RequestSpec>, city: &City) -> Result<Self, RequestError> {
+        spec.contact.check().map_err(|error| RequestError::BadContact { request: spec.id.clone(), error })?;
         let unit = city
             .units()
             .idx(&spec.unit)

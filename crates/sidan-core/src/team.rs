@@ -71,6 +71,40 @@ pub struct TeamSpec {
     pub active: bool,
 }
 
+/// A change to a team's declaration while the engine runs; each field given
+/// replaces the team's, the others stay.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamChange {
+    /// New skills (each also satisfies its broader categories).
+    #[serde(default)]
+    pub skills: Option<Vec<SkillId>>,
+    /// A new base.
+    #[serde(default)]
+    pub base: Option<Location>,
+    /// A new reach, in km.
+    #[serde(default)]
+    pub reach_km: Option<f64>,
+    /// A new capacity (requests held at once); below the present load, the
+    /// team keeps what it holds and gets no offer until it is under it.
+    #[serde(default)]
+    pub capacity: Option<u32>,
+    /// New availability.
+    #[serde(default)]
+    pub availability: Option<AvailabilitySpec>,
+}
+
+impl TeamChange {
+    /// Whether nothing is changed.
+    pub fn is_empty(&self) -> bool {
+        self.skills.is_none()
+            && self.base.is_none()
+            && self.reach_km.is_none()
+            && self.capacity.is_none()
+            && self.availability.is_none()
+    }
+}
+
 fn yes() -> bool {
     true
 }

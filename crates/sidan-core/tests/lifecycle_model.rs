@@ -33,9 +33,11 @@ use sidan_core::ledger::{AccountId, LedgerEvent, TransferKind};
 use sidan_core::lifecycle::evaluation::{MAX_TAGS, Tag};
 use sidan_core::lifecycle::{
     Command, DeclineReason, Event, HORIZON_DAYS, Lifecycle, LifecyclePolicy, MAX_SERVICE_MIN, MAX_TEXT_LEN,
-    MAX_VOLUNTEERS, OfferMode, PairingSpec, PhaseKind, PolicyBook, RaterRole, Recorded, StreamId, WidenReason,
+    MAX_VOLUNTEERS, OfferMode, PairingCommand, PairingSpec, PhaseKind, PolicyBook, RaterRole, Recorded, RequestCommand,
+    RosterCommand, Score, ServiceMinutes, StreamId, Text, ValueError, Volunteers, WidenReason,
 };
 use sidan_core::request::{BeneficiaryGroup, Contact, Request, RequestSpec, Urgency};
+use sidan_core::team::TeamChange;
 use sidan_core::testkit::{HOME, t0, tiny_city};
 use sidan_core::time::TimeWindow;
 use sidan_core::units::{UnitIdx, UnitKind};
@@ -226,6 +228,16 @@ enum Op {
     Tick {
         req: ReqSel,
     },
+    /// An admin turns a team off (its open offers go to others) or on again.
+    Roster {
+        team: &'static str,
+        active: bool,
+    },
+    /// An admin changes a team's capacity.
+    Capacity {
+        team: &'static str,
+        capacity: u32,
+    },
     /// Time passes; every due stream is ticked, in order, until none is due.
     Advance {
         minutes: i64,
@@ -249,6 +261,28 @@ enum Op {
     Unpair {
         pairing: usize,
     },
+}
+
+impl Op {
+    /// Whether the op carries a value its type refuses: a long text, too many tags, a score or
+    /// minutes out of range, too many or repeated volunteers.
+    fn bad_value(&self) -> bool {
+        match self {
+            Op::Decline { reason, .. } => matches!(reason, Reason::TooLong),
+            Op::Complete { minutes, volunteers, .. } => {
+                let distinct: BTreeSet<_> = volunteers.iter().collect();
+                !(1..=MAX_SERVICE_MIN).contains(minutes)
+                    || volunteers.len() > MAX_VOLUNTEERS
+                    || distinct.len() != volunteers.len()
+            }
+            Op::Evaluate { score, tags, long_comment, .. } => {
+                !(1..=5).contains(score) || matches!(tags, Tags::TooMany) || *long_comment
+            }
+            Op::ResolveDispute { long_note, .. } => *long_note,
+            Op::Cancel { long_reason, .. } => *long_reason,
+            _ => false,
+        }
+    }
 }
 
 fn req_sel() -> impl Strategy<Value = ReqSel> {
@@ -362,6 +396,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (1i64..=40).prop_map(|minutes| Op::Wait { minutes }),
         3 => pair,
         1 => (0..3usize).prop_map(|pairing| Op::Unpair { pairing }),
+        2 => (select(&TEAMS[..]), prop::bool::weighted(0.4)).prop_map(|(team, active)| Op::Roster { team, active }),
+        1 => (select(&TEAMS[..]), 0u32..=3).prop_map(|(team, capacity)| Op::Capacity { team, capacity }),
     ]
 }
 
@@ -491,6 +527,9 @@ struct Model {
     pairings: BTreeMap<PairingId, MPairing>,
     /// Open offers + holds per team.
     load: Vec<u32>,
+    /// Per team, the load it held when its capacity was lowered under it: it keeps what it
+    /// holds (and takes no offer) until it is under the new capacity.
+    over: Vec<u32>,
     /// The last sequence number per stream.
     seqs: BTreeMap<StreamId, u64>,
     /// Minutes banked per volunteer: the minutes of every request settled as served they were present at.
@@ -544,6 +583,7 @@ impl Model {
             visits: Vec::new(),
             pairings: BTreeMap::new(),
             load: vec![0; teams],
+            over: vec![0; teams],
             seqs: BTreeMap::new(),
             banked: BTreeMap::new(),
             credited: BTreeSet::new(),
@@ -589,46 +629,48 @@ impl Model {
             with(r, t).is_some_and(|(st, t)| st.phase == MPhase::Open && st.offer(t).is_some_and(|o| now < o.deadline))
         };
         match cmd {
-            Command::Submit { spec } => self.submit_ok(lc.dispatcher().city(), spec),
-            Command::Accept { request, team } => offered(request, team),
-            Command::Decline { request, team, reason } => {
-                offered(request, team) && !matches!(reason, DeclineReason::Other(s) if !text_ok(s))
-            }
-            Command::CheckIn { request, team } => with(request, team)
+            Command::Request(RequestCommand::Submit { spec }) => self.submit_ok(lc.dispatcher().city(), spec),
+            Command::Request(RequestCommand::Accept { request, team }) => offered(request, team),
+            Command::Request(RequestCommand::Decline { request, team, .. }) => offered(request, team),
+            Command::Request(RequestCommand::CheckIn { request, team }) => with(request, team)
                 .is_some_and(|(st, t)| st.phase == MPhase::Held(t) && self.now < st.request.window().end()),
-            Command::ReportNoShow { request, team } => {
+            Command::Request(RequestCommand::ReportNoShow { request, team }) => {
                 with(request, team).is_some_and(|(st, t)| st.phase == MPhase::Held(t))
             }
-            Command::Complete { request, team, minutes, volunteers } => {
-                let distinct: BTreeSet<_> = volunteers.iter().collect();
+            // Values (minutes, volunteers, scores, tags, texts) are valid by their types: the
+            // ops that make invalid ones are refused when the command is built (see `command`).
+            Command::Request(RequestCommand::Complete { request, team, .. }) => {
                 with(request, team).is_some_and(|(st, t)| st.phase == MPhase::CheckedIn(t))
-                    && (1..=MAX_SERVICE_MIN).contains(minutes)
-                    && volunteers.len() <= MAX_VOLUNTEERS
-                    && distinct.len() == volunteers.len()
             }
-            Command::Evaluate { request, role, score, tags, comment } => self.reqs.get(request).is_some_and(|st| {
-                let window = Duration::hours(i64::from(self.policy.evaluation_window_h));
-                // A request in dispute stays open for ratings until the dispute is resolved.
-                matches!(st.phase, MPhase::Completed(at) if st.disputed || self.now < at + window)
-                    && (1..=5).contains(score)
-                    && tags.len() <= MAX_TAGS
-                    && comment.as_deref().is_none_or(text_ok)
-                    && !st.ratings.contains_key(role)
-                    && (*role != RaterRole::ThirdParty || st.sampled)
-            }),
-            Command::ResolveDispute { request, note, .. } => self
-                .reqs
-                .get(request)
-                .is_some_and(|st| matches!(st.phase, MPhase::Completed(_)) && st.disputed && text_ok(note)),
-            Command::Cancel { request, reason } => self
-                .reqs
-                .get(request)
-                .is_some_and(|st| matches!(st.phase, MPhase::Open | MPhase::Held(_)) && text_ok(reason)),
-            Command::Tick { stream: StreamId::Request(r) } => self.reqs.contains_key(r),
-            Command::Tick { stream: StreamId::Pairing(p) } => self.pairings.contains_key(p),
-            Command::Pair { spec } => self.pair_ok(lc, spec),
-            Command::Unpair { pairing, reason } => {
-                self.pairings.get(pairing).is_some_and(|p| p.active) && text_ok(reason)
+            Command::Request(RequestCommand::Evaluate { request, role, .. }) => {
+                self.reqs.get(request).is_some_and(|st| {
+                    let window = Duration::hours(i64::from(self.policy.evaluation_window_h));
+                    // A request in dispute stays open for ratings until the dispute is resolved.
+                    matches!(st.phase, MPhase::Completed(at) if st.disputed || self.now < at + window)
+                        && !st.ratings.contains_key(role)
+                        && (*role != RaterRole::ThirdParty || st.sampled)
+                })
+            }
+            Command::Request(RequestCommand::ResolveDispute { request, .. }) => {
+                self.reqs.get(request).is_some_and(|st| matches!(st.phase, MPhase::Completed(_)) && st.disputed)
+            }
+            Command::Request(RequestCommand::Cancel { request, .. }) => {
+                self.reqs.get(request).is_some_and(|st| matches!(st.phase, MPhase::Open | MPhase::Held(_)))
+            }
+            Command::Tick(StreamId::Request(r)) => self.reqs.contains_key(r),
+            Command::Tick(StreamId::Pairing(p)) => self.pairings.contains_key(p),
+            Command::Pairing(PairingCommand::Pair { spec }) => self.pair_ok(lc, spec),
+            Command::Pairing(PairingCommand::Unpair { pairing, .. }) => {
+                self.pairings.get(pairing).is_some_and(|p| p.active)
+            }
+            Command::Roster(RosterCommand::Deactivate { team, .. }) => {
+                index.idx(team).is_some_and(|t| index.get(t).active)
+            }
+            Command::Roster(RosterCommand::Reactivate { team }) => {
+                index.idx(team).is_some_and(|t| !index.get(t).active)
+            }
+            Command::Roster(RosterCommand::ChangeTeam { team, change }) => {
+                index.idx(team).is_some() && change.capacity.is_some_and(|c| c >= 1)
             }
             _ => false,
         }
@@ -639,6 +681,15 @@ impl Model {
         let target = cmd.stream();
         let mut notes: BTreeMap<RequestId, Notes> = BTreeMap::new();
         let mut announced: BTreeSet<RequestId> = BTreeSet::new();
+        // A team turned off: every request with an open offer to it is dispatched again.
+        let off = match cmd {
+            Command::Roster(RosterCommand::Deactivate { team, .. }) => lc.dispatcher().index().idx(team),
+            _ => None,
+        };
+        let redispatched: BTreeSet<RequestId> = match off {
+            Some(t) => self.reqs.iter().filter(|(_, st)| st.offer(t).is_some()).map(|(r, _)| r.clone()).collect(),
+            None => BTreeSet::new(),
+        };
         for rec in recs {
             ensure!(rec.at == self.now, "{}: recorded at {}, decided at {}", rec.id(), rec.at, self.now);
             let last = self.seqs.entry(rec.stream.clone()).or_insert(0);
@@ -653,9 +704,25 @@ impl Model {
                 StreamId::Ledger => {
                     self.fold_ledger(&rec.event, &notes).map_err(|e| format!("{}: {e}", rec.id()))?;
                 }
+                StreamId::Team(_) => {
+                    ensure!(rec.stream == target, "{}: an event on a stream the command did not address", rec.id());
+                    let fits = matches!(
+                        (&rec.event, cmd),
+                        (Event::TeamDeactivated { .. }, Command::Roster(RosterCommand::Deactivate { .. }))
+                            | (Event::TeamReactivated, Command::Roster(RosterCommand::Reactivate { .. }))
+                            | (Event::TeamChanged { .. }, Command::Roster(RosterCommand::ChangeTeam { .. }))
+                    );
+                    ensure!(fits, "{}: {} caused by {cmd:?}", rec.id(), rec.event.name());
+                    if let (Event::TeamChanged { .. }, Command::Roster(RosterCommand::ChangeTeam { team, .. })) =
+                        (&rec.event, cmd)
+                    {
+                        let t = team_idx(lc, team)?;
+                        self.over[t.0 as usize] = self.load[t.0 as usize];
+                    }
+                }
                 StreamId::Request(r) => {
                     ensure!(
-                        rec.stream == target || announced.contains(r),
+                        rec.stream == target || announced.contains(r) || redispatched.contains(r),
                         "{}: an event on a stream the command did not address",
                         rec.id()
                     );
@@ -717,7 +784,10 @@ impl Model {
             Event::Paired { spec } => {
                 // `Borrow` reads the spec whether the event boxes it or not.
                 let spec: &PairingSpec = spec.borrow();
-                ensure!(matches!(cmd, Command::Pair { spec: s } if s == spec), "not the pairing asked for");
+                ensure!(
+                    matches!(cmd, Command::Pairing(PairingCommand::Pair { spec: s }) if **s == *spec),
+                    "not the pairing asked for"
+                );
                 ensure!(!self.pairings.contains_key(p), "the pairing exists");
                 self.pairings.insert(
                     p.clone(),
@@ -731,13 +801,13 @@ impl Model {
                 );
             }
             Event::Unpaired { .. } => {
-                ensure!(matches!(cmd, Command::Unpair { .. }), "caused by {cmd:?}");
+                ensure!(matches!(cmd, Command::Pairing(PairingCommand::Unpair { .. })), "caused by {cmd:?}");
                 let mp = self.pairings.get_mut(p).ok_or("unknown pairing")?;
                 ensure!(mp.active, "already ended");
                 mp.active = false;
             }
             Event::VisitScheduled { slot, .. } | Event::VisitSkipped { slot } => {
-                ensure!(matches!(cmd, Command::Tick { .. }), "caused by {cmd:?}");
+                ensure!(matches!(cmd, Command::Tick(_)), "caused by {cmd:?}");
                 let mp = self.pairings.get_mut(p).ok_or("unknown pairing")?;
                 ensure!(mp.active, "a visit of an ended pairing");
                 // Invariant 10: each slot once, in order, never before its release.
@@ -766,8 +836,10 @@ impl Model {
             ensure!(!self.reqs.contains_key(r), "submitted twice");
             ensure!(spec.id == *r, "the spec is of {}", spec.id);
             match (cmd, pairing) {
-                (Command::Submit { spec: asked }, None) => ensure!(asked == spec, "not the spec submitted"),
-                (Command::Tick { stream: StreamId::Pairing(p) }, Some(q)) if p == q => {
+                (Command::Request(RequestCommand::Submit { spec: asked }), None) => {
+                    ensure!(asked == spec, "not the spec submitted")
+                }
+                (Command::Tick(StreamId::Pairing(p)), Some(q)) if p == q => {
                     let mp = self.pairings.get(p).ok_or("made by an unknown pairing")?;
                     ensure!(mp.active, "made by an ended pairing");
                     ensure!(spec.household.as_ref() == Some(&mp.household), "not the pairing's household");
@@ -876,7 +948,10 @@ impl Model {
             }
             Event::Accepted { team } => {
                 let t = team_idx(lc, team)?;
-                ensure!(matches!(cmd, Command::Accept { team: c, .. } if c == team), "caused by {cmd:?}");
+                ensure!(
+                    matches!(cmd, Command::Request(RequestCommand::Accept { team: c, .. }) if c == team),
+                    "caused by {cmd:?}"
+                );
                 // Invariant 1: one holder.
                 ensure!(phase == MPhase::Open, "accepted while {} (holder {:?})", phase.kind(), phase.holder());
                 let st = self.reqs.get_mut(r).ok_or("gone")?;
@@ -890,9 +965,12 @@ impl Model {
                 ensure!(phase == MPhase::Open, "an answer while {}", phase.kind());
                 let declined = matches!(ev, Event::Declined { .. });
                 if declined {
-                    ensure!(matches!(cmd, Command::Decline { team: c, .. } if c == team), "caused by {cmd:?}");
+                    ensure!(
+                        matches!(cmd, Command::Request(RequestCommand::Decline { team: c, .. }) if c == team),
+                        "caused by {cmd:?}"
+                    );
                 } else {
-                    ensure!(matches!(cmd, Command::Tick { .. }), "caused by {cmd:?}");
+                    ensure!(matches!(cmd, Command::Tick(_)), "caused by {cmd:?}");
                 }
                 let st = self.reqs.get_mut(r).ok_or("gone")?;
                 let o = st.take_offer(t).ok_or_else(|| format!("{team} has no open offer"))?;
@@ -914,13 +992,27 @@ impl Model {
             Event::OfferWithdrawn { team } => {
                 let t = team_idx(lc, team)?;
                 ensure!(
-                    matches!(cmd, Command::Accept { .. } | Command::Cancel { .. } | Command::Tick { .. }),
+                    matches!(
+                        cmd,
+                        Command::Request(RequestCommand::Accept { .. })
+                            | Command::Request(RequestCommand::Cancel { .. })
+                            | Command::Tick(_)
+                            | Command::Roster(RosterCommand::Deactivate { .. })
+                    ),
                     "caused by {cmd:?}"
                 );
+                let by_roster = matches!(cmd, Command::Roster(_));
+                if let Command::Roster(RosterCommand::Deactivate { team: off, .. }) = cmd {
+                    // Its own offers; or every offer of a request past its latest start, which expires.
+                    let late = self.now >= latest_start(&st.request);
+                    ensure!(team == off || late, "{team} withdrawn when {off} was turned off");
+                }
                 let st = self.reqs.get_mut(r).ok_or("gone")?;
                 st.take_offer(t).ok_or_else(|| format!("{team} has no open offer"))?;
                 self.load[t.0 as usize] -= 1;
                 n.withdrew = true;
+                // The request is dispatched again in the same decision.
+                n.dispatched |= by_roster;
             }
             Event::ScopeWidened { scope, reason } => {
                 ensure!(phase == MPhase::Open, "widened while {}", phase.kind());
@@ -960,15 +1052,19 @@ impl Model {
             }
             Event::CheckedIn { team } => {
                 let t = team_idx(lc, team)?;
-                ensure!(matches!(cmd, Command::CheckIn { team: c, .. } if c == team), "caused by {cmd:?}");
+                ensure!(
+                    matches!(cmd, Command::Request(RequestCommand::CheckIn { team: c, .. }) if c == team),
+                    "caused by {cmd:?}"
+                );
                 ensure!(phase == MPhase::Held(t), "checked in while {} by {:?}", phase.kind(), phase.holder());
                 self.reqs.get_mut(r).ok_or("gone")?.phase = MPhase::CheckedIn(t);
             }
             Event::NoShow { team } => {
                 let t = team_idx(lc, team)?;
                 ensure!(phase == MPhase::Held(t), "a no-show while {} by {:?}", phase.kind(), phase.holder());
-                let reported = matches!(cmd, Command::ReportNoShow { team: c, .. } if c == team);
-                let timed = matches!(cmd, Command::Tick { .. }) && now >= st.request.window().end();
+                let reported =
+                    matches!(cmd, Command::Request(RequestCommand::ReportNoShow { team: c, .. }) if c == team);
+                let timed = matches!(cmd, Command::Tick(_)) && now >= st.request.window().end();
                 ensure!(reported || timed, "caused by {cmd:?}");
                 let st = self.reqs.get_mut(r).ok_or("gone")?;
                 st.phase = MPhase::Open;
@@ -981,42 +1077,43 @@ impl Model {
             Event::Completed { team, minutes, sampled, .. } => {
                 let t = team_idx(lc, team)?;
                 ensure!(
-                    matches!(cmd, Command::Complete { team: c, minutes: m, .. } if c == team && m == minutes),
+                    matches!(cmd, Command::Request(RequestCommand::Complete { team: c, minutes: m, .. }) if c == team && m == minutes),
                     "caused by {cmd:?}"
                 );
                 ensure!(phase == MPhase::CheckedIn(t), "completed while {} by {:?}", phase.kind(), phase.holder());
                 let rate = policy.third_party_sample_rate;
                 ensure!((rate > 0.0 || !sampled) && (rate < 1.0 || *sampled), "sampled = {sampled} at the rate {rate}");
-                let Command::Complete { volunteers, .. } = cmd else { return Err(format!("caused by {cmd:?}")) };
+                let Command::Request(RequestCommand::Complete { volunteers, .. }) = cmd else {
+                    return Err(format!("caused by {cmd:?}"));
+                };
                 let st = self.reqs.get_mut(r).ok_or("gone")?;
                 st.phase = MPhase::Completed(now);
                 st.sampled = *sampled;
-                st.service = Some((*minutes, volunteers.iter().cloned().collect()));
+                st.service = Some((minutes.get(), volunteers.iter().cloned().collect()));
                 self.load[t.0 as usize] -= 1;
             }
             Event::Evaluated { role, score, tags, .. } => {
-                let Command::Evaluate { role: c, score: s, tags: asked, .. } = cmd else {
+                let Command::Request(RequestCommand::Evaluate { role: c, score: s, tags: asked, .. }) = cmd else {
                     return Err(format!("caused by {cmd:?}"));
                 };
-                let mut folded = asked.clone();
-                folded.sort();
-                folded.dedup();
-                ensure!(c == role && s == score && folded == *tags, "not the rating given: {cmd:?}");
+                ensure!(c == role && s == score && asked == tags, "not the rating given: {cmd:?}");
                 ensure!(matches!(phase, MPhase::Completed(_)), "evaluated while {}", phase.kind());
-                ensure!((1..=5).contains(score), "score {score}");
                 ensure!(*role != RaterRole::ThirdParty || st.sampled, "a third-party rating, not sampled");
                 let st = self.reqs.get_mut(r).ok_or("gone")?;
-                ensure!(st.ratings.insert(*role, *score).is_none(), "{role:?} rated twice");
+                ensure!(st.ratings.insert(*role, score.get()).is_none(), "{role:?} rated twice");
             }
             Event::Disputed { by } => {
-                let disputes = matches!(cmd, Command::Evaluate { role: RaterRole::Resident, tags, .. }
-                    if tags.contains(&Tag::NotServed));
+                let disputes = matches!(cmd, Command::Request(RequestCommand::Evaluate { role: RaterRole::Resident, tags, .. })
+                    if tags.contains(Tag::NotServed));
                 ensure!(disputes && *by == RaterRole::Resident, "disputed by {by:?} after {cmd:?}");
                 ensure!(matches!(phase, MPhase::Completed(_)) && !st.disputed, "disputed while {}", phase.kind());
                 self.reqs.get_mut(r).ok_or("gone")?.disputed = true;
             }
             Event::DisputeResolved { served, .. } => {
-                ensure!(matches!(cmd, Command::ResolveDispute { served: s, .. } if s == served), "caused by {cmd:?}");
+                ensure!(
+                    matches!(cmd, Command::Request(RequestCommand::ResolveDispute { served: s, .. }) if s == served),
+                    "caused by {cmd:?}"
+                );
                 ensure!(matches!(phase, MPhase::Completed(_)) && st.disputed, "resolved while {}", phase.kind());
                 self.reqs.get_mut(r).ok_or("gone")?.disputed = false;
             }
@@ -1027,9 +1124,9 @@ impl Model {
                 let all_rated = expected.iter().all(|role| st.ratings.contains_key(role));
                 let window_over = now >= at + Duration::hours(i64::from(policy.evaluation_window_h));
                 let (cause, want_served) = match cmd {
-                    Command::Evaluate { .. } => (all_rated, true),
-                    Command::Tick { .. } => (window_over, true),
-                    Command::ResolveDispute { served, .. } => (true, *served),
+                    Command::Request(RequestCommand::Evaluate { .. }) => (all_rated, true),
+                    Command::Tick(_) => (window_over, true),
+                    Command::Request(RequestCommand::ResolveDispute { served, .. }) => (true, *served),
                     _ => (false, true),
                 };
                 ensure!(cause, "settled by {cmd:?} with ratings {:?}", st.ratings);
@@ -1060,7 +1157,7 @@ impl Model {
                 self.reqs.get_mut(r).ok_or("gone")?.phase = MPhase::Ended(PhaseKind::Closed);
             }
             Event::Cancelled { .. } => {
-                ensure!(matches!(cmd, Command::Cancel { .. }), "caused by {cmd:?}");
+                ensure!(matches!(cmd, Command::Request(RequestCommand::Cancel { .. })), "caused by {cmd:?}");
                 ensure!(matches!(phase, MPhase::Open | MPhase::Held(_)), "cancelled while {}", phase.kind());
                 ensure!(st.offers.is_empty(), "cancelled with offers open");
                 if let Some(t) = phase.holder() {
@@ -1069,7 +1166,15 @@ impl Model {
                 self.reqs.get_mut(r).ok_or("gone")?.phase = MPhase::Ended(PhaseKind::Cancelled);
             }
             Event::Expired => {
-                ensure!(matches!(cmd, Command::Tick { .. } | Command::ReportNoShow { .. }), "caused by {cmd:?}");
+                ensure!(
+                    matches!(
+                        cmd,
+                        Command::Tick(_)
+                            | Command::Request(RequestCommand::ReportNoShow { .. })
+                            | Command::Roster(RosterCommand::Deactivate { .. })
+                    ),
+                    "caused by {cmd:?}"
+                );
                 ensure!(phase == MPhase::Open, "expired while {}", phase.kind());
                 ensure!(st.offers.is_empty(), "expired with offers open");
                 ensure!(now >= latest_start(&st.request), "expired at {now}, before its latest start");
@@ -1097,7 +1202,7 @@ impl Model {
         if n.accepted {
             ensure!(st.offers.is_empty(), "accepted, but {} offers stay open", st.offers.len());
         }
-        if n.withdrew {
+        if n.withdrew && !matches!(cmd, Command::Roster(RosterCommand::Deactivate { .. })) {
             ensure!(st.phase != MPhase::Open, "offers withdrawn from an open request");
         }
         if let Some(set) = &n.recruited {
@@ -1125,7 +1230,7 @@ impl Model {
                 let left = eligible_set(lc, st, st.scope, self.now);
                 ensure!(left.is_empty(), "{} of {target} offers open, check_team admits {left:?}", st.offers.len());
             }
-            if matches!(cmd, Command::Tick { .. }) {
+            if matches!(cmd, Command::Tick(_)) {
                 self.timers_ok(r, st)?;
             }
         } else if n.miss {
@@ -1170,7 +1275,8 @@ impl Model {
         // Invariant 7: open offers + holds within capacity, and equal to the index's load.
         for (i, rec) in index.records().iter().enumerate() {
             let m = self.load[i];
-            ensure!(m <= rec.capacity, "team {}: {m} open offers + holds, capacity {}", rec.id, rec.capacity);
+            let bound = rec.capacity.max(self.over[i]);
+            ensure!(m <= bound, "team {}: {m} open offers + holds, capacity {}", rec.id, rec.capacity);
             ensure!(m == rec.load, "team {}: the model counts {m}, the index's load is {}", rec.id, rec.load);
         }
         for r in touched {
@@ -1241,18 +1347,21 @@ fn contact() -> Contact {
 
 fn command_name(cmd: &Command) -> &'static str {
     match cmd {
-        Command::Submit { .. } => "submit",
-        Command::Accept { .. } => "accept",
-        Command::Decline { .. } => "decline",
-        Command::CheckIn { .. } => "check_in",
-        Command::Complete { .. } => "complete",
-        Command::Evaluate { .. } => "evaluate",
-        Command::ResolveDispute { .. } => "resolve_dispute",
-        Command::Cancel { .. } => "cancel",
-        Command::ReportNoShow { .. } => "report_no_show",
-        Command::Tick { .. } => "tick",
-        Command::Pair { .. } => "pair",
-        Command::Unpair { .. } => "unpair",
+        Command::Request(RequestCommand::Submit { .. }) => "submit",
+        Command::Request(RequestCommand::Accept { .. }) => "accept",
+        Command::Request(RequestCommand::Decline { .. }) => "decline",
+        Command::Request(RequestCommand::CheckIn { .. }) => "check_in",
+        Command::Request(RequestCommand::Complete { .. }) => "complete",
+        Command::Request(RequestCommand::Evaluate { .. }) => "evaluate",
+        Command::Request(RequestCommand::ResolveDispute { .. }) => "resolve_dispute",
+        Command::Request(RequestCommand::Cancel { .. }) => "cancel",
+        Command::Request(RequestCommand::ReportNoShow { .. }) => "report_no_show",
+        Command::Tick(_) => "tick",
+        Command::Pairing(PairingCommand::Pair { .. }) => "pair",
+        Command::Pairing(PairingCommand::Unpair { .. }) => "unpair",
+        Command::Roster(RosterCommand::Deactivate { .. }) => "deactivate",
+        Command::Roster(RosterCommand::Reactivate { .. }) => "reactivate",
+        Command::Roster(RosterCommand::ChangeTeam { .. }) => "change_team",
         _ => "other",
     }
 }
@@ -1321,9 +1430,11 @@ impl Harness {
         TeamId::new(&name).expect("a valid id")
     }
 
-    fn command(&self, op: &Op) -> Command {
+    /// The command an op makes, or the error of the value it could not be built with.
+    fn command(&self, op: &Op) -> Result<Command, ValueError> {
+        let text = |long: bool, s: &str| Text::new(if long { "x".repeat(MAX_TEXT_LEN + 1) } else { s.to_owned() });
         let now = self.m.now;
-        match op {
+        Ok(match op {
             Op::Submit { req, unit, service, urgency, start_min, len_h, dlat, flaw } => {
                 let start = now + Duration::minutes(*start_min);
                 let mut spec = RequestSpec {
@@ -1353,64 +1464,70 @@ impl Harness {
                         spec.window = TimeWindow::new(far, far + Duration::hours(*len_h)).expect("a valid window");
                     }
                 }
-                Command::Submit { spec }
+                Command::Request(RequestCommand::Submit { spec })
             }
             Op::Accept { req, team } => {
                 let request = self.request_id(*req);
-                Command::Accept { team: self.team_id(*team, &request), request }
+                Command::Request(RequestCommand::Accept { team: self.team_id(*team, &request), request })
             }
             Op::Decline { req, team, reason } => {
                 let request = self.request_id(*req);
                 let reason = match reason {
                     Reason::NoVolunteers => DeclineReason::NoVolunteers,
                     Reason::TooFar => DeclineReason::TooFar,
-                    Reason::Other => DeclineReason::Other("下雨".into()),
-                    Reason::TooLong => DeclineReason::Other("x".repeat(MAX_TEXT_LEN + 1)),
+                    Reason::Other => DeclineReason::Other(text(false, "下雨")?),
+                    Reason::TooLong => DeclineReason::Other(text(true, "")?),
                 };
-                Command::Decline { team: self.team_id(*team, &request), request, reason }
+                Command::Request(RequestCommand::Decline { team: self.team_id(*team, &request), request, reason })
             }
             Op::CheckIn { req, team } => {
                 let request = self.request_id(*req);
-                Command::CheckIn { team: self.team_id(*team, &request), request }
+                Command::Request(RequestCommand::CheckIn { team: self.team_id(*team, &request), request })
             }
             Op::Complete { req, team, minutes, volunteers } => {
                 let request = self.request_id(*req);
-                let volunteers =
-                    volunteers.iter().map(|v| VolunteerId::new(&format!("v{v}")).expect("a valid id")).collect();
-                Command::Complete { team: self.team_id(*team, &request), request, minutes: *minutes, volunteers }
+                let volunteers = Volunteers::new(
+                    volunteers.iter().map(|v| VolunteerId::new(&format!("v{v}")).expect("a valid id")).collect(),
+                )?;
+                Command::Request(RequestCommand::Complete {
+                    team: self.team_id(*team, &request),
+                    request,
+                    minutes: ServiceMinutes::new(*minutes)?,
+                    volunteers,
+                })
             }
-            Op::Evaluate { req, role, score, tags, long_comment } => Command::Evaluate {
+            Op::Evaluate { req, role, score, tags, long_comment } => Command::Request(RequestCommand::Evaluate {
                 request: self.request_id(*req),
                 role: *role,
-                score: *score,
-                tags: match tags {
+                score: Score::new(*score)?,
+                tags: sidan_core::lifecycle::Tags::new(match tags {
                     Tags::None => Vec::new(),
                     Tags::Good => vec![Tag::Punctual, Tag::Friendly],
                     Tags::NotServed => vec![Tag::NotServed],
                     Tags::Mixed => vec![Tag::Late, Tag::Impolite, Tag::Late],
                     Tags::TooMany => vec![Tag::Punctual; MAX_TAGS + 1],
-                },
-                comment: Some(if *long_comment { "x".repeat(MAX_TEXT_LEN + 1) } else { "很好".into() }),
-            },
-            Op::ResolveDispute { req, served, long_note } => Command::ResolveDispute {
+                })?,
+                comment: Some(text(*long_comment, "很好")?),
+            }),
+            Op::ResolveDispute { req, served, long_note } => Command::Request(RequestCommand::ResolveDispute {
                 request: self.request_id(*req),
                 served: *served,
-                note: if *long_note { "x".repeat(MAX_TEXT_LEN + 1) } else { "回访核实".into() },
-            },
-            Op::Cancel { req, long_reason } => Command::Cancel {
+                note: text(*long_note, "回访核实")?,
+            }),
+            Op::Cancel { req, long_reason } => Command::Request(RequestCommand::Cancel {
                 request: self.request_id(*req),
-                reason: if *long_reason { "x".repeat(MAX_TEXT_LEN + 1) } else { "不需要了".into() },
-            },
+                reason: text(*long_reason, "不需要了")?,
+            }),
             Op::NoShow { req, team } => {
                 let request = self.request_id(*req);
-                Command::ReportNoShow { team: self.team_id(*team, &request), request }
+                Command::Request(RequestCommand::ReportNoShow { team: self.team_id(*team, &request), request })
             }
-            Op::Tick { req } => Command::Tick { stream: StreamId::Request(self.request_id(*req)) },
+            Op::Tick { req } => Command::Tick(StreamId::Request(self.request_id(*req))),
             Op::Pair { pairing, team, household, unit, service, rule, day, hour, lead_h, window_min } => {
                 // The first slot: `day` days from today (Beijing time, no DST) at `hour`.
                 let date = (now + Duration::hours(8)).date_naive() + Duration::days(*day);
-                Command::Pair {
-                    spec: PairingSpec {
+                Command::Pairing(PairingCommand::Pair {
+                    spec: Box::new(PairingSpec {
                         id: PairingId::new(&format!("p{pairing}")).expect("a valid id"),
                         team: TeamId::new(team).expect("a valid id"),
                         household: HouseholdId::new(household).expect("a valid id"),
@@ -1424,15 +1541,27 @@ impl Harness {
                         window_min: *window_min,
                         duration_min: Some(60),
                         lead_h: *lead_h,
-                    },
-                }
+                    }),
+                })
             }
-            Op::Unpair { pairing } => Command::Unpair {
+            Op::Unpair { pairing } => Command::Pairing(PairingCommand::Unpair {
                 pairing: PairingId::new(&format!("p{pairing}")).expect("a valid id"),
-                reason: "搬家".into(),
-            },
+                reason: text(false, "搬家")?,
+            }),
+            Op::Roster { team, active } => {
+                let team = TeamId::new(team).expect("a valid id");
+                Command::Roster(if *active {
+                    RosterCommand::Reactivate { team }
+                } else {
+                    RosterCommand::Deactivate { team, reason: text(false, "休假")? }
+                })
+            }
+            Op::Capacity { team, capacity } => Command::Roster(RosterCommand::ChangeTeam {
+                team: TeamId::new(team).expect("a valid id"),
+                change: TeamChange { capacity: Some(*capacity), ..TeamChange::default() },
+            }),
             Op::Advance { .. } | Op::Wait { .. } => unreachable!("time is not a command"),
-        }
+        })
     }
 
     fn op(&mut self, op: &Op) -> Res {
@@ -1447,13 +1576,22 @@ impl Harness {
                 Ok(())
             }
             _ => {
-                let cmd = self.command(op);
+                let cmd = match self.command(op) {
+                    Ok(cmd) => cmd,
+                    Err(e) => {
+                        // An invalid value never becomes a command; only the ops meant to
+                        // make one may fail here.
+                        ensure!(op.bad_value(), "{op:?} made no command: {e}");
+                        *self.outcomes.entry(("bad_value", false)).or_default() += 1;
+                        return Ok(());
+                    }
+                };
                 let due = match &cmd {
-                    Command::Tick { stream } => self.lc.due(self.m.now).any(|s| s == stream),
+                    Command::Tick(stream) => self.lc.due(self.m.now).any(|s| s == stream),
                     _ => false,
                 };
                 let recs = self.step(&cmd)?;
-                if matches!(cmd, Command::Tick { .. }) {
+                if matches!(cmd, Command::Tick(_)) {
                     let acted = !recs.is_empty();
                     ensure!(due == acted, "a tick did {} while due = {due}", names(&recs));
                 }
@@ -1510,7 +1648,7 @@ impl Harness {
                 return Ok(());
             }
             for stream in due {
-                let recs = self.step(&Command::Tick { stream: stream.clone() })?;
+                let recs = self.step(&Command::Tick(stream.clone()))?;
                 ensure!(!recs.is_empty(), "{stream} was due at {} but its tick did nothing", self.m.now);
             }
         }
@@ -1539,7 +1677,9 @@ impl Harness {
         for (request, t) in checked_in {
             let team = TeamId::new(&team_name(&self.lc, t)).expect("a valid id");
             let volunteers = vec![VolunteerId::new("v1").expect("a valid id")];
-            let cmd = Command::Complete { request, team, minutes: 60, volunteers };
+            let volunteers = Volunteers::new(volunteers).expect("one volunteer");
+            let minutes = ServiceMinutes::new(60).expect("an hour");
+            let cmd = Command::Request(RequestCommand::Complete { request, team, minutes, volunteers });
             ensure!(self.m.legal(&self.lc, &cmd), "the model refuses {cmd:?}");
             self.step(&cmd)?;
         }
@@ -1551,12 +1691,19 @@ impl Harness {
             .map(|(r, _)| r.clone())
             .collect();
         for request in disputed {
-            self.step(&Command::ResolveDispute { request, served: true, note: "the test ends".into() })?;
+            self.step(&Command::Request(RequestCommand::ResolveDispute {
+                request,
+                served: true,
+                note: Text::new("the test ends").expect("short"),
+            }))?;
         }
         let active: Vec<PairingId> =
             self.m.pairings.iter().filter(|(_, p)| p.active).map(|(id, _)| id.clone()).collect();
         for pairing in active {
-            self.step(&Command::Unpair { pairing, reason: "the test ends".into() })?;
+            self.step(&Command::Pairing(PairingCommand::Unpair {
+                pairing,
+                reason: Text::new("the test ends").expect("short"),
+            }))?;
         }
         let end = self.m.now + Duration::days(40);
         while let Some(t) = self.lc.next_wakeup() {
@@ -1566,10 +1713,20 @@ impl Harness {
             self.timers_ok()?;
         }
         // Invariant 2: every request ended, in exactly one terminal state, the same in model and lifecycle.
-        ensure!(self.lc.requests().count() == self.m.reqs.len(), "the lifecycle and the model know different requests");
+        // An ended request may have left the lifecycle's memory (retention); it is then retired.
+        let retired = self.m.reqs.keys().filter(|r| self.lc.is_retired(r)).count();
+        ensure!(
+            self.lc.requests().count() + retired == self.m.reqs.len(),
+            "the lifecycle and the model know different requests"
+        );
+        ensure!(self.lc.retired() == retired, "{} retired, {retired} of the model's", self.lc.retired());
         for (r, st) in &self.m.reqs {
             let kind = st.phase.kind();
             ensure!(kind.is_terminal(), "{r} is still {kind} at the end");
+            if self.lc.is_retired(r) {
+                ensure!(self.lc.request(r).is_none(), "{r} is retired and still in memory");
+                continue;
+            }
             let got = self.lc.request(r).map(|s| s.phase.kind());
             ensure!(got == Some(kind), "{r}: the lifecycle says {got:?}, the model {kind}");
         }

@@ -33,7 +33,9 @@ use sidan_core::ledger::{
     AccountId, ItemId, Ledger, LedgerCommand, LedgerEvent, LedgerOp, Redemption, Transfer, TransferId, TransferKind,
     TransferSpec,
 };
-use sidan_core::lifecycle::{Event, OfferMode, RaterRole, Recorded, StreamId, WidenReason};
+use sidan_core::lifecycle::{
+    Event, OfferMode, RaterRole, Recorded, Score, ServiceMinutes, StreamId, Tags, Text, Volunteers, WidenReason,
+};
 use sidan_core::report::{
     Granularity, ItemFigures, LedgerFigures, Percentiles, Report, ServiceCounts, UnitReport, report,
 };
@@ -112,7 +114,7 @@ fn kind() -> impl Strategy<Value = Kind> {
         1 => Just(Kind::Widened),
         1 => Just(Kind::Recruitment),
         1 => (0..TEAMS.len()).prop_map(Kind::NoShow),
-        3 => (0..TEAMS.len(), 0u32..300, vec(0..VOLUNTEERS.len(), 0..4))
+        3 => (0..TEAMS.len(), 1u32..300, vec(0..VOLUNTEERS.len(), 0..4))
             .prop_map(|(team, minutes, volunteers)| Kind::Completed { team, minutes, volunteers }),
         1 => (1u8..=5).prop_map(Kind::Evaluated),
         1 => Just(Kind::Disputed),
@@ -396,19 +398,27 @@ fn event(kind: &Kind, at: DateTime<Utc>) -> Event {
         Kind::NoShow(t) => Event::NoShow { team: team(*t) },
         Kind::Completed { team: t, minutes, volunteers } => Event::Completed {
             team: team(*t),
-            minutes: *minutes,
-            volunteers: volunteers.iter().map(|v| id::<VolunteerId>(VOLUNTEERS[*v])).collect(),
+            minutes: ServiceMinutes::new(*minutes).expect("generated in range"),
+            volunteers: {
+                let mut v: Vec<VolunteerId> = volunteers.iter().map(|v| id::<VolunteerId>(VOLUNTEERS[*v])).collect();
+                v.sort();
+                v.dedup();
+                Volunteers::new(v).expect("few, each once")
+            },
             sampled: false,
         },
-        Kind::Evaluated(score) => {
-            Event::Evaluated { role: RaterRole::Resident, score: *score, tags: Vec::new(), comment: None }
-        }
+        Kind::Evaluated(score) => Event::Evaluated {
+            role: RaterRole::Resident,
+            score: Score::new(*score).expect("generated in range"),
+            tags: Tags::default(),
+            comment: None,
+        },
         Kind::Disputed => Event::Disputed { by: RaterRole::Resident },
         Kind::Settled { combined_milli, served } => {
             Event::Settled { combined_milli: *combined_milli, defaulted: Vec::new(), served: *served }
         }
         Kind::Closed => Event::Closed,
-        Kind::Cancelled => Event::Cancelled { reason: "no longer needed".into() },
+        Kind::Cancelled => Event::Cancelled { reason: Text::new("no longer needed").expect("short") },
         Kind::Expired => Event::Expired,
         Kind::Unfulfillable => Event::Unfulfillable,
     }
@@ -440,7 +450,7 @@ fn log(subs: &[Option<Submission>], ops: &[Op], ledger: &[(usize, DateTime<Utc>,
             out.push(rec(StreamId::Ledger, *t, Event::Ledger { entry: e.clone() }));
         }
         if i == ops.len() / 2 {
-            let ev = Event::Unpaired { reason: "moved away".into() };
+            let ev = Event::Unpaired { reason: Text::new("moved away").expect("short") };
             out.push(rec(StreamId::Pairing(id::<PairingId>("p1")), at(0), ev));
         }
         if let Some(op) = ops.get(i) {
@@ -503,7 +513,7 @@ fn lives(city: &City, log: &[Recorded]) -> Vec<Life> {
                 Event::RecruitmentIssued { .. } => life.recruitment = true,
                 Event::NoShow { .. } => life.no_shows += 1,
                 Event::Completed { team, minutes, volunteers, .. } => {
-                    life.served = Some((*minutes, team.clone(), volunteers.clone()));
+                    life.served = Some((minutes.get(), team.clone(), volunteers.to_vec()));
                 }
                 Event::Disputed { .. } => life.disputed = true,
                 Event::Settled { combined_milli, served, .. } => {

@@ -521,7 +521,7 @@ impl<T: TravelTime, S: Store, C: Clock> Writer<T, S, C> {
             let before = batch.len();
             let due: Vec<StreamId> = self.lc.due(now).cloned().collect();
             for stream in due {
-                if let Ok(recs) = self.lc.decide(&Command::Tick { stream }, now) {
+                if let Ok(recs) = self.lc.decide(&Command::Tick(stream), now) {
                     self.apply_all(&recs);
                     batch.extend(recs);
                 }

@@ -239,6 +239,7 @@ pub fn parse_time_text(text: &str) -> Result<DateTime<Utc>, String> {
 mod tests {
     use super::*;
     use sidan_core::id::RequestId;
+    use sidan_core::lifecycle::{RequestCommand, Text};
 
     #[test]
     fn keys_are_checked() {
@@ -257,16 +258,18 @@ mod tests {
 
     #[test]
     fn fingerprints_tell_commands_apart_and_are_stable() {
-        let cancel = |reason: &str| Command::Cancel {
-            request: RequestId::new("r1").expect("valid id"),
-            reason: reason.to_owned(),
+        let cancel = |reason: &str| {
+            Command::Request(RequestCommand::Cancel {
+                request: RequestId::new("r1").expect("valid id"),
+                reason: Text::new(reason).expect("short text"),
+            })
         };
         assert_eq!(Fingerprint::of(&cancel("a")), Fingerprint::of(&cancel("a")));
         assert_ne!(Fingerprint::of(&cancel("a")), Fingerprint::of(&cancel("b")));
-        // The SHA-256 of `{"type":"cancel","request":"r1","reason":"a"}`: a
+        // The SHA-256 of `{"request":{"type":"cancel","request":"r1","reason":"a"}}`: a
         // change here makes keys stored by older builds report reuse.
         let json = serde_json::to_string(&cancel("a")).expect("encodes");
-        assert_eq!(json, r#"{"type":"cancel","request":"r1","reason":"a"}"#);
+        assert_eq!(json, r#"{"request":{"type":"cancel","request":"r1","reason":"a"}}"#);
         assert_eq!(Fingerprint::of(&cancel("a")).0, <[u8; 32]>::from(Sha256::digest(json.as_bytes())));
         let fp = Fingerprint::of(&cancel("a"));
         assert_eq!(Fingerprint::from_slice(fp.as_bytes()), Some(fp));

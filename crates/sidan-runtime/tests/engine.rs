@@ -8,7 +8,8 @@ use chrono::Duration;
 use sidan_core::dispatch::Dispatcher;
 use sidan_core::id::{RequestId, TeamId};
 use sidan_core::lifecycle::{
-    Command, DeclineReason, Event, Lifecycle, LifecycleError, LifecyclePolicy, PolicyBook, Recorded, StreamId,
+    Command, DeclineReason, Event, Lifecycle, LifecycleError, LifecyclePolicy, PolicyBook, Recorded, RequestCommand,
+    StreamId, Text,
 };
 use sidan_core::request::Urgency;
 use sidan_core::testkit::{request, t0, tiny_city};
@@ -57,7 +58,7 @@ async fn emergency_race_has_exactly_one_winner() {
     for round in 0..rounds(100) {
         let id = format!("e{round}");
         let spec = request(&id, "c1-i1-s1", "rescue", Urgency::Emergency, 0, 3);
-        let receipt = engine.execute(Command::Submit { spec }).await.expect("submits");
+        let receipt = engine.execute(Command::Request(RequestCommand::Submit { spec })).await.expect("submits");
         let teams = offered(&receipt.events);
         assert_eq!(teams.len(), 4, "round {round}: fan-out of four");
         let wins = Arc::new(AtomicUsize::new(0));
@@ -68,7 +69,8 @@ async fn emergency_race_has_exactly_one_winner() {
             let request = rid(&id);
             let wins = Arc::clone(&wins);
             tasks.push(tokio::spawn(async move {
-                match engine.execute(Command::Accept { request: request.clone(), team }).await {
+                match engine.execute(Command::Request(RequestCommand::Accept { request: request.clone(), team })).await
+                {
                     Ok(r) => {
                         wins.fetch_add(1, Ordering::SeqCst);
                         let names: Vec<&str> = r.events.iter().map(|e| e.event.name()).collect();
@@ -87,7 +89,13 @@ async fn emergency_race_has_exactly_one_winner() {
         let accepted = log.iter().filter(|r| matches!(r.event, Event::Accepted { .. })).count();
         assert_eq!(accepted, 1);
         // Free the team for the next round.
-        engine.execute(Command::Cancel { request: rid(&id), reason: "drill over".into() }).await.expect("cancels");
+        engine
+            .execute(Command::Request(RequestCommand::Cancel {
+                request: rid(&id),
+                reason: Text::new("drill over").expect("short text"),
+            }))
+            .await
+            .expect("cancels");
     }
     let loads = engine.query(|lc| lc.dispatcher().index().records().iter().map(|t| t.load).sum::<u32>()).await;
     assert_eq!(loads.expect("queries"), 0);
@@ -110,12 +118,17 @@ async fn single_offer_race_has_exactly_one_winner() {
     for round in 0..rounds(200) {
         let id = format!("n{round}");
         let spec = request(&id, "c1-i1-s1", "home-care", Urgency::Normal, 2, 3);
-        let team = offered(&engine.execute(Command::Submit { spec }).await.expect("submits").events)[0].clone();
+        let team =
+            offered(&engine.execute(Command::Request(RequestCommand::Submit { spec })).await.expect("submits").events)
+                [0]
+            .clone();
         let tasks: Vec<_> = (0..32)
             .map(|_| {
                 let (engine, team) = (Arc::clone(&engine), team.clone());
                 let request = rid(&id);
-                tokio::spawn(async move { engine.execute(Command::Accept { request, team }).await })
+                tokio::spawn(
+                    async move { engine.execute(Command::Request(RequestCommand::Accept { request, team })).await },
+                )
             })
             .collect();
         let mut ok = 0;
@@ -127,7 +140,13 @@ async fn single_offer_race_has_exactly_one_winner() {
             }
         }
         assert_eq!(ok, 1, "round {round}");
-        engine.execute(Command::Cancel { request: rid(&id), reason: "drill".into() }).await.expect("cancels");
+        engine
+            .execute(Command::Request(RequestCommand::Cancel {
+                request: rid(&id),
+                reason: Text::new("drill").expect("short text"),
+            }))
+            .await
+            .expect("cancels");
     }
 }
 
@@ -151,11 +170,15 @@ async fn restart_replays_to_the_live_state() {
     .enumerate()
     {
         let spec = request(&format!("q{i}"), unit, service, urgency, 3, 5);
-        engine.execute(Command::Submit { spec }).await.expect("submits");
+        engine.execute(Command::Request(RequestCommand::Submit { spec })).await.expect("submits");
     }
     let first = offered(&store.load(&StreamId::Request(rid("q0"))).await.expect("loads"));
     engine
-        .execute(Command::Decline { request: rid("q0"), team: first[0].clone(), reason: DeclineReason::TooFar })
+        .execute(Command::Request(RequestCommand::Decline {
+            request: rid("q0"),
+            team: first[0].clone(),
+            reason: DeclineReason::TooFar,
+        }))
         .await
         .expect("declines");
     // Let offers expire: the engine's timer fires on its own.
@@ -197,7 +220,7 @@ async fn deadlines_fire_and_escalate_on_the_manual_clock() {
         .await
         .expect("starts");
     let spec = request("r", "c1-i1-s1", "home-care", Urgency::Normal, 24, 4);
-    engine.execute(Command::Submit { spec }).await.expect("submits");
+    engine.execute(Command::Request(RequestCommand::Submit { spec })).await.expect("submits");
     let mut seen: Vec<String> = Vec::new();
     // Station: two offers expire (a, b: the miss threshold), then the institute's
     // last team, the county's, then the city's recruitment order, then nobody.
@@ -277,7 +300,7 @@ async fn a_full_queue_is_a_clear_error_not_a_hang() {
     for i in 0..8 {
         let spec = request(&format!("f{i}"), "c1-i1-s1", "home-care", Urgency::Normal, 2, 3);
         let e = Arc::clone(&engine);
-        let h = tokio::spawn(async move { e.execute(Command::Submit { spec }).await });
+        let h = tokio::spawn(async move { e.execute(Command::Request(RequestCommand::Submit { spec })).await });
         tokio::task::yield_now().await;
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         if h.is_finished() {
@@ -312,12 +335,12 @@ async fn a_failed_append_acknowledges_nothing_and_rebuilds() {
     .expect("starts");
     let before = engine.query(|lc| lc.digest()).await.expect("queries");
     let spec = request("x", "c1-i1-s1", "home-care", Urgency::Normal, 2, 3);
-    let res = engine.execute(Command::Submit { spec: spec.clone() }).await;
+    let res = engine.execute(Command::Request(RequestCommand::Submit { spec: spec.clone() })).await;
     assert!(matches!(res, Err(EngineError::Store(StoreError::Unavailable(_)))), "{res:?}");
     assert_eq!(engine.query(|lc| lc.digest()).await.expect("queries"), before, "state rebuilt from the store");
     assert!(inner.is_empty());
     // The retry is a new submission and succeeds.
-    engine.execute(Command::Submit { spec }).await.expect("stored");
+    engine.execute(Command::Request(RequestCommand::Submit { spec })).await.expect("stored");
     assert!(!inner.is_empty());
 }
 
@@ -334,7 +357,7 @@ async fn replayed_events_count_towards_the_next_snapshot() {
         Engine::start(factory(policy), store.clone(), MemoryBus::new(), clock.clone(), never).await.expect("starts");
     for i in 0..4 {
         let spec = request(&format!("q{i}"), "c1-i1-s1", "home-care", Urgency::Normal, 3, 5);
-        engine.execute(Command::Submit { spec }).await.expect("submits");
+        engine.execute(Command::Request(RequestCommand::Submit { spec })).await.expect("submits");
     }
     let live = engine.query(|lc| lc.digest()).await.expect("queries");
     engine.shutdown().await;
@@ -371,10 +394,13 @@ async fn restarts_start_from_the_latest_snapshot_and_ignore_a_bad_one() {
     for i in 0..12 {
         let unit = ["c1-i1-s1", "c1-i2-s2", "c2-i1-s1"][i % 3];
         let spec = request(&format!("q{i}"), unit, "home-care", Urgency::Normal, 3, 5);
-        let receipt = engine.execute(Command::Submit { spec }).await.expect("submits");
+        let receipt = engine.execute(Command::Request(RequestCommand::Submit { spec })).await.expect("submits");
         if let Some(team) = offered(&receipt.events).first() {
             engine
-                .execute(Command::Accept { request: rid(&format!("q{i}")), team: team.clone() })
+                .execute(Command::Request(RequestCommand::Accept {
+                    request: rid(&format!("q{i}")),
+                    team: team.clone(),
+                }))
                 .await
                 .expect("accepts");
         }

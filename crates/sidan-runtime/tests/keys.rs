@@ -13,7 +13,8 @@ use rand_chacha::ChaCha8Rng;
 use sidan_core::geo::StraightLine;
 use sidan_core::id::{RequestId, TeamId, VolunteerId};
 use sidan_core::lifecycle::{
-    Command, DeclineReason, Event, LifecycleError, LifecyclePolicy, RaterRole, Recorded, StreamId,
+    Command, DeclineReason, Event, LifecycleError, LifecyclePolicy, RaterRole, Recorded, RequestCommand, Score,
+    ServiceMinutes, StreamId, Tags, Text, Volunteers,
 };
 use sidan_core::request::Urgency;
 use sidan_core::testkit::{request, t0};
@@ -31,7 +32,7 @@ fn rid(s: &str) -> RequestId {
 fn submit(id: &str, now: DateTime<Utc>) -> Command {
     let mut spec = request(id, "c1-i1-s1", "home-care", Urgency::Normal, 2, 3);
     spec.window = TimeWindow::new(now + Duration::hours(2), now + Duration::hours(5)).expect("window");
-    Command::Submit { spec }
+    Command::Request(RequestCommand::Submit { spec })
 }
 
 fn config(retention: Duration) -> EngineConfig {
@@ -90,7 +91,7 @@ impl Workload {
             let len = Duration::hours(self.rng.random_range(1..=6));
             spec.window = TimeWindow::new(start, start + len).expect("window");
             self.requests.push((spec.id.clone(), Vec::new()));
-            return Step { advance, cmd: Command::Submit { spec } };
+            return Step { advance, cmd: Command::Request(RequestCommand::Submit { spec }) };
         }
         // Mostly recent requests.
         let n = self.requests.len();
@@ -102,25 +103,28 @@ impl Workload {
             teams[self.rng.random_range(0..teams.len())].clone()
         };
         let cmd = match roll {
-            25..=44 => Command::Accept { request, team },
-            45..=52 => Command::Decline { request, team, reason: DeclineReason::NoVolunteers },
-            53..=62 => Command::CheckIn { request, team },
-            63..=72 => Command::Complete {
+            25..=44 => Command::Request(RequestCommand::Accept { request, team }),
+            45..=52 => Command::Request(RequestCommand::Decline { request, team, reason: DeclineReason::NoVolunteers }),
+            53..=62 => Command::Request(RequestCommand::CheckIn { request, team }),
+            63..=72 => Command::Request(RequestCommand::Complete {
                 request,
                 team,
-                minutes: self.rng.random_range(10..=180),
-                volunteers: vec![VolunteerId::new("v-1").expect("id")],
-            },
-            73..=79 => Command::Cancel { request, reason: "不需要了".into() },
-            80..=87 => Command::Evaluate {
+                minutes: ServiceMinutes::new(self.rng.random_range(10..=180)).expect("in range"),
+                volunteers: Volunteers::new(vec![VolunteerId::new("v-1").expect("id")]).expect("valid volunteers"),
+            }),
+            73..=79 => Command::Request(RequestCommand::Cancel {
+                request,
+                reason: Text::new("不需要了").expect("short text"),
+            }),
+            80..=87 => Command::Request(RequestCommand::Evaluate {
                 request,
                 role: RaterRole::Resident,
-                score: self.rng.random_range(1..=5),
-                tags: Vec::new(),
+                score: Score::new(self.rng.random_range(1..=5)).expect("in range"),
+                tags: Tags::default(),
                 comment: None,
-            },
-            88..=91 => Command::ReportNoShow { request, team },
-            _ => Command::Tick { stream: StreamId::Request(request) },
+            }),
+            88..=91 => Command::Request(RequestCommand::ReportNoShow { request, team }),
+            _ => Command::Tick(StreamId::Request(request)),
         };
         Step { advance, cmd }
     }
@@ -293,11 +297,12 @@ async fn a_reused_key_with_another_command_changes_nothing() {
     let log = store.all();
     let digest = engine.query(|lc| lc.digest()).await.expect("queries");
     let reused = Err(EngineError::KeyReused { key: k.clone() });
-    let cancel = Command::Cancel { request: rid("r1"), reason: "no".into() };
+    let cancel =
+        Command::Request(RequestCommand::Cancel { request: rid("r1"), reason: Text::new("no").expect("short text") });
     assert_eq!(engine.execute_keyed(k.clone(), cancel.clone()).await, reused);
     assert_eq!(engine.execute_keyed(k.clone(), submit("r2", t0())).await, reused, "another request");
     let mut changed = submit("r1", t0());
-    if let Command::Submit { spec } = &mut changed {
+    if let Command::Request(RequestCommand::Submit { spec }) = &mut changed {
         spec.contact.detail = "7号楼3单元403".into();
     }
     assert_eq!(engine.execute_keyed(k.clone(), changed).await, reused, "one field differs");
@@ -410,7 +415,10 @@ async fn a_refusal_is_not_recorded() {
     let clock = ManualClock::new(t0());
     let engine = start(store.clone(), &clock, EngineConfig::default()).await;
     let k = key("station-9", "cancel-r1");
-    let cancel = Command::Cancel { request: rid("r1"), reason: "家属已到".into() };
+    let cancel = Command::Request(RequestCommand::Cancel {
+        request: rid("r1"),
+        reason: Text::new("家属已到").expect("short text"),
+    });
     let refused = engine.execute_keyed(k.clone(), cancel.clone()).await;
     assert!(matches!(refused, Err(EngineError::Rejected(LifecycleError::UnknownRequest { .. }))), "{refused:?}");
     assert!(store.keys_since(t0()).await.expect("keys").is_empty(), "no key kept");
@@ -433,7 +441,8 @@ async fn keys_are_forgotten_after_the_retention() {
     let first = engine.execute_keyed(k.clone(), submit("r1", t0())).await.expect("submits");
     clock.advance(Duration::minutes(50));
     assert_eq!(engine.execute_keyed(k.clone(), submit("r1", t0())).await, Ok(first.clone()), "still honoured");
-    let cancel = Command::Cancel { request: rid("r1"), reason: "no".into() };
+    let cancel =
+        Command::Request(RequestCommand::Cancel { request: rid("r1"), reason: Text::new("no").expect("short text") });
     assert_eq!(engine.execute_keyed(k.clone(), cancel.clone()).await, Err(EngineError::KeyReused { key: k.clone() }));
     // Past the retention and the purge interval (a 24th of it).
     clock.advance(Duration::minutes(14));
@@ -452,7 +461,8 @@ async fn keys_are_forgotten_after_the_retention() {
     clock.advance(Duration::minutes(61));
     assert_eq!(store.keys_since(DateTime::<Utc>::MIN_UTC).await.expect("keys").len(), 2, "not purged yet");
     let engine = start(store.clone(), &clock, hour).await;
-    let cancel2 = Command::Cancel { request: rid("r2"), reason: "no".into() };
+    let cancel2 =
+        Command::Request(RequestCommand::Cancel { request: rid("r2"), reason: Text::new("no").expect("short text") });
     let again = engine.execute_keyed(k2, cancel2).await.expect("the old key is forgotten");
     assert_ne!(again, r2);
     assert!(store.keys_since(DateTime::<Utc>::MIN_UTC).await.expect("keys").iter().all(|k| k.at == clock.now()));
@@ -559,7 +569,7 @@ async fn a_lost_reply_is_answered_by_the_key_on_retry() {
     let engine = start(store.clone(), &clock, EngineConfig::default()).await;
     let spec_cmd = submit("r1", t0());
     let team = offered(&engine.execute(spec_cmd).await.expect("submits").events)[0].clone();
-    let accept = Command::Accept { request: rid("r1"), team };
+    let accept = Command::Request(RequestCommand::Accept { request: rid("r1"), team });
     let k = key("team-app-4", "accept-r1");
     store.lose.store(1, Ordering::SeqCst);
     let before = store.inner.len();

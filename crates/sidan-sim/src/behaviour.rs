@@ -5,6 +5,7 @@
 use chrono::Duration;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use sidan_core::lifecycle::Text;
 use sidan_core::lifecycle::evaluation::Tag;
 use sidan_core::lifecycle::{DeclineReason, RaterRole};
 use sidan_core::request::Urgency;
@@ -147,7 +148,8 @@ impl Behaviour {
             let reason = match self.rng.random_range(0..3) {
                 0 => DeclineReason::NoVolunteers,
                 1 => DeclineReason::TooFar,
-                _ => DeclineReason::Other("schedule clash".into()),
+                // A short constant: always within the text bound.
+                _ => DeclineReason::Other(Text::new("schedule clash").unwrap_or_default()),
             };
             Answer::Decline(after, reason)
         } else {

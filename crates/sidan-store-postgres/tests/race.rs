@@ -28,7 +28,7 @@ use rand_chacha::ChaCha8Rng;
 use sidan_core::dispatch::Dispatcher;
 use sidan_core::geo::StraightLine;
 use sidan_core::id::{RequestId, TeamId};
-use sidan_core::lifecycle::{Command, Event, Lifecycle, LifecycleError, PolicyBook, StreamId};
+use sidan_core::lifecycle::{Command, Event, Lifecycle, LifecycleError, PolicyBook, RequestCommand, StreamId, Text};
 use sidan_core::request::RequestSpec;
 use sidan_core::testkit::t0;
 use sidan_runtime::{Engine, EngineConfig, EngineError, Factory, ManualClock, MemoryBus, Store, StoreError};
@@ -95,7 +95,10 @@ enum Outcome {
 async fn accept(engine: &Eng, request: &RequestId, team: &TeamId) -> (Outcome, usize) {
     let mut conflicts = 0;
     for _ in 0..100 {
-        match engine.execute(Command::Accept { request: request.clone(), team: team.clone() }).await {
+        match engine
+            .execute(Command::Request(RequestCommand::Accept { request: request.clone(), team: team.clone() }))
+            .await
+        {
             Ok(_) => return (Outcome::Won, conflicts),
             Err(EngineError::Rejected(e)) => return (Outcome::Refused(e), conflicts),
             Err(EngineError::Store(StoreError::Conflict { .. })) => conflicts += 1,
@@ -135,7 +138,7 @@ async fn thousand_requests_one_holder_each() {
             let mut offers = Vec::new();
             for spec in specs.iter().skip(c as usize).step_by(32) {
                 let e = &engines[rng.random_range(0..2usize)];
-                match e.execute(Command::Submit { spec: spec.clone() }).await {
+                match e.execute(Command::Request(RequestCommand::Submit { spec: spec.clone() })).await {
                     Ok(r) => offers.push((spec.id.clone(), offered(&r.events))),
                     Err(EngineError::Rejected(_)) => {}
                     Err(e) => panic!("{}: unexpected {e}", spec.id),
@@ -252,7 +255,7 @@ async fn single_offer_race_over_two_engines() {
         let mut offers = Vec::new();
         for spec in chunk {
             let e = &engines[rng.random_range(0..2usize)];
-            match e.execute(Command::Submit { spec: spec.clone() }).await {
+            match e.execute(Command::Request(RequestCommand::Submit { spec: spec.clone() })).await {
                 Ok(r) => offers.push((spec.id.clone(), offered(&r.events))),
                 Err(EngineError::Rejected(_)) => {}
                 Err(e) => panic!("{}: unexpected {e}", spec.id),
@@ -294,7 +297,10 @@ async fn single_offer_race_over_two_engines() {
             assert_eq!(accepted_team(&log), std::slice::from_ref(&team), "{request}: exactly one accepted event");
             // Free the team through the engine that won (its state has the acceptance).
             let winner = winner.expect("a winner");
-            let cancel = Command::Cancel { request: request.clone(), reason: "drill".into() };
+            let cancel = Command::Request(RequestCommand::Cancel {
+                request: request.clone(),
+                reason: Text::new("drill").expect("short text"),
+            });
             loop {
                 match winner.execute(cancel.clone()).await {
                     Ok(_) => break,

@@ -36,7 +36,9 @@ use chrono::{DateTime, Utc};
 use sidan_core::dispatch::Dispatcher;
 use sidan_core::geo::StraightLine;
 use sidan_core::id::{TeamId, VolunteerId};
-use sidan_core::lifecycle::{Command, Event, Lifecycle, PolicyBook, RaterRole, Recorded};
+use sidan_core::lifecycle::{
+    Command, Event, Lifecycle, PolicyBook, RaterRole, Recorded, RequestCommand, Score, ServiceMinutes, Tags, Volunteers,
+};
 use sidan_core::request::RequestSpec;
 use sidan_runtime::{Engine, EngineConfig, EngineError, Factory, ManualClock, MemoryBus, Position, Store};
 use sidan_sim::{CityConfig, DemandConfig, generate_city, generate_requests};
@@ -63,17 +65,24 @@ fn offered(events: &[Recorded]) -> Option<TeamId> {
 fn after_offer(spec: &RequestSpec, team: &TeamId) -> Vec<Command> {
     let request = spec.id.clone();
     let mut cmds = vec![
-        Command::Accept { request: request.clone(), team: team.clone() },
-        Command::CheckIn { request: request.clone(), team: team.clone() },
-        Command::Complete {
+        Command::Request(RequestCommand::Accept { request: request.clone(), team: team.clone() }),
+        Command::Request(RequestCommand::CheckIn { request: request.clone(), team: team.clone() }),
+        Command::Request(RequestCommand::Complete {
             request: request.clone(),
             team: team.clone(),
-            minutes: 60,
-            volunteers: vec![VolunteerId::new("v1").expect("id"), VolunteerId::new("v2").expect("id")],
-        },
+            minutes: ServiceMinutes::new(60).expect("valid minutes"),
+            volunteers: Volunteers::new(vec![VolunteerId::new("v1").expect("id"), VolunteerId::new("v2").expect("id")])
+                .expect("valid volunteers"),
+        }),
     ];
     for role in RaterRole::ALL {
-        cmds.push(Command::Evaluate { request: request.clone(), role, score: 5, tags: vec![], comment: None });
+        cmds.push(Command::Request(RequestCommand::Evaluate {
+            request: request.clone(),
+            role,
+            score: Score::new(5).expect("valid score"),
+            tags: Tags::new(vec![]).expect("valid tags"),
+            comment: None,
+        }));
     }
     cmds
 }
@@ -103,7 +112,9 @@ fn log_of(w: &World, events: usize) -> Vec<Recorded> {
             break;
         }
         let now = w.now + chrono::Duration::milliseconds(i as i64);
-        let recs = lc.execute(&Command::Submit { spec: spec.clone() }, now).expect("generated requests are valid");
+        let recs = lc
+            .execute(&Command::Request(RequestCommand::Submit { spec: spec.clone() }), now)
+            .expect("generated requests are valid");
         let team = offered(&recs);
         log.extend(recs);
         if let Some(team) = team {
@@ -193,7 +204,10 @@ async fn engine_run<S: Store>(w: &World, store: S, requests: usize, max_batch: u
             tokio::spawn(async move {
                 let mut n = 0;
                 for spec in specs.iter().skip(client).step_by(CLIENTS) {
-                    let r = engine.execute(Command::Submit { spec: spec.clone() }).await.expect("submits");
+                    let r = engine
+                        .execute(Command::Request(RequestCommand::Submit { spec: spec.clone() }))
+                        .await
+                        .expect("submits");
                     n += 1;
                     if let Some(team) = offered(&r.events) {
                         // Only stored commands count; a refused evaluation stores nothing.

@@ -42,7 +42,7 @@ use rand_chacha::ChaCha8Rng;
 use sidan_core::dispatch::Dispatcher;
 use sidan_core::geo::StraightLine;
 use sidan_core::id::RequestId;
-use sidan_core::lifecycle::{Command, DeclineReason, Lifecycle, PolicyBook};
+use sidan_core::lifecycle::{Command, DeclineReason, Lifecycle, PolicyBook, RequestCommand, Text};
 use sidan_core::request::RequestSpec;
 use sidan_core::testkit::t0;
 use sidan_runtime::{CommandKey, Engine, EngineConfig, EngineError, Factory, ManualClock, MemoryBus, Receipt, Store};
@@ -156,24 +156,33 @@ async fn client_step(engine: &Engine<StraightLine>, spec: &RequestSpec, i: usize
         Err(EngineError::Rejected(_)) => None,
         Err(e) => panic!("{request}: unexpected engine error {e}"),
     };
-    let Some(r) = ok(engine.execute(Command::Submit { spec: spec.clone() }).await) else { return };
+    let Some(r) = ok(engine.execute(Command::Request(RequestCommand::Submit { spec: spec.clone() })).await) else {
+        return;
+    };
     ack("submit", &request, &r);
     let teams = offered(&r.events);
     let Some(team) = teams.first().cloned() else { return };
     if i.is_multiple_of(5) {
-        let cmd = Command::Decline { request: request.clone(), team, reason: DeclineReason::NoVolunteers };
+        let cmd = Command::Request(RequestCommand::Decline {
+            request: request.clone(),
+            team,
+            reason: DeclineReason::NoVolunteers,
+        });
         if let Some(r) = ok(engine.execute(cmd).await) {
             ack("decline", &request, &r);
         }
         return;
     }
     let key = accept_key(team.as_str(), request.as_str());
-    let accept = Command::Accept { request: request.clone(), team: team.clone() };
+    let accept = Command::Request(RequestCommand::Accept { request: request.clone(), team: team.clone() });
     if let Some(r) = ok(engine.execute_keyed(key, accept).await) {
         ack(&format!("accept={team}"), &request, &r);
     }
     if !i.is_multiple_of(3) {
-        let cmd = Command::Cancel { request: request.clone(), reason: "no longer needed".into() };
+        let cmd = Command::Request(RequestCommand::Cancel {
+            request: request.clone(),
+            reason: Text::new("no longer needed").expect("short text"),
+        });
         if let Some(r) = ok(engine.execute(cmd).await) {
             ack("cancel", &request, &r);
         }
@@ -354,7 +363,7 @@ async fn verify(path: &Path, acks: &[Ack], durable: &mut HashMap<String, u64>, r
     for (a, team) in &accepts {
         let request = RequestId::new(&a.request).expect("a request id");
         let team = sidan_core::id::TeamId::new(team).expect("a team id");
-        let cmd = Command::Accept { request, team: team.clone() };
+        let cmd = Command::Request(RequestCommand::Accept { request, team: team.clone() });
         let again = engine
             .execute_keyed(accept_key(team.as_str(), &a.request), cmd)
             .await

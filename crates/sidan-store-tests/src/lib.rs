@@ -43,7 +43,8 @@ use sidan_core::dispatch::Dispatcher;
 use sidan_core::geo::StraightLine;
 use sidan_core::id::{RequestId, TeamId, UnitId};
 use sidan_core::lifecycle::{
-    Command, DeclineReason, Event, Lifecycle, LifecycleError, LifecyclePolicy, PolicyBook, Recorded, StreamId,
+    Command, DeclineReason, Event, Lifecycle, LifecycleError, LifecyclePolicy, PolicyBook, Recorded, RequestCommand,
+    StreamId, Text,
 };
 use sidan_core::request::Urgency;
 use sidan_core::testkit::{request, t0, tiny_city};
@@ -154,6 +155,7 @@ pub fn event(stream: &StreamId, seq: u64, tag: u64) -> Recorded {
             let id = match stream {
                 StreamId::Request(r) => r.to_string(),
                 StreamId::Pairing(p) => p.to_string(),
+                StreamId::Team(t) => t.to_string(),
                 StreamId::Ledger => "ledger".to_owned(),
             };
             let spec = request(&id, "c1-i1-s1", "home-care", Urgency::Normal, 2, 3);
@@ -163,7 +165,7 @@ pub fn event(stream: &StreamId, seq: u64, tag: u64) -> Recorded {
                 pairing: None,
             }
         }
-        2 => Event::Cancelled { reason: format!("取消 {tag}") },
+        2 => Event::Cancelled { reason: Text::new(format!("取消 {tag}")).expect("short text") },
         3 => Event::Expired,
         _ => Event::Closed,
     };
@@ -572,12 +574,27 @@ pub async fn engine_replay_matches_live<H: Harness>(h: &mut H) {
     let mut offers = Vec::new();
     for (i, (unit, service, urgency)) in cases.into_iter().enumerate() {
         let spec = request(&format!("q{i}"), unit, service, urgency, 3, 5);
-        offers.push(offered(&engine.execute(Command::Submit { spec }).await.expect("submits").events));
+        offers.push(offered(
+            &engine.execute(Command::Request(RequestCommand::Submit { spec })).await.expect("submits").events,
+        ));
     }
-    let decline = Command::Decline { request: rid("q0"), team: offers[0][0].clone(), reason: DeclineReason::TooFar };
+    let decline = Command::Request(RequestCommand::Decline {
+        request: rid("q0"),
+        team: offers[0][0].clone(),
+        reason: DeclineReason::TooFar,
+    });
     engine.execute(decline).await.expect("declines");
-    engine.execute(Command::Accept { request: rid("q4"), team: offers[4][0].clone() }).await.expect("accepts");
-    engine.execute(Command::Cancel { request: rid("q5"), reason: "不需要了".into() }).await.expect("cancels");
+    engine
+        .execute(Command::Request(RequestCommand::Accept { request: rid("q4"), team: offers[4][0].clone() }))
+        .await
+        .expect("accepts");
+    engine
+        .execute(Command::Request(RequestCommand::Cancel {
+            request: rid("q5"),
+            reason: Text::new("不需要了").expect("short text"),
+        }))
+        .await
+        .expect("cancels");
     // Let the open offers expire: the engine's timer fires on its own; wait for the bus to say so.
     clock.advance(Duration::minutes(11));
     loop {
@@ -631,12 +648,17 @@ pub async fn engine_accept_race<H: Harness>(h: &mut H) {
     for round in 0..rounds {
         let id = format!("n{round}");
         let spec = request(&id, "c1-i1-s1", "home-care", Urgency::Normal, 2, 3);
-        let team = offered(&engine.execute(Command::Submit { spec }).await.expect("submits").events)[0].clone();
+        let team =
+            offered(&engine.execute(Command::Request(RequestCommand::Submit { spec })).await.expect("submits").events)
+                [0]
+            .clone();
         let tasks: Vec<_> = (0..32)
             .map(|_| {
                 let (engine, team) = (Arc::clone(&engine), team.clone());
                 let request = rid(&id);
-                tokio::spawn(async move { engine.execute(Command::Accept { request, team }).await })
+                tokio::spawn(
+                    async move { engine.execute(Command::Request(RequestCommand::Accept { request, team })).await },
+                )
             })
             .collect();
         let mut ok = 0;
@@ -651,7 +673,13 @@ pub async fn engine_accept_race<H: Harness>(h: &mut H) {
         let log = store.load(&StreamId::Request(rid(&id))).await.expect("loads");
         let accepted = log.iter().filter(|r| matches!(r.event, Event::Accepted { .. })).count();
         assert_eq!(accepted, 1, "round {round}: exactly one accepted event");
-        engine.execute(Command::Cancel { request: rid(&id), reason: "drill".into() }).await.expect("cancels");
+        engine
+            .execute(Command::Request(RequestCommand::Cancel {
+                request: rid(&id),
+                reason: Text::new("drill").expect("short text"),
+            }))
+            .await
+            .expect("cancels");
     }
     let live = engine.query(|lc| lc.digest()).await.expect("queries");
     let mut lc = tiny_factory(policy)();
@@ -910,8 +938,10 @@ pub async fn engine_keys_survive_restart<H: Harness>(h: &mut H) {
             .expect("starts")
     };
     let engine = start(store.clone(), clock.clone()).await;
-    let submit = Command::Submit { spec: request("k1", "c1-i1-s1", "home-care", Urgency::Normal, 2, 3) };
-    let tick = Command::Tick { stream: stream("k1") };
+    let submit = Command::Request(RequestCommand::Submit {
+        spec: request("k1", "c1-i1-s1", "home-care", Urgency::Normal, 2, 3),
+    });
+    let tick = Command::Tick(stream("k1"));
     let (k1, k2) = (key("resident-7", "submit-1"), key("resident-7", "tick-1"));
     let first = engine.execute_keyed(k1.clone(), submit.clone()).await.expect("submits");
     assert!(!offered(&first.events).is_empty(), "the submission is offered");
@@ -927,7 +957,10 @@ pub async fn engine_keys_survive_restart<H: Harness>(h: &mut H) {
     let engine = start(again.clone(), clock).await;
     assert_eq!(engine.execute_keyed(k1.clone(), submit.clone()).await, Ok(first), "the retry after a restart");
     assert_eq!(engine.execute_keyed(k2.clone(), tick).await, Ok(nothing));
-    let cancel = Command::Cancel { request: rid("k1"), reason: "changed my mind".into() };
+    let cancel = Command::Request(RequestCommand::Cancel {
+        request: rid("k1"),
+        reason: Text::new("changed my mind").expect("short text"),
+    });
     assert_eq!(engine.execute_keyed(k1.clone(), cancel).await, Err(EngineError::KeyReused { key: k1 }));
     assert_eq!(read_all(&again).await, log, "nothing was appended");
     assert_eq!(engine.query(|lc| lc.digest()).await.expect("queries"), live);

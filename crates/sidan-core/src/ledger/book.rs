@@ -353,7 +353,7 @@ fn check_static(t: &Transfer) -> Result<(), LedgerError> {
 /// Which accounts each kind may debit and credit, its reason, and a service credit's id.
 fn check_kind(t: &Transfer) -> Result<(), LedgerError> {
     use AccountId as A;
-    let kind = t.kind.name();
+    let kind = t.kind.kind_name();
     let not_allowed = |side, account: &AccountId| LedgerError::AccountNotAllowed {
         transfer: t.id.clone(),
         kind,

@@ -4,10 +4,15 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 
-use crate::ledger::types::{AccountId, LedgerId, MAX_AMOUNT, MAX_OPS, MAX_REASON_LEN, MAX_TIMEOUT_S, TransferId};
+use serde::{Deserialize, Serialize};
+
+use crate::ledger::types::{
+    AccountId, LedgerId, MAX_AMOUNT, MAX_OPS, MAX_REASON_LEN, MAX_TIMEOUT_S, TransferId, TransferKindName,
+};
 
 /// A side of a transfer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Side {
     /// The account debited.
     Debit,
@@ -25,7 +30,8 @@ impl fmt::Display for Side {
 }
 
 /// What a reason or a text belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Subject {
     /// A transfer, post, void or reversal.
     Transfer(TransferId),
@@ -43,7 +49,8 @@ impl fmt::Display for Subject {
 }
 
 /// The part of an operation that differs from what an id already names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TransferField {
     /// The id names another kind of operation (a transfer, a post, a void, a reversal).
     Operation,
@@ -82,7 +89,8 @@ impl fmt::Display for TransferField {
 }
 
 /// Why the ledger refuses a command (nothing changes), or why an event does not fit the state.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum LedgerError {
     /// The command holds more than [`MAX_OPS`] operations.
@@ -143,7 +151,7 @@ pub enum LedgerError {
         /// The transfer.
         transfer: TransferId,
         /// The kind.
-        kind: &'static str,
+        kind: TransferKindName,
     },
     /// The kind of transfer may not touch this account on this side.
     #[error("transfer {transfer}: a {kind} may not {side} {account}")]
@@ -151,7 +159,7 @@ pub enum LedgerError {
         /// The transfer.
         transfer: TransferId,
         /// The kind.
-        kind: &'static str,
+        kind: TransferKindName,
         /// Which side.
         side: Side,
         /// The account.

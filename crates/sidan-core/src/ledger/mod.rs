@@ -40,7 +40,7 @@ pub use snapshot::{LedgerSnapshot, LedgerSnapshotError};
 pub use types::{
     Account, AccountId, AccountIdError, Balance, ItemId, LedgerCommand, LedgerEvent, LedgerId, LedgerOp, MAX_AMOUNT,
     MAX_OPS, MAX_REASON_LEN, MAX_TIMEOUT_S, Redemption, SERVICE_CREDIT_PREFIX, TRANSFER_ID_MAX_LEN, Transfer,
-    TransferId, TransferIdError, TransferKind, TransferRecord, TransferSpec, TransferState,
+    TransferId, TransferIdError, TransferKind, TransferKindName, TransferRecord, TransferSpec, TransferState,
 };
 
 use book::{Book, Changes, Overlay, check_pairs, check_pending, check_reason, check_reversible, effect, transfer_slot};
@@ -477,7 +477,7 @@ fn decide_op<B: Book>(b: &B, op: &LedgerOp, now: DateTime<Utc>) -> Result<Option
                 return same_transfer(b, e, spec).map(|()| None);
             }
             if let TransferKind::Reversal { .. } = spec.kind {
-                return Err(LedgerError::KindNotAllowed { transfer: spec.id.clone(), kind: spec.kind.name() });
+                return Err(LedgerError::KindNotAllowed { transfer: spec.id.clone(), kind: spec.kind.kind_name() });
             }
             Ok(Some(LedgerEvent::Transferred { transfer: Arc::new(Transfer::from_spec(spec, now)) }))
         }

@@ -293,7 +293,7 @@ fn malformed_transfers_are_refused_with_their_reason() {
         ),
         (
             spec("x", vp("v2"), vp("v1"), 1, TransferKind::Reversal { original: tid("seed-p"), reason: "r".into() }),
-            LedgerError::KindNotAllowed { transfer: x.clone(), kind: "reversal" },
+            LedgerError::KindNotAllowed { transfer: x.clone(), kind: TransferKindName::Reversal },
         ),
         (
             adjust("sc/q1/vp/v1", AccountId::PointsIssuance, vp("v1"), 1),
@@ -332,20 +332,17 @@ fn each_kind_touches_only_its_accounts() {
         .expect("opens");
     let q = RequestId::new("q1").expect("id");
     let credit = TransferKind::ServiceCredit { request: q.clone() };
-    let not_allowed = |id: &str, kind: &'static str, side: Side, account: AccountId| LedgerError::AccountNotAllowed {
-        transfer: tid(id),
-        kind,
-        side,
-        account,
+    let not_allowed = |id: &str, kind: TransferKindName, side: Side, account: AccountId| {
+        LedgerError::AccountNotAllowed { transfer: tid(id), kind, side, account }
     };
     let cases = vec![
         (
             spec("sc/q1/vp/v1", till("s1"), vp("v1"), 1, credit.clone()),
-            not_allowed("sc/q1/vp/v1", "service_credit", Side::Debit, till("s1")),
+            not_allowed("sc/q1/vp/v1", TransferKindName::ServiceCredit, Side::Debit, till("s1")),
         ),
         (
             spec("sc/q1/vp/v1", AccountId::PointsIssuance, till("s1"), 1, credit.clone()),
-            not_allowed("sc/q1/vp/v1", "service_credit", Side::Credit, till("s1")),
+            not_allowed("sc/q1/vp/v1", TransferKindName::ServiceCredit, Side::Credit, till("s1")),
         ),
         (
             spec("sc/q1/vp/v2", AccountId::PointsIssuance, vp("v1"), 1, credit.clone()),
@@ -353,43 +350,43 @@ fn each_kind_touches_only_its_accounts() {
         ),
         (
             spec("w", vp("v1"), till("s1"), 1, TransferKind::Withdrawal { request: q.clone() }),
-            not_allowed("w", "withdrawal", Side::Debit, vp("v1")),
+            not_allowed("w", TransferKindName::Withdrawal, Side::Debit, vp("v1")),
         ),
         (
             spec("w", vm("v1"), AccountId::MinutesIssuance, 1, TransferKind::Withdrawal { request: q.clone() }),
-            not_allowed("w", "withdrawal", Side::Credit, AccountId::MinutesIssuance),
+            not_allowed("w", TransferKindName::Withdrawal, Side::Credit, AccountId::MinutesIssuance),
         ),
         (
             spec("r", receipt("s1", "rice"), shelf("s2", "rice"), 1, TransferKind::Restock {}),
-            not_allowed("r", "restock", Side::Credit, shelf("s2", "rice")),
+            not_allowed("r", TransferKindName::Restock, Side::Credit, shelf("s2", "rice")),
         ),
         (
             spec("r", shelf("s1", "rice"), shelf("s2", "rice"), 1, TransferKind::Restock {}),
-            not_allowed("r", "restock", Side::Debit, shelf("s1", "rice")),
+            not_allowed("r", TransferKindName::Restock, Side::Debit, shelf("s1", "rice")),
         ),
         (
             spec("m", shelf("s1", "rice"), consumed("s1", "rice"), 1, TransferKind::StationTransfer {}),
-            not_allowed("m", "station_transfer", Side::Credit, consumed("s1", "rice")),
+            not_allowed("m", TransferKindName::StationTransfer, Side::Credit, consumed("s1", "rice")),
         ),
         (
             spec("m", vp("v1"), vp("v2"), 1, TransferKind::StationTransfer {}),
-            not_allowed("m", "station_transfer", Side::Debit, vp("v1")),
+            not_allowed("m", TransferKindName::StationTransfer, Side::Debit, vp("v1")),
         ),
         (
             spec("m", till("s1"), team.clone(), 1, TransferKind::StationTransfer {}),
-            not_allowed("m", "station_transfer", Side::Credit, team.clone()),
+            not_allowed("m", TransferKindName::StationTransfer, Side::Credit, team.clone()),
         ),
         (
             spec("g", shelf("s1", "rice"), consumed("s2", "rice"), 1, TransferKind::Redemption { partner: tid("p") }),
-            not_allowed("g", "redemption", Side::Credit, consumed("s2", "rice")),
+            not_allowed("g", TransferKindName::Redemption, Side::Credit, consumed("s2", "rice")),
         ),
         (
             spec("g", vp("v1"), vp("v2"), 1, TransferKind::Redemption { partner: tid("p") }),
-            not_allowed("g", "redemption", Side::Credit, vp("v2")),
+            not_allowed("g", TransferKindName::Redemption, Side::Credit, vp("v2")),
         ),
         (
             spec("g", AccountId::PointsIssuance, till("s1"), 1, TransferKind::Redemption { partner: tid("p") }),
-            not_allowed("g", "redemption", Side::Debit, AccountId::PointsIssuance),
+            not_allowed("g", TransferKindName::Redemption, Side::Debit, AccountId::PointsIssuance),
         ),
     ];
     for (s, want) in cases {
@@ -1140,7 +1137,7 @@ fn errors_say_what_is_wrong() {
         (
             LedgerError::AccountNotAllowed {
                 transfer: x.clone(),
-                kind: "restock",
+                kind: TransferKindName::Restock,
                 side: Side::Debit,
                 account: vp("v1"),
             },
@@ -1149,7 +1146,7 @@ fn errors_say_what_is_wrong() {
         (
             LedgerError::AccountNotAllowed {
                 transfer: x.clone(),
-                kind: "restock",
+                kind: TransferKindName::Restock,
                 side: Side::Credit,
                 account: till("s"),
             },

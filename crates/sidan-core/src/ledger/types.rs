@@ -516,15 +516,55 @@ pub enum TransferKind {
 impl TransferKind {
     /// The kind's name, as in its serialised `type`.
     pub fn name(&self) -> &'static str {
+        self.kind_name().as_str()
+    }
+
+    /// The kind without its data.
+    pub fn kind_name(&self) -> TransferKindName {
         match self {
-            TransferKind::ServiceCredit { .. } => "service_credit",
-            TransferKind::Redemption { .. } => "redemption",
-            TransferKind::Withdrawal { .. } => "withdrawal",
-            TransferKind::Restock {} => "restock",
-            TransferKind::StationTransfer {} => "station_transfer",
-            TransferKind::Adjustment { .. } => "adjustment",
-            TransferKind::Reversal { .. } => "reversal",
+            TransferKind::ServiceCredit { .. } => TransferKindName::ServiceCredit,
+            TransferKind::Redemption { .. } => TransferKindName::Redemption,
+            TransferKind::Withdrawal { .. } => TransferKindName::Withdrawal,
+            TransferKind::Restock {} => TransferKindName::Restock,
+            TransferKind::StationTransfer {} => TransferKindName::StationTransfer,
+            TransferKind::Adjustment { .. } => TransferKindName::Adjustment,
+            TransferKind::Reversal { .. } => TransferKindName::Reversal,
         }
+    }
+}
+
+/// A [`TransferKind`] without its data, as errors name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum TransferKindName {
+    ServiceCredit,
+    Redemption,
+    Withdrawal,
+    Restock,
+    StationTransfer,
+    Adjustment,
+    Reversal,
+}
+
+impl TransferKindName {
+    /// The name, as in a transfer kind's serialised `type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransferKindName::ServiceCredit => "service_credit",
+            TransferKindName::Redemption => "redemption",
+            TransferKindName::Withdrawal => "withdrawal",
+            TransferKindName::Restock => "restock",
+            TransferKindName::StationTransfer => "station_transfer",
+            TransferKindName::Adjustment => "adjustment",
+            TransferKindName::Reversal => "reversal",
+        }
+    }
+}
+
+impl fmt::Display for TransferKindName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

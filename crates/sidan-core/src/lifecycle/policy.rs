@@ -40,6 +40,9 @@ pub struct LifecyclePolicy {
     pub escalate_after_min: u32,
     /// How long after completion evaluations are taken before the request closes, in hours.
     pub evaluation_window_h: u32,
+    /// How long an ended request stays in the engine's memory, in hours; then it leaves (its
+    /// events stay in the log and its figures in the reports) and its id is never taken again.
+    pub retention_h: u32,
     /// Weight of the resident's rating in the combined score.
     pub rating_weight_resident: f64,
     /// Weight of the station's rating.
@@ -71,6 +74,7 @@ impl Default for LifecyclePolicy {
             escalate_after_misses: 3,
             escalate_after_min: 60,
             evaluation_window_h: 72,
+            retention_h: 7 * 24,
             rating_weight_resident: 0.4,
             rating_weight_station: 0.25,
             rating_weight_team: 0.1,
@@ -82,6 +86,9 @@ impl Default for LifecyclePolicy {
         }
     }
 }
+
+/// The longest an ended request may stay in memory: a year and a day, in hours.
+pub const MAX_RETENTION_H: u32 = 366 * 24;
 
 /// The largest deadline or window any key accepts: 30 days in seconds.
 pub const MAX_DEADLINE_S: u32 = 30 * 24 * 3600;
@@ -119,6 +126,12 @@ impl LifecyclePolicy {
             return Err(PolicyError {
                 key: "evaluation_window_h",
                 problem: format!("{} is not in 1..={} hours", self.evaluation_window_h, MAX_DEADLINE_S / 3600),
+            });
+        }
+        if self.retention_h == 0 || self.retention_h > MAX_RETENTION_H {
+            return Err(PolicyError {
+                key: "retention_h",
+                problem: format!("{} is not in 1..={MAX_RETENTION_H} hours", self.retention_h),
             });
         }
         let weights = [

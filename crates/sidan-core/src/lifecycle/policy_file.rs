@@ -66,6 +66,8 @@ pub struct PolicyPatch {
     pub escalate_after_min: Option<u32>,
     /// See [`LifecyclePolicy::evaluation_window_h`].
     pub evaluation_window_h: Option<u32>,
+    /// See [`LifecyclePolicy::retention_h`].
+    pub retention_h: Option<u32>,
     /// See [`LifecyclePolicy::rating_weight_resident`].
     pub rating_weight_resident: Option<f64>,
     /// See [`LifecyclePolicy::rating_weight_station`].
@@ -174,6 +176,7 @@ impl PolicyPatch {
             escalate_after_misses,
             escalate_after_min,
             evaluation_window_h,
+            retention_h,
             rating_weight_resident,
             rating_weight_station,
             rating_weight_team,
@@ -193,6 +196,7 @@ impl PolicyPatch {
         set(&mut base.escalate_after_misses, escalate_after_misses);
         set(&mut base.escalate_after_min, escalate_after_min);
         set(&mut base.evaluation_window_h, evaluation_window_h);
+        set(&mut base.retention_h, retention_h);
         set(&mut base.rating_weight_resident, rating_weight_resident);
         set(&mut base.rating_weight_station, rating_weight_station);
         set(&mut base.rating_weight_team, rating_weight_team);
@@ -285,6 +289,7 @@ impl From<LifecyclePolicy> for PolicyPatch {
             escalate_after_misses,
             escalate_after_min,
             evaluation_window_h,
+            retention_h,
             rating_weight_resident,
             rating_weight_station,
             rating_weight_team,
@@ -305,6 +310,7 @@ impl From<LifecyclePolicy> for PolicyPatch {
             escalate_after_misses: Some(escalate_after_misses),
             escalate_after_min: Some(escalate_after_min),
             evaluation_window_h: Some(evaluation_window_h),
+            retention_h: Some(retention_h),
             rating_weight_resident: Some(rating_weight_resident),
             rating_weight_station: Some(rating_weight_station),
             rating_weight_team: Some(rating_weight_team),
@@ -880,6 +886,7 @@ mod tests {
             escalate_after_misses: 16,
             escalate_after_min: 17,
             evaluation_window_h: 18,
+            retention_h: 19,
             rating_weight_resident: 0.31,
             rating_weight_station: 0.32,
             rating_weight_team: 0.33,
@@ -1004,6 +1011,7 @@ mod tests {
             ("escalate_after_misses", &["1", "4294967295"], |p, v| p.escalate_after_misses = int(v)),
             ("escalate_after_min", &["1", "43200"], |p, v| p.escalate_after_min = int(v)),
             ("evaluation_window_h", &["1", "720"], |p, v| p.evaluation_window_h = int(v)),
+            ("retention_h", &["1", "8784"], |p, v| p.retention_h = int(v)),
             ("rating_weight_resident", &["0.4", "1"], |p, v| p.rating_weight_resident = float(v)),
             ("rating_weight_station", &["0", "0.25"], |p, v| p.rating_weight_station = float(v)),
             ("rating_weight_team", &["0", "0.1"], |p, v| p.rating_weight_team = float(v)),

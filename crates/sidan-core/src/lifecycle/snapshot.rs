@@ -19,20 +19,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::dispatch::Dispatcher;
 use crate::geo::TravelTime;
-use crate::id::{PairingId, VolunteerId};
+use crate::id::{PairingId, RequestId, TeamId, VolunteerId};
 use crate::index::{TeamDynamics, TeamIdx};
 use crate::ledger::snapshot::{from_nanos, nanos};
 use crate::ledger::{Ledger, LedgerSnapshot};
 use crate::lifecycle::pairing::{PairingSpec, PairingState, Schedule};
 use crate::lifecycle::state::{OpenOffer, Phase, RequestState};
-use crate::lifecycle::types::{OfferMode, RaterRole, StreamId};
-use crate::lifecycle::{Lifecycle, PolicyBook};
+use crate::lifecycle::wakeup::Wake;
+use crate::lifecycle::{Event, Lifecycle, OfferMode, PolicyBook, RaterRole, Recorded, StreamId, Text};
 use crate::reputation::Standing;
 use crate::request::{Request, RequestSpec};
+use crate::team::{TeamChange, TeamSpec};
 use crate::units::UnitIdx;
 
 /// The snapshot format this build writes and reads.
-pub const SNAPSHOT_FORMAT: u32 = 1;
+pub const SNAPSHOT_FORMAT: u32 = 2;
 
 /// A [`Phase`] with plain indexes.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -114,6 +115,48 @@ struct PairingSnap {
     version: u64,
 }
 
+/// A roster event, in a form a compact encoding can carry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum RosterEventSnap {
+    Added(Box<TeamSpec>),
+    Changed(TeamChange),
+    Deactivated(Text),
+    Reactivated,
+}
+
+/// One roster event with its stream position and time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct RosterSnap {
+    team: TeamId,
+    seq: u64,
+    at: i64,
+    event: RosterEventSnap,
+}
+
+impl RosterSnap {
+    fn of(rec: &Recorded) -> Option<Self> {
+        let StreamId::Team(team) = &rec.stream else { return None };
+        let event = match &rec.event {
+            Event::TeamAdded { spec } => RosterEventSnap::Added(spec.clone()),
+            Event::TeamChanged { change } => RosterEventSnap::Changed(change.clone()),
+            Event::TeamDeactivated { reason } => RosterEventSnap::Deactivated(reason.clone()),
+            Event::TeamReactivated => RosterEventSnap::Reactivated,
+            _ => return None,
+        };
+        Some(Self { team: team.clone(), seq: rec.seq, at: nanos(rec.at), event })
+    }
+
+    fn recorded(self) -> Recorded {
+        let event = match self.event {
+            RosterEventSnap::Added(spec) => Event::TeamAdded { spec },
+            RosterEventSnap::Changed(change) => Event::TeamChanged { change },
+            RosterEventSnap::Deactivated(reason) => Event::TeamDeactivated { reason },
+            RosterEventSnap::Reactivated => Event::TeamReactivated,
+        };
+        Recorded { stream: StreamId::Team(self.team), seq: self.seq, at: from_nanos(self.at), event }
+    }
+}
+
 /// Everything the events of a lifecycle built, as plain data; see the [module docs](self).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LifecycleSnapshot {
@@ -129,6 +172,11 @@ pub struct LifecycleSnapshot {
     no_shows: Vec<(u32, u32)>,
     standings: Vec<(u32, Standing)>,
     ledger: LedgerSnapshot,
+    /// The roster changed at run time, applied again over the city file's teams.
+    roster: Vec<RosterSnap>,
+    /// Ended requests waiting to leave memory, and the fingerprints of those that left.
+    retention_queue: Vec<(i64, RequestId)>,
+    retired: Vec<u64>,
 }
 
 /// Why a snapshot cannot be restored. The caller replays the whole log instead.
@@ -154,14 +202,15 @@ fn fnv(h: u64, bytes: &[u8]) -> u64 {
     bytes.iter().fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
-/// A fingerprint of the units and teams a lifecycle's indexes refer to.
-fn fingerprint<T: TravelTime>(d: &Dispatcher<T>) -> u64 {
+/// A fingerprint of the units and of the first `n_teams` teams (those of the city file) a
+/// lifecycle's indexes refer to.
+fn fingerprint<T: TravelTime>(d: &Dispatcher<T>, n_teams: usize) -> u64 {
     let mut h = 0xcbf2_9ce4_8422_2325;
     for (_, u) in d.city().units().iter() {
         h = fnv(fnv(h, u.id.as_str().as_bytes()), &[0]);
     }
     h = fnv(h, &[1]);
-    for t in d.index().records() {
+    for t in d.index().records().iter().take(n_teams) {
         h = fnv(fnv(h, t.id.as_str().as_bytes()), &[0]);
     }
     h
@@ -208,9 +257,13 @@ impl<T: TravelTime> Lifecycle<T> {
         no_shows.sort_unstable();
         let mut standings: Vec<(u32, Standing)> = self.standings.iter().map(|(t, s)| (t.0, *s)).collect();
         standings.sort_unstable_by_key(|s| s.0);
+        let roster: Vec<RosterSnap> = self.roster.log.iter().filter_map(RosterSnap::of).collect();
+        let added = roster.iter().filter(|r| matches!(r.event, RosterEventSnap::Added(_))).count();
+        let mut retired: Vec<u64> = self.retention.retired.iter().copied().collect();
+        retired.sort_unstable();
         LifecycleSnapshot {
             format: SNAPSHOT_FORMAT,
-            fingerprint: fingerprint(&self.dispatcher),
+            fingerprint: fingerprint(&self.dispatcher, index.len() - added),
             applied: self.applied,
             requests,
             pairings,
@@ -218,6 +271,9 @@ impl<T: TravelTime> Lifecycle<T> {
             no_shows,
             standings,
             ledger: self.ledger.snapshot(),
+            roster,
+            retention_queue: self.retention.queue.iter().map(|(t, id)| (nanos(*t), id.clone())).collect(),
+            retired,
         }
     }
 
@@ -235,14 +291,25 @@ impl<T: TravelTime> Lifecycle<T> {
         if snap.format != SNAPSHOT_FORMAT {
             return Err(SnapshotError::Format { found: snap.format });
         }
-        if snap.fingerprint != fingerprint(&dispatcher) || snap.teams.len() != dispatcher.index().len() {
+        if snap.fingerprint != fingerprint(&dispatcher, dispatcher.index().len()) {
             return Err(SnapshotError::OtherCity);
         }
         let bad = |s: String| SnapshotError::Invalid(s);
-        let n_teams = dispatcher.index().len() as u32;
         let n_units = dispatcher.city().units().len() as u32;
-        let team = |t: u32| if t < n_teams { Ok(TeamIdx(t)) } else { Err(bad(format!("team index {t}"))) };
         let mut lc = Lifecycle::new(dispatcher, policies);
+        for r in snap.roster {
+            let rec = r.recorded();
+            let team = match &rec.stream {
+                StreamId::Team(t) => t.clone(),
+                _ => return Err(bad("a roster event off a team stream".into())),
+            };
+            lc.apply_roster(&team, &rec).map_err(|e| bad(e.to_string()))?;
+        }
+        if snap.teams.len() != lc.dispatcher.index().len() {
+            return Err(SnapshotError::OtherCity);
+        }
+        let n_teams = lc.dispatcher.index().len() as u32;
+        let team = |t: u32| if t < n_teams { Ok(TeamIdx(t)) } else { Err(bad(format!("team index {t}"))) };
         lc.applied = snap.applied;
         lc.requests.reserve(snap.requests.len());
         for r in snap.requests {
@@ -283,7 +350,7 @@ impl<T: TravelTime> Lifecycle<T> {
                 service: r.service,
                 wake: None,
             });
-            lc.reschedule(super::Slot::Request(slot));
+            lc.reschedule(Wake::Request(slot));
         }
         for p in snap.pairings {
             let units = lc.dispatcher.city().units();
@@ -307,7 +374,7 @@ impl<T: TravelTime> Lifecycle<T> {
                 version: p.version,
                 wake: None,
             });
-            lc.reschedule(super::Slot::Pairing(slot));
+            lc.reschedule(Wake::Pairing(slot));
         }
         for (i, d) in snap.teams.into_iter().enumerate() {
             lc.dispatcher.index_mut().set_dynamics(TeamIdx(i as u32), d);
@@ -319,6 +386,8 @@ impl<T: TravelTime> Lifecycle<T> {
             lc.standings.insert(team(t)?, s);
         }
         lc.ledger = Ledger::restore(snap.ledger).map_err(|e| bad(e.to_string()))?;
+        lc.retention.queue = snap.retention_queue.into_iter().map(|(t, id)| (from_nanos(t), id)).collect();
+        lc.retention.retired = snap.retired.into_iter().collect();
         Ok(lc)
     }
 }
@@ -326,7 +395,7 @@ impl<T: TravelTime> Lifecycle<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lifecycle::{Command, LifecyclePolicy};
+    use crate::lifecycle::{Command, LifecyclePolicy, RequestCommand};
     use crate::request::Urgency;
     use crate::testkit::{request, t0, tiny_city};
 
@@ -340,7 +409,7 @@ mod tests {
         let (d, p) = fresh();
         let mut lc = Lifecycle::new(d, p);
         let spec = request("r", "c1-i1-s1", "home-care", Urgency::Normal, 2, 4);
-        lc.execute(&Command::Submit { spec }, t0()).expect("submits");
+        lc.execute(&Command::Request(RequestCommand::Submit { spec }), t0()).expect("submits");
         let snap = lc.snapshot();
         let (d, p) = fresh();
         let back = Lifecycle::restore(d, p, snap.clone()).expect("restores");

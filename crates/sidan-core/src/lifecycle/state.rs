@@ -6,8 +6,9 @@ use serde::Serialize;
 use crate::id::{HouseholdId, PairingId, RequestId, TeamId, UnitId};
 use crate::index::TeamIdx;
 use crate::lifecycle::pairing::ScheduleError;
-use crate::lifecycle::types::{CommandKind, OfferMode, RaterRole};
-use crate::request::{Request, RequestError};
+use crate::lifecycle::{CommandKind, OfferMode, RaterRole};
+use crate::request::{ContactError, Request, RequestError};
+use crate::team::TeamError;
 use crate::units::UnitIdx;
 
 /// Where a request is in its life.
@@ -292,13 +293,41 @@ pub enum LifecycleError {
         /// The role.
         role: RaterRole,
     },
-    /// A value is out of range or too long.
-    #[error("{field}: {problem}")]
-    BadValue {
-        /// The field.
-        field: &'static str,
-        /// What is wrong.
-        problem: String,
+    /// The request ended and left memory; its id cannot be used again.
+    #[error("request {request}: ended and retired; its id cannot be used again")]
+    Retired {
+        /// The request.
+        request: RequestId,
+    },
+    /// A pairing's contact has a field too long.
+    #[error("pairing {pairing}: {error}")]
+    BadContact {
+        /// The pairing.
+        pairing: PairingId,
+        /// Which field, and its length.
+        error: ContactError,
+    },
+    /// A roster change does not fit the team index (unknown skill, reach out of range,
+    /// duplicate id, ...).
+    #[error("{0}")]
+    Team(#[from] TeamError),
+    /// The team is deactivated already.
+    #[error("team {team} is not active")]
+    TeamInactive {
+        /// The team.
+        team: TeamId,
+    },
+    /// The team is active already.
+    #[error("team {team} is active already")]
+    TeamActive {
+        /// The team.
+        team: TeamId,
+    },
+    /// A change of a team that changes nothing.
+    #[error("team {team}: the change names no field")]
+    EmptyChange {
+        /// The team.
+        team: TeamId,
     },
     /// No pairing with this id exists.
     #[error("pairing {pairing}: unknown")]

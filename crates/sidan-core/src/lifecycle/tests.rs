@@ -5,8 +5,10 @@ use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
 
 use super::*;
 use crate::dispatch::Dispatcher;
-use crate::id::{HouseholdId, ServiceId, UnitId, VolunteerId};
-use crate::ledger::{ItemId, Redemption, TransferId, TransferKind, TransferSpec};
+use crate::id::{HouseholdId, ServiceId, SkillId, UnitId, VolunteerId};
+use crate::ledger::{AccountId, ItemId, LedgerCommand, LedgerOp, Redemption, TransferId, TransferKind, TransferSpec};
+use crate::request::{ContactError, ContactField, RequestError, RequestSpec, Urgency};
+use crate::team::{TeamChange, TeamError, TeamSpec};
 use crate::testkit::{request, t0, tiny_city};
 
 fn lifecycle(p: LifecyclePolicy) -> Lifecycle {
@@ -49,7 +51,7 @@ fn tick_all(lc: &mut Lifecycle, now: DateTime<Utc>) -> Vec<Recorded> {
     let due: Vec<StreamId> = lc.due(now).cloned().collect();
     let mut all = Vec::new();
     for s in due {
-        all.extend(lc.execute(&Command::Tick { stream: s }, now).expect("ticks never fail"));
+        all.extend(lc.execute(&Command::Tick(s), now).expect("ticks never fail"));
     }
     all
 }
@@ -72,7 +74,10 @@ fn in_phase(kind: PhaseKind) -> (Lifecycle, DateTime<Utc>, Option<TeamId>) {
     if kind == PhaseKind::New {
         return (lc, now, Some(tid("c1-s1-a")));
     }
-    let recs = lc.execute(&Command::Submit { spec: request("r", "c1-i1-s1", service, Urgency::Normal, 2, 4) }, now);
+    let recs = lc.execute(
+        &Command::Request(RequestCommand::Submit { spec: request("r", "c1-i1-s1", service, Urgency::Normal, 2, 4) }),
+        now,
+    );
     let recs = recs.expect("submits");
     let team = offers(&recs).first().map(|(t, _)| tid(t));
     let r = rid("r");
@@ -82,7 +87,13 @@ fn in_phase(kind: PhaseKind) -> (Lifecycle, DateTime<Utc>, Option<TeamId>) {
     match kind {
         PhaseKind::Open | PhaseKind::Unfulfillable => {}
         PhaseKind::Cancelled => {
-            go(&mut lc, Command::Cancel { request: r.clone(), reason: "no longer needed".into() });
+            go(
+                &mut lc,
+                Command::Request(RequestCommand::Cancel {
+                    request: r.clone(),
+                    reason: Text::new("no longer needed").expect("short text"),
+                }),
+            );
         }
         PhaseKind::Expired => {
             let later = t0() + Duration::hours(10);
@@ -92,16 +103,21 @@ fn in_phase(kind: PhaseKind) -> (Lifecycle, DateTime<Utc>, Option<TeamId>) {
         _ => {
             for step in steps {
                 match step {
-                    PhaseKind::Held => go(&mut lc, Command::Accept { request: r.clone(), team: t() }),
-                    PhaseKind::CheckedIn => go(&mut lc, Command::CheckIn { request: r.clone(), team: t() }),
+                    PhaseKind::Held => {
+                        go(&mut lc, Command::Request(RequestCommand::Accept { request: r.clone(), team: t() }))
+                    }
+                    PhaseKind::CheckedIn => {
+                        go(&mut lc, Command::Request(RequestCommand::CheckIn { request: r.clone(), team: t() }))
+                    }
                     PhaseKind::Completed => go(
                         &mut lc,
-                        Command::Complete {
+                        Command::Request(RequestCommand::Complete {
                             request: r.clone(),
                             team: t(),
-                            minutes: 60,
-                            volunteers: vec![VolunteerId::new("v1").expect("id")],
-                        },
+                            minutes: ServiceMinutes::new(60).expect("valid minutes"),
+                            volunteers: Volunteers::new(vec![VolunteerId::new("v1").expect("id")])
+                                .expect("valid volunteers"),
+                        }),
                     ),
                     _ => {
                         let sampled = lc.request(&r).is_some_and(|s| s.sampled);
@@ -109,7 +125,13 @@ fn in_phase(kind: PhaseKind) -> (Lifecycle, DateTime<Utc>, Option<TeamId>) {
                             let role = *role;
                             go(
                                 &mut lc,
-                                Command::Evaluate { request: r.clone(), role, score: 5, tags: vec![], comment: None },
+                                Command::Request(RequestCommand::Evaluate {
+                                    request: r.clone(),
+                                    role,
+                                    score: Score::new(5).expect("valid score"),
+                                    tags: Tags::new(vec![]).expect("valid tags"),
+                                    comment: None,
+                                }),
                             );
                         }
                         Vec::new()
@@ -128,18 +150,36 @@ fn in_phase(kind: PhaseKind) -> (Lifecycle, DateTime<Utc>, Option<TeamId>) {
 fn command_of(kind: CommandKind, team: TeamId) -> Command {
     let request = rid("r");
     match kind {
-        CommandKind::Submit => Command::Submit { spec: request_spec() },
-        CommandKind::Accept => Command::Accept { request, team },
-        CommandKind::Decline => Command::Decline { request, team, reason: DeclineReason::NoVolunteers },
-        CommandKind::CheckIn => Command::CheckIn { request, team },
-        CommandKind::Complete => Command::Complete { request, team, minutes: 45, volunteers: Vec::new() },
-        CommandKind::Evaluate => {
-            Command::Evaluate { request, role: RaterRole::Resident, score: 4, tags: vec![], comment: None }
+        CommandKind::Submit => Command::Request(RequestCommand::Submit { spec: request_spec() }),
+        CommandKind::Accept => Command::Request(RequestCommand::Accept { request, team }),
+        CommandKind::Decline => {
+            Command::Request(RequestCommand::Decline { request, team, reason: DeclineReason::NoVolunteers })
         }
-        CommandKind::ResolveDispute => Command::ResolveDispute { request, served: true, note: "visited".into() },
-        CommandKind::Cancel => Command::Cancel { request, reason: "changed plans".into() },
-        CommandKind::ReportNoShow => Command::ReportNoShow { request, team },
-        CommandKind::Tick => Command::Tick { stream: StreamId::Request(request) },
+        CommandKind::CheckIn => Command::Request(RequestCommand::CheckIn { request, team }),
+        CommandKind::Complete => Command::Request(RequestCommand::Complete {
+            request,
+            team,
+            minutes: ServiceMinutes::new(45).expect("valid minutes"),
+            volunteers: Volunteers::default(),
+        }),
+        CommandKind::Evaluate => Command::Request(RequestCommand::Evaluate {
+            request,
+            role: RaterRole::Resident,
+            score: Score::new(4).expect("valid score"),
+            tags: Tags::new(vec![]).expect("valid tags"),
+            comment: None,
+        }),
+        CommandKind::ResolveDispute => Command::Request(RequestCommand::ResolveDispute {
+            request,
+            served: true,
+            note: Text::new("visited").expect("short text"),
+        }),
+        CommandKind::Cancel => Command::Request(RequestCommand::Cancel {
+            request,
+            reason: Text::new("changed plans").expect("short text"),
+        }),
+        CommandKind::ReportNoShow => Command::Request(RequestCommand::ReportNoShow { request, team }),
+        CommandKind::Tick => Command::Tick(StreamId::Request(request)),
     }
 }
 
@@ -183,45 +223,56 @@ fn finer_refusals_are_typed() {
     let r = rid("r");
     let other = tid("c2");
     assert_eq!(
-        lc.decide(&Command::Accept { request: r.clone(), team: other.clone() }, now),
+        lc.decide(&Command::Request(RequestCommand::Accept { request: r.clone(), team: other.clone() }), now),
         Err(LifecycleError::NotOffered { request: r.clone(), team: other })
     );
     let ghost = tid("ghost");
     assert_eq!(
-        lc.decide(&Command::Accept { request: r.clone(), team: ghost.clone() }, now),
+        lc.decide(&Command::Request(RequestCommand::Accept { request: r.clone(), team: ghost.clone() }), now),
         Err(LifecycleError::UnknownTeam { team: ghost })
     );
     let deadline = lc.request(&r).expect("known").offers[0].deadline;
     assert!(
-        lc.decide(&Command::Accept { request: r.clone(), team: team.clone() }, deadline - Duration::milliseconds(1))
-            .is_ok()
+        lc.decide(
+            &Command::Request(RequestCommand::Accept { request: r.clone(), team: team.clone() }),
+            deadline - Duration::milliseconds(1)
+        )
+        .is_ok()
     );
     assert_eq!(
-        lc.decide(&Command::Accept { request: r.clone(), team: team.clone() }, deadline),
+        lc.decide(&Command::Request(RequestCommand::Accept { request: r.clone(), team: team.clone() }), deadline),
         Err(LifecycleError::OfferExpired { request: r.clone(), team: team.clone(), deadline })
     );
     let (lc, now, team) = in_phase(PhaseKind::Held);
     let team = team.expect("held");
     assert_eq!(
-        lc.decide(&Command::Accept { request: r.clone(), team: team.clone() }, now),
+        lc.decide(&Command::Request(RequestCommand::Accept { request: r.clone(), team: team.clone() }), now),
         Err(LifecycleError::AlreadyTaken { request: r.clone() })
     );
     assert_eq!(
-        lc.decide(&Command::Complete { request: r.clone(), team: team.clone(), minutes: 30, volunteers: vec![] }, now),
+        lc.decide(
+            &Command::Request(RequestCommand::Complete {
+                request: r.clone(),
+                team: team.clone(),
+                minutes: ServiceMinutes::new(30).expect("valid minutes"),
+                volunteers: Volunteers::new(vec![]).expect("valid volunteers")
+            }),
+            now
+        ),
         Err(LifecycleError::WrongPhase { request: r.clone(), command: CommandKind::Complete, phase: PhaseKind::Held })
     );
     let (lc, now, team) = in_phase(PhaseKind::CheckedIn);
     let team = team.expect("checked in");
-    let bad = Command::Complete { request: r.clone(), team: team.clone(), minutes: 0, volunteers: vec![] };
-    assert!(matches!(lc.decide(&bad, now), Err(LifecycleError::BadValue { field: "minutes", .. })));
+    // Values out of range never become commands: their types refuse them, so `decide` sees
+    // only valid ones (and JSON with such values does not decode).
+    let _ = (lc, now, team);
+    assert_eq!(ServiceMinutes::new(0), Err(ValueError::MinutesOutOfRange { minutes: 0 }));
     let v = VolunteerId::new("v").expect("id");
-    let twice = Command::Complete { request: r.clone(), team, minutes: 30, volunteers: vec![v.clone(), v] };
-    assert!(matches!(lc.decide(&twice, now), Err(LifecycleError::BadValue { field: "volunteers", .. })));
-    let (lc, now, _) = in_phase(PhaseKind::Completed);
-    let eval =
-        |score| Command::Evaluate { request: r.clone(), role: RaterRole::Station, score, tags: vec![], comment: None };
-    assert!(matches!(lc.decide(&eval(0), now), Err(LifecycleError::BadValue { field: "score", .. })));
-    assert!(matches!(lc.decide(&eval(6), now), Err(LifecycleError::BadValue { field: "score", .. })));
+    assert_eq!(Volunteers::new(vec![v.clone(), v.clone()]), Err(ValueError::DuplicateVolunteer { volunteer: v }));
+    assert_eq!(Score::new(0), Err(ValueError::ScoreOutOfRange { score: 0 }));
+    assert_eq!(Score::new(6), Err(ValueError::ScoreOutOfRange { score: 6 }));
+    let json = format!(r#"{{"request":{{"type":"complete","request":"{r}","team":"t","minutes":0,"volunteers":[]}}}}"#);
+    assert!(serde_json::from_str::<Command>(&json).is_err(), "zero minutes do not decode");
 }
 
 #[test]
@@ -231,31 +282,40 @@ fn bad_submissions_change_nothing() {
     let before = lc.digest();
     let mut late = request("late", "c1-i1-s1", "home-care", Urgency::Normal, -3, 2);
     assert!(matches!(
-        lc.execute(&Command::Submit { spec: late.clone() }, now),
+        lc.execute(&Command::Request(RequestCommand::Submit { spec: late.clone() }), now),
         Err(LifecycleError::WindowPassed { .. })
     ));
     late.window = TimeWindow::new(now + Duration::days(400), now + Duration::days(401)).expect("window");
-    assert!(matches!(lc.execute(&Command::Submit { spec: late }, now), Err(LifecycleError::OverHorizon { .. })));
+    assert!(matches!(
+        lc.execute(&Command::Request(RequestCommand::Submit { spec: late }), now),
+        Err(LifecycleError::OverHorizon { .. })
+    ));
     let mut unknown = request("u", "nowhere", "home-care", Urgency::Normal, 1, 2);
     assert!(matches!(
-        lc.execute(&Command::Submit { spec: unknown.clone() }, now),
+        lc.execute(&Command::Request(RequestCommand::Submit { spec: unknown.clone() }), now),
         Err(LifecycleError::InvalidRequest(_))
     ));
     unknown.unit = UnitId::new("c1-i1-s1").expect("id");
     unknown.service = ServiceId::new("juggling").expect("id");
-    assert!(matches!(lc.execute(&Command::Submit { spec: unknown }, now), Err(LifecycleError::InvalidRequest(_))));
+    assert!(matches!(
+        lc.execute(&Command::Request(RequestCommand::Submit { spec: unknown }), now),
+        Err(LifecycleError::InvalidRequest(_))
+    ));
     let mut big = request("big", "c1-i1-s1", "home-care", Urgency::Normal, 1, 2);
     big.contact.detail = "x".repeat(MAX_TEXT_LEN + 1);
     assert!(matches!(
-        lc.execute(&Command::Submit { spec: big }, now),
-        Err(LifecycleError::BadValue { field: "contact.detail", .. })
+        lc.execute(&Command::Request(RequestCommand::Submit { spec: big }), now),
+        Err(LifecycleError::InvalidRequest(RequestError::BadContact {
+            error: ContactError { field: ContactField::Detail, len },
+            ..
+        })) if len == MAX_TEXT_LEN + 1
     ));
     assert_eq!(lc.digest(), before);
     let ok = request("ok", "c1-i1-s1", "home-care", Urgency::Normal, 1, 2);
-    lc.execute(&Command::Submit { spec: ok.clone() }, now).expect("valid");
+    lc.execute(&Command::Request(RequestCommand::Submit { spec: ok.clone() }), now).expect("valid");
     let after = lc.digest();
     assert_eq!(
-        lc.execute(&Command::Submit { spec: ok }, now),
+        lc.execute(&Command::Request(RequestCommand::Submit { spec: ok }), now),
         Err(LifecycleError::DuplicateRequest { request: rid("ok") })
     );
     assert_eq!(lc.digest(), after);
@@ -269,8 +329,12 @@ fn declines_widen_station_institute_county_city_then_recruit_then_unfulfillable(
     let mut lc = lifecycle(p);
     let now = t0();
     let r = rid("r");
-    let recs =
-        lc.execute(&Command::Submit { spec: request("r", "c1-i1-s1", "home-care", Urgency::Normal, 20, 4) }, now);
+    let recs = lc.execute(
+        &Command::Request(RequestCommand::Submit {
+            spec: request("r", "c1-i1-s1", "home-care", Urgency::Normal, 20, 4),
+        }),
+        now,
+    );
     let recs = recs.expect("submits");
     assert_eq!(names(&recs), ["submitted", "offered"]);
     let mut seen = Vec::new();
@@ -285,7 +349,11 @@ fn declines_widen_station_institute_county_city_then_recruit_then_unfulfillable(
             seen.push(t.clone());
             let recs = lc
                 .execute(
-                    &Command::Decline { request: r.clone(), team: tid(&t), reason: DeclineReason::NoVolunteers },
+                    &Command::Request(RequestCommand::Decline {
+                        request: r.clone(),
+                        team: tid(&t),
+                        reason: DeclineReason::NoVolunteers,
+                    }),
                     now,
                 )
                 .expect("declines");
@@ -322,8 +390,13 @@ fn timeout_widens_and_keeps_the_first_offer_open() {
     let p = LifecyclePolicy { offer_deadline_s: 3 * 3600, escalate_after_min: 60, ..LifecyclePolicy::default() };
     let mut lc = lifecycle(p);
     let now = t0();
-    lc.execute(&Command::Submit { spec: request("r", "c1-i1-s1", "home-care", Urgency::Normal, 20, 4) }, now)
-        .expect("submits");
+    lc.execute(
+        &Command::Request(RequestCommand::Submit {
+            spec: request("r", "c1-i1-s1", "home-care", Urgency::Normal, 20, 4),
+        }),
+        now,
+    )
+    .expect("submits");
     let first = open_teams(&lc, "r");
     assert_eq!(lc.next_wakeup(), Some(now + Duration::minutes(60)));
     assert!(tick_all(&mut lc, now + Duration::minutes(59)).is_empty(), "nothing due before the timeout");
@@ -335,7 +408,10 @@ fn timeout_widens_and_keeps_the_first_offer_open() {
     assert_eq!(open[0], first[0]);
     // Either may take it; the first acceptance withdraws the other.
     let recs = lc
-        .execute(&Command::Accept { request: rid("r"), team: tid(&open[1]) }, now + Duration::minutes(61))
+        .execute(
+            &Command::Request(RequestCommand::Accept { request: rid("r"), team: tid(&open[1]) }),
+            now + Duration::minutes(61),
+        )
         .expect("accepts");
     assert_eq!(names(&recs), ["accepted", "offer_withdrawn"]);
     assert_eq!(holder_of(&lc, "r").as_deref(), Some(open[1].as_str()));
@@ -346,8 +422,13 @@ fn expiry_counts_as_a_miss_and_redispatches() {
     let p = LifecyclePolicy { offer_deadline_s: 600, escalate_after_misses: 3, ..LifecyclePolicy::default() };
     let mut lc = lifecycle(p);
     let now = t0();
-    lc.execute(&Command::Submit { spec: request("r", "c1-i1-s1", "home-care", Urgency::Normal, 20, 4) }, now)
-        .expect("submits");
+    lc.execute(
+        &Command::Request(RequestCommand::Submit {
+            spec: request("r", "c1-i1-s1", "home-care", Urgency::Normal, 20, 4),
+        }),
+        now,
+    )
+    .expect("submits");
     let first = open_teams(&lc, "r");
     let recs = tick_all(&mut lc, now + Duration::minutes(10));
     assert_eq!(names(&recs), ["offer_expired", "offered"]);
@@ -355,7 +436,10 @@ fn expiry_counts_as_a_miss_and_redispatches() {
     assert_ne!(first, second);
     let st = lc.request(&rid("r")).expect("known");
     assert_eq!(st.misses, 1);
-    let late = lc.decide(&Command::Accept { request: rid("r"), team: tid(&first[0]) }, now + Duration::minutes(11));
+    let late = lc.decide(
+        &Command::Request(RequestCommand::Accept { request: rid("r"), team: tid(&first[0]) }),
+        now + Duration::minutes(11),
+    );
     assert!(matches!(late, Err(LifecycleError::NotOffered { .. })), "an expired offer can never be accepted");
 }
 
@@ -365,13 +449,23 @@ fn nobody_nearby_goes_straight_to_a_wider_scope() {
     let now = t0();
     // Station c1-i2-s2 has no team; institute c1-i2 has c1-i2.
     let recs = lc
-        .execute(&Command::Submit { spec: request("r", "c1-i2-s2", "home-care", Urgency::Normal, 20, 4) }, now)
+        .execute(
+            &Command::Request(RequestCommand::Submit {
+                spec: request("r", "c1-i2-s2", "home-care", Urgency::Normal, 20, 4),
+            }),
+            now,
+        )
         .expect("submits");
     assert_eq!(widened(&recs), [("c1-i2".to_owned(), WidenReason::NoCandidates)]);
     assert_eq!(offers(&recs), [("c1-i2".to_owned(), OfferMode::Ranked)]);
     // Nobody anywhere has the skill: unfulfillable at once.
     let recs = lc
-        .execute(&Command::Submit { spec: request("h", "c1-i1-s1", "haircut", Urgency::Normal, 20, 4) }, now)
+        .execute(
+            &Command::Request(RequestCommand::Submit {
+                spec: request("h", "c1-i1-s1", "haircut", Urgency::Normal, 20, 4),
+            }),
+            now,
+        )
         .expect("submits");
     assert_eq!(names(&recs).last(), Some(&"unfulfillable"));
     assert!(!names(&recs).contains(&"recruitment_issued"));
@@ -383,7 +477,12 @@ fn emergency_fans_out_and_one_acceptance_withdraws_the_rest() {
     let mut lc = lifecycle(p);
     let now = t0();
     let recs = lc
-        .execute(&Command::Submit { spec: request("e", "c1-i1-s1", "rescue", Urgency::Emergency, 0, 3) }, now)
+        .execute(
+            &Command::Request(RequestCommand::Submit {
+                spec: request("e", "c1-i1-s1", "rescue", Urgency::Emergency, 0, 3),
+            }),
+            now,
+        )
         .expect("submits");
     let made = offers(&recs);
     assert_eq!(made.len(), 3);
@@ -392,16 +491,25 @@ fn emergency_fans_out_and_one_acceptance_withdraws_the_rest() {
     assert_eq!(deadline, now + Duration::seconds(i64::from(p.emergency_offer_deadline_s)));
     // One declines: the fan-out is topped up.
     let recs = lc
-        .execute(&Command::Decline { request: rid("e"), team: tid(&made[0].0), reason: DeclineReason::TooFar }, now)
+        .execute(
+            &Command::Request(RequestCommand::Decline {
+                request: rid("e"),
+                team: tid(&made[0].0),
+                reason: DeclineReason::TooFar,
+            }),
+            now,
+        )
         .expect("declines");
     assert_eq!(names(&recs), ["declined", "offered"]);
     let open = open_teams(&lc, "e");
     assert_eq!(open.len(), 3);
-    let recs = lc.execute(&Command::Accept { request: rid("e"), team: tid(&open[2]) }, now).expect("accepts");
+    let recs = lc
+        .execute(&Command::Request(RequestCommand::Accept { request: rid("e"), team: tid(&open[2]) }), now)
+        .expect("accepts");
     assert_eq!(names(&recs), ["accepted", "offer_withdrawn", "offer_withdrawn"]);
     for t in &open[..2] {
         assert_eq!(
-            lc.decide(&Command::Accept { request: rid("e"), team: tid(t) }, now),
+            lc.decide(&Command::Request(RequestCommand::Accept { request: rid("e"), team: tid(t) }), now),
             Err(LifecycleError::AlreadyTaken { request: rid("e") })
         );
     }
@@ -413,19 +521,29 @@ fn emergency_fans_out_and_one_acceptance_withdraws_the_rest() {
 fn no_show_is_recorded_and_redispatched_while_time_allows() {
     let mut lc = lifecycle(LifecyclePolicy::default());
     let now = t0();
-    lc.execute(&Command::Submit { spec: request("r", "c1-i1-s1", "home-care", Urgency::Normal, 1, 6) }, now)
-        .expect("submits");
+    lc.execute(
+        &Command::Request(RequestCommand::Submit {
+            spec: request("r", "c1-i1-s1", "home-care", Urgency::Normal, 1, 6),
+        }),
+        now,
+    )
+    .expect("submits");
     let team = tid(&open_teams(&lc, "r")[0]);
-    lc.execute(&Command::Accept { request: rid("r"), team: team.clone() }, now).expect("accepts");
+    lc.execute(&Command::Request(RequestCommand::Accept { request: rid("r"), team: team.clone() }), now)
+        .expect("accepts");
     let recs = lc
-        .execute(&Command::ReportNoShow { request: rid("r"), team: team.clone() }, now + Duration::hours(2))
+        .execute(
+            &Command::Request(RequestCommand::ReportNoShow { request: rid("r"), team: team.clone() }),
+            now + Duration::hours(2),
+        )
         .expect("reports");
     assert_eq!(names(&recs)[0], "no_show");
     assert!(offers(&recs).iter().all(|(t, _)| *t != team.to_string()));
     assert_eq!(lc.no_shows(lc.dispatcher().index().idx(&team).expect("known")), 1);
     // The next holder never checks in: at the window's end it is a no-show and the request expires.
     let next = tid(&open_teams(&lc, "r")[0]);
-    lc.execute(&Command::Accept { request: rid("r"), team: next }, now + Duration::hours(2)).expect("accepts");
+    lc.execute(&Command::Request(RequestCommand::Accept { request: rid("r"), team: next }), now + Duration::hours(2))
+        .expect("accepts");
     let recs = tick_all(&mut lc, now + Duration::hours(7));
     assert_eq!(names(&recs), ["no_show", "expired"]);
     let loads: u32 = lc.dispatcher().index().records().iter().map(|t| t.load).sum();
@@ -438,13 +556,25 @@ fn completed_requests_close_after_all_ratings_or_the_window() {
     let closes_at = now + Duration::hours(72);
     assert_eq!(lc.next_wakeup(), Some(closes_at));
     lc.execute(
-        &Command::Evaluate { request: rid("r"), role: RaterRole::Resident, score: 5, tags: vec![], comment: None },
+        &Command::Request(RequestCommand::Evaluate {
+            request: rid("r"),
+            role: RaterRole::Resident,
+            score: Score::new(5).expect("valid score"),
+            tags: Tags::new(vec![]).expect("valid tags"),
+            comment: None,
+        }),
         now,
     )
     .expect("rates");
     assert_eq!(
         lc.decide(
-            &Command::Evaluate { request: rid("r"), role: RaterRole::Resident, score: 3, tags: vec![], comment: None },
+            &Command::Request(RequestCommand::Evaluate {
+                request: rid("r"),
+                role: RaterRole::Resident,
+                score: Score::new(3).expect("valid score"),
+                tags: Tags::new(vec![]).expect("valid tags"),
+                comment: None
+            }),
             now
         ),
         Err(LifecycleError::AlreadyEvaluated { request: rid("r"), role: RaterRole::Resident })
@@ -514,7 +644,14 @@ fn a_dispute_resolved_as_not_served_credits_nothing() {
     // Frozen: the window passing settles nothing while the dispute is open.
     assert!(settle_at_window_end(&mut lc, now).is_empty());
     let recs = lc
-        .execute(&Command::ResolveDispute { request: rid("r"), served: false, note: "nobody came".into() }, now)
+        .execute(
+            &Command::Request(RequestCommand::ResolveDispute {
+                request: rid("r"),
+                served: false,
+                note: Text::new("nobody came").expect("short text"),
+            }),
+            now,
+        )
         .expect("resolves");
     assert_eq!(names(&recs), ["dispute_resolved", "settled", "closed"]);
     assert_eq!(lc.ledger().applied(), 0);
@@ -529,7 +666,7 @@ fn a_closed_account_turns_the_credit_into_a_flag_and_the_request_still_closes() 
         LedgerOp::Open { account: v1.clone() },
         LedgerOp::Close { account: v1, reason: "left the platform".into() },
     ]);
-    lc.execute(&Command::Ledger { command: close }, now).expect("closes the account");
+    lc.execute(&Command::Ledger(close), now).expect("closes the account");
     let before = lc.ledger().digest();
     let recs = settle_at_window_end(&mut lc, now);
     assert_eq!(names(&recs), ["settled", "credit_failed", "closed"]);
@@ -562,10 +699,10 @@ fn ledger_commands_and_reservation_expiry_run_through_the_lifecycle() {
             },
         },
     ]);
-    let recs = lc.execute(&Command::Ledger { command: restock.clone() }, later).expect("restocks");
+    let recs = lc.execute(&Command::Ledger(restock.clone()), later).expect("restocks");
     assert!(recs.iter().all(|r| r.stream == StreamId::Ledger && matches!(r.event, Event::Ledger { .. })));
     // A retry of the same command is a no-op: no event, same state.
-    assert_eq!(lc.execute(&Command::Ledger { command: restock }, later).expect("a retry"), []);
+    assert_eq!(lc.execute(&Command::Ledger(restock), later).expect("a retry"), []);
     assert_eq!(posted(&lc, &shelf), 3);
     // A redemption reserved for pick-up within an hour: the points and the rice are set aside.
     let redeem = Redemption {
@@ -577,13 +714,13 @@ fn ledger_commands_and_reservation_expiry_run_through_the_lifecycle() {
         quantity: 1,
         timeout_s: Some(3600),
     };
-    lc.execute(&Command::Ledger { command: redeem.command().expect("valid ids") }, later).expect("reserves");
+    lc.execute(&Command::Ledger(redeem.command().expect("valid ids")), later).expect("reserves");
     assert_eq!(lc.ledger().balance(&shelf).available(), 2);
     // Too many points for what is left: refused, nothing changes.
     let greedy = Redemption { id: TransferId::new("redeem-2").expect("id"), points: 3, ..redeem.clone() };
     let before = lc.digest();
     assert!(matches!(
-        lc.execute(&Command::Ledger { command: greedy.command().expect("valid ids") }, later),
+        lc.execute(&Command::Ledger(greedy.command().expect("valid ids")), later),
         Err(LifecycleError::Ledger(_))
     ));
     assert_eq!(lc.digest(), before);
@@ -621,9 +758,10 @@ fn pairing_offers_each_slot_to_the_paired_team_first_once() {
     let mut lc = lifecycle(LifecyclePolicy::default());
     let now = t0();
     // c1-i2 is not the best-ranked team for the station, but it is paired.
-    lc.execute(&Command::Pair { spec: pairing_spec("p1", "c1-i2", "h-wang") }, now).expect("pairs");
+    lc.execute(&Command::Pairing(PairingCommand::Pair { spec: Box::new(pairing_spec("p1", "c1-i2", "h-wang")) }), now)
+        .expect("pairs");
     assert_eq!(
-        lc.decide(&Command::Pair { spec: pairing_spec("p2", "c2", "h-wang") }, now),
+        lc.decide(&Command::Pairing(PairingCommand::Pair { spec: Box::new(pairing_spec("p2", "c2", "h-wang")) }), now),
         Err(LifecycleError::HouseholdPaired {
             household: HouseholdId::new("h-wang").expect("id"),
             pairing: PairingId::new("p1").expect("id"),
@@ -640,7 +778,11 @@ fn pairing_offers_each_slot_to_the_paired_team_first_once() {
     let req = rid("p1:20261203T0100");
     let recs = lc
         .execute(
-            &Command::Decline { request: req.clone(), team: tid("c1-i2"), reason: DeclineReason::NoVolunteers },
+            &Command::Request(RequestCommand::Decline {
+                request: req.clone(),
+                team: tid("c1-i2"),
+                reason: DeclineReason::NoVolunteers,
+            }),
             release,
         )
         .expect("declines");
@@ -651,9 +793,15 @@ fn pairing_offers_each_slot_to_the_paired_team_first_once() {
         lc.pairing(&PairingId::new("p1").expect("id")).expect("known").next.map(|t| t.to_rfc3339()),
         Some("2026-12-10T01:00:00+00:00".to_owned())
     );
-    lc.execute(&Command::Unpair { pairing: PairingId::new("p1").expect("id"), reason: "moved".into() }, release)
-        .expect("unpairs");
-    lc.execute(&Command::Pair { spec: pairing_spec("p2", "c2", "h-wang") }, release)
+    lc.execute(
+        &Command::Pairing(PairingCommand::Unpair {
+            pairing: PairingId::new("p1").expect("id"),
+            reason: Text::new("moved").expect("short text"),
+        }),
+        release,
+    )
+    .expect("unpairs");
+    lc.execute(&Command::Pairing(PairingCommand::Pair { spec: Box::new(pairing_spec("p2", "c2", "h-wang")) }), release)
         .expect("the household is free again");
 }
 
@@ -662,7 +810,13 @@ fn replaying_the_log_rebuilds_the_state() {
     let mut lc = lifecycle(LifecyclePolicy { emergency_fanout: 2, ..LifecyclePolicy::default() });
     let mut log = Vec::new();
     let now = t0();
-    log.extend(lc.execute(&Command::Pair { spec: pairing_spec("p1", "c1-s2", "h-li") }, now).expect("pairs"));
+    log.extend(
+        lc.execute(
+            &Command::Pairing(PairingCommand::Pair { spec: Box::new(pairing_spec("p1", "c1-s2", "h-li")) }),
+            now,
+        )
+        .expect("pairs"),
+    );
     for (i, (unit, service, urgency)) in [
         ("c1-i1-s1", "home-care", Urgency::Normal),
         ("c1-i2-s2", "home-care", Urgency::Urgent),
@@ -673,10 +827,13 @@ fn replaying_the_log_rebuilds_the_state() {
     .enumerate()
     {
         let spec = request(&format!("q{i}"), unit, service, urgency, 3 + i as i64, 5);
-        log.extend(lc.execute(&Command::Submit { spec }, now).expect("submits"));
+        log.extend(lc.execute(&Command::Request(RequestCommand::Submit { spec }), now).expect("submits"));
     }
     let open = open_teams(&lc, "q0");
-    log.extend(lc.execute(&Command::Accept { request: rid("q0"), team: tid(&open[0]) }, now).expect("accepts"));
+    log.extend(
+        lc.execute(&Command::Request(RequestCommand::Accept { request: rid("q0"), team: tid(&open[0]) }), now)
+            .expect("accepts"),
+    );
     for h in [1, 2, 30, 50, 100] {
         log.extend(tick_all(&mut lc, now + Duration::hours(h)));
     }
@@ -700,7 +857,12 @@ fn replaying_the_log_rebuilds_the_state() {
 fn masked_events_hide_contacts() {
     let mut lc = lifecycle(LifecyclePolicy::default());
     let recs = lc
-        .execute(&Command::Submit { spec: request("r", "c1-i1-s1", "home-care", Urgency::Normal, 2, 4) }, t0())
+        .execute(
+            &Command::Request(RequestCommand::Submit {
+                spec: request("r", "c1-i1-s1", "home-care", Urgency::Normal, 2, 4),
+            }),
+            t0(),
+        )
         .expect("submits");
     let clear = serde_json::to_string(&recs[0]).expect("serialises");
     assert!(clear.contains("13812345678"));
@@ -748,7 +910,13 @@ fn the_table_in_the_docs_is_the_code() {
 }
 
 fn evaluate(r: &str, role: RaterRole, score: u8, tags: Vec<evaluation::Tag>) -> Command {
-    Command::Evaluate { request: rid(r), role, score, tags, comment: None }
+    Command::Request(RequestCommand::Evaluate {
+        request: rid(r),
+        role,
+        score: Score::new(score).expect("a valid score"),
+        tags: Tags::new(tags).expect("valid tags"),
+        comment: None,
+    })
 }
 
 #[test]
@@ -766,14 +934,28 @@ fn a_dispute_freezes_settlement_until_the_station_resolves_it() {
     assert!(tick_all(&mut lc, now + Duration::hours(100)).is_empty(), "the window does not close a dispute");
     assert!(lc.request(&rid("r")).expect("known").disputed);
     let recs = lc
-        .execute(&Command::ResolveDispute { request: rid("r"), served: false, note: "household confirms".into() }, now)
+        .execute(
+            &Command::Request(RequestCommand::ResolveDispute {
+                request: rid("r"),
+                served: false,
+                note: Text::new("household confirms").expect("short text"),
+            }),
+            now,
+        )
         .expect("resolves");
     assert_eq!(names(&recs), ["dispute_resolved", "settled", "closed"]);
     assert!(matches!(recs[1].event, Event::Settled { served: false, .. }));
     let rep = lc.dispatcher().index().get(team).reputation.expect("rated");
     assert!(rep < 0.6, "a service found not given lowers the standing: {rep}");
     assert!(matches!(
-        lc.decide(&Command::ResolveDispute { request: rid("r"), served: true, note: String::new() }, now),
+        lc.decide(
+            &Command::Request(RequestCommand::ResolveDispute {
+                request: rid("r"),
+                served: true,
+                note: Text::default()
+            }),
+            now
+        ),
         Err(LifecycleError::Terminal { .. })
     ));
 }
@@ -789,10 +971,7 @@ fn third_party_ratings_only_for_sampled_requests() {
         assert_eq!(res, Err(LifecycleError::NotSampled { request: rid("r") }));
     }
     let too_many = vec![evaluation::Tag::Punctual; evaluation::MAX_TAGS + 1];
-    assert!(matches!(
-        lc.decide(&evaluate("r", RaterRole::Resident, 4, too_many), now),
-        Err(LifecycleError::BadValue { field: "tags", .. })
-    ));
+    assert_eq!(Tags::new(too_many), Err(ValueError::TooManyTags { count: evaluation::MAX_TAGS + 1 }));
 }
 
 #[test]
@@ -806,15 +985,22 @@ fn settled_ratings_move_the_standing_used_in_dispatch() {
         let r = rid(&id);
         let recs = lc
             .execute(
-                &Command::Submit { spec: request(&id, "c1-i1-s1", "home-care", Urgency::Normal, 2 + 6 * i, 4) },
+                &Command::Request(RequestCommand::Submit {
+                    spec: request(&id, "c1-i1-s1", "home-care", Urgency::Normal, 2 + 6 * i, 4),
+                }),
                 now,
             )
             .expect("submits");
         let team = tid(&offers(&recs)[0].0);
         for c in [
-            Command::Accept { request: r.clone(), team: team.clone() },
-            Command::CheckIn { request: r.clone(), team: team.clone() },
-            Command::Complete { request: r.clone(), team: team.clone(), minutes: 60, volunteers: vec![] },
+            Command::Request(RequestCommand::Accept { request: r.clone(), team: team.clone() }),
+            Command::Request(RequestCommand::CheckIn { request: r.clone(), team: team.clone() }),
+            Command::Request(RequestCommand::Complete {
+                request: r.clone(),
+                team: team.clone(),
+                minutes: ServiceMinutes::new(60).expect("valid minutes"),
+                volunteers: Volunteers::new(vec![]).expect("valid volunteers"),
+            }),
         ] {
             lc.execute(&c, now).expect("serves");
         }
@@ -842,19 +1028,30 @@ fn the_clock_itself_refuses_a_late_check_in_or_rating() {
     let end = lc.request(&rid("r")).expect("known").request.window().end();
     let before = lc.digest();
     assert_eq!(
-        lc.decide(&Command::CheckIn { request: rid("r"), team: team.clone() }, end),
+        lc.decide(&Command::Request(RequestCommand::CheckIn { request: rid("r"), team: team.clone() }), end),
         Err(LifecycleError::WindowPassed { request: rid("r"), end })
     );
     assert_eq!(lc.digest(), before);
-    lc.execute(&Command::CheckIn { request: rid("r"), team }, end - Duration::milliseconds(1)).expect("in time");
+    lc.execute(&Command::Request(RequestCommand::CheckIn { request: rid("r"), team }), end - Duration::milliseconds(1))
+        .expect("in time");
 
     // Completed, the evaluation window over: a rating is refused, the tick settles with defaults.
     let (mut lc, now, _) = in_phase(PhaseKind::Completed);
     let closed = now + Duration::hours(72);
-    let rate =
-        |score| Command::Evaluate { request: rid("r"), role: RaterRole::Station, score, tags: vec![], comment: None };
-    assert_eq!(lc.decide(&rate(4), closed), Err(LifecycleError::EvaluationClosed { request: rid("r"), closed }));
-    lc.execute(&rate(4), closed - Duration::milliseconds(1)).expect("in time");
+    let rate = |score| {
+        Command::Request(RequestCommand::Evaluate {
+            request: rid("r"),
+            role: RaterRole::Station,
+            score,
+            tags: Tags::new(vec![]).expect("valid tags"),
+            comment: None,
+        })
+    };
+    assert_eq!(
+        lc.decide(&rate(Score::new(4).expect("valid")), closed),
+        Err(LifecycleError::EvaluationClosed { request: rid("r"), closed })
+    );
+    lc.execute(&rate(Score::new(4).expect("valid")), closed - Duration::milliseconds(1)).expect("in time");
 }
 
 #[test]
@@ -865,4 +1062,231 @@ fn a_disputed_request_takes_ratings_after_its_window() {
     lc.execute(&evaluate("r", RaterRole::Resident, 1, vec![evaluation::Tag::NotServed]), now).expect("disputes");
     let late = now + Duration::hours(72);
     lc.execute(&evaluate("r", RaterRole::Station, 4, vec![]), late).expect("a rating during a dispute is not late");
+}
+
+fn barber_team(id: &str) -> TeamSpec {
+    let v = serde_json::json!({
+        "id": id, "name": id, "unit": "c1-i1-s1",
+        "base": {"lat": crate::testkit::HOME.0, "lon": crate::testkit::HOME.1},
+        "reach_km": 30.0, "skills": ["barber"], "members": 3, "capacity": 1,
+    });
+    serde_json::from_value(v).expect("a valid team")
+}
+
+fn roster(cmd: RosterCommand) -> Command {
+    Command::Roster(cmd)
+}
+
+/// Replays `log` into a fresh lifecycle and checks it ends in the live state, and that a
+/// snapshot of the live state restores to it too.
+fn replays_to(lc: &Lifecycle, log: &[Recorded]) {
+    let mut fresh = lifecycle(*lc.policies().default_policy());
+    for rec in log {
+        fresh.apply(rec).expect("the log applies");
+    }
+    assert_eq!(fresh.digest(), lc.digest(), "a replay gives the live state");
+    let (city, index) = tiny_city();
+    let back = Lifecycle::restore(Dispatcher::new(city, index), lc.policies().clone(), lc.snapshot())
+        .expect("the snapshot restores");
+    assert_eq!(back.digest(), lc.digest(), "a snapshot gives the live state");
+}
+
+#[test]
+fn a_team_added_at_run_time_is_offered_what_nobody_could_serve_before() {
+    let mut lc = lifecycle(LifecyclePolicy::default());
+    let now = t0();
+    let mut log = Vec::new();
+    let haircut = |id: &str| {
+        Command::Request(RequestCommand::Submit { spec: request(id, "c1-i1-s1", "haircut", Urgency::Normal, 3, 4) })
+    };
+    let recs = lc.execute(&haircut("h1"), now).expect("submits");
+    assert_eq!(names(&recs).last(), Some(&"unfulfillable"), "no barber yet");
+    log.extend(recs);
+    let recs =
+        lc.execute(&roster(RosterCommand::AddTeam { spec: Box::new(barber_team("barber-1")) }), now).expect("adds");
+    assert_eq!(names(&recs), ["team_added"]);
+    assert_eq!(recs[0].stream, StreamId::Team(tid("barber-1")));
+    log.extend(recs);
+    let recs = lc.execute(&haircut("h2"), now).expect("submits");
+    assert_eq!(offers(&recs), [("barber-1".to_owned(), OfferMode::Ranked)]);
+    log.extend(recs);
+    // The same team twice is refused, naming the field.
+    assert!(matches!(
+        lc.decide(&roster(RosterCommand::AddTeam { spec: Box::new(barber_team("barber-1")) }), now),
+        Err(LifecycleError::Team(TeamError { field: "id", .. }))
+    ));
+    replays_to(&lc, &log);
+}
+
+#[test]
+fn a_deactivated_team_loses_its_offers_and_the_requests_go_to_others() {
+    let mut lc = lifecycle(LifecyclePolicy::default());
+    let now = t0();
+    let mut log = Vec::new();
+    let submit =
+        Command::Request(RequestCommand::Submit { spec: request("r", "c1-i1-s1", "home-care", Urgency::Normal, 2, 4) });
+    let recs = lc.execute(&submit, now).expect("submits");
+    let (first, _) = offers(&recs).first().cloned().expect("an offer");
+    log.extend(recs);
+    let off = roster(RosterCommand::Deactivate { team: tid(&first), reason: Text::new("on leave").expect("short") });
+    let recs = lc.execute(&off, now).expect("deactivates");
+    // The offer is withdrawn and the request offered to another team in the same decision.
+    assert_eq!(names(&recs), ["team_deactivated", "offer_withdrawn", "offered"]);
+    assert_eq!(recs[1].stream, StreamId::Request(rid("r")));
+    assert_eq!(recs[2].stream, StreamId::Request(rid("r")));
+    let again = offers(&recs);
+    assert_ne!(again[0].0, first, "never the deactivated team");
+    log.extend(recs);
+    assert_eq!(open_teams(&lc, "r"), [again[0].0.clone()]);
+    assert_eq!(
+        lc.decide(&off, now),
+        Err(LifecycleError::TeamInactive { team: tid(&first) }),
+        "deactivating twice is refused"
+    );
+    let on = roster(RosterCommand::Reactivate { team: tid(&first) });
+    log.extend(lc.execute(&on, now).expect("reactivates"));
+    assert_eq!(lc.decide(&on, now), Err(LifecycleError::TeamActive { team: tid(&first) }));
+    assert!(lc.dispatcher().index().get(lc.dispatcher().index().idx(&tid(&first)).expect("known")).active);
+    replays_to(&lc, &log);
+}
+
+#[test]
+fn a_team_changed_at_run_time_is_reindexed_and_bad_changes_are_refused() {
+    let mut lc = lifecycle(LifecyclePolicy::default());
+    let now = t0();
+    let mut log = Vec::new();
+    let change = |team: &str, change: TeamChange| roster(RosterCommand::ChangeTeam { team: tid(team), change });
+    // c1-s1-a learns to cut hair: the haircut nobody could give goes to it.
+    let skills = TeamChange {
+        skills: Some(vec![SkillId::new("elder-care").expect("id"), SkillId::new("barber").expect("id")]),
+        ..TeamChange::default()
+    };
+    log.extend(lc.execute(&change("c1-s1-a", skills), now).expect("changes"));
+    let recs = lc
+        .execute(
+            &Command::Request(RequestCommand::Submit {
+                spec: request("h", "c1-i1-s1", "haircut", Urgency::Normal, 3, 4),
+            }),
+            now,
+        )
+        .expect("submits");
+    assert_eq!(offers(&recs), [("c1-s1-a".to_owned(), OfferMode::Ranked)]);
+    log.extend(recs);
+    // Moved far away, with a short reach, it is no longer a candidate here.
+    let far = TeamChange {
+        base: Some(crate::geo::Location::new(30.0, 110.0).expect("a location")),
+        reach_km: Some(5.0),
+        capacity: Some(3),
+        ..TeamChange::default()
+    };
+    log.extend(lc.execute(&change("c1-s1-a", far), now).expect("moves"));
+    let recs = lc
+        .execute(
+            &Command::Request(RequestCommand::Submit {
+                spec: request("r", "c1-i1-s1", "home-care", Urgency::Normal, 3, 4),
+            }),
+            now,
+        )
+        .expect("submits");
+    assert!(offers(&recs).iter().all(|(t, _)| t != "c1-s1-a"), "{:?}", offers(&recs));
+    log.extend(recs);
+    let idx = lc.dispatcher().index().idx(&tid("c1-s1-a")).expect("known");
+    assert_eq!(lc.dispatcher().index().get(idx).capacity, 3);
+    // Refusals name the field and change nothing.
+    let before = lc.digest();
+    let unknown = TeamChange { skills: Some(vec![SkillId::new("juggling").expect("id")]), ..TeamChange::default() };
+    assert!(matches!(
+        lc.decide(&change("c1-s1-a", unknown), now),
+        Err(LifecycleError::Team(TeamError { field: "skills", .. }))
+    ));
+    let zero = TeamChange { capacity: Some(0), ..TeamChange::default() };
+    assert!(matches!(
+        lc.decide(&change("c1-s1-a", zero), now),
+        Err(LifecycleError::Team(TeamError { field: "capacity", .. }))
+    ));
+    let reach = TeamChange { reach_km: Some(f64::NAN), ..TeamChange::default() };
+    assert!(matches!(
+        lc.decide(&change("c1-s1-a", reach), now),
+        Err(LifecycleError::Team(TeamError { field: "reach_km", .. }))
+    ));
+    assert_eq!(
+        lc.decide(&change("c1-s1-a", TeamChange::default()), now),
+        Err(LifecycleError::EmptyChange { team: tid("c1-s1-a") })
+    );
+    assert!(matches!(
+        lc.decide(&change("nobody", TeamChange { capacity: Some(2), ..TeamChange::default() }), now),
+        Err(LifecycleError::Team(TeamError { field: "id", .. }))
+    ));
+    assert_eq!(lc.digest(), before);
+    replays_to(&lc, &log);
+}
+
+#[test]
+fn ended_requests_leave_memory_after_the_retention_and_their_ids_stay_taken() {
+    let policy = LifecyclePolicy { retention_h: 24, ..LifecyclePolicy::default() };
+    let mut lc = lifecycle(policy);
+    let now = t0();
+    let mut log = Vec::new();
+    let submit = |id: &str, start_h| {
+        Command::Request(RequestCommand::Submit {
+            spec: request(id, "c1-i1-s1", "home-care", Urgency::Normal, start_h, 4),
+        })
+    };
+    log.extend(lc.execute(&submit("a", 2), now).expect("submits"));
+    log.extend(lc.execute(&submit("b", 2), now).expect("submits"));
+    let cancel =
+        Command::Request(RequestCommand::Cancel { request: rid("a"), reason: Text::new("not needed").expect("short") });
+    log.extend(lc.execute(&cancel, now).expect("cancels"));
+    // Before the retention passes, the ended request is still in memory.
+    let soon = now + Duration::hours(23);
+    log.extend(lc.execute(&submit("c", 30), soon).expect("submits"));
+    assert!(lc.request(&rid("a")).is_some());
+    // The first event after it retires it; the open ones stay.
+    let later = now + Duration::hours(25);
+    log.extend(lc.execute(&submit("d", 30), later).expect("submits"));
+    assert!(lc.request(&rid("a")).is_none());
+    assert!(lc.is_retired(&rid("a")) && !lc.is_retired(&rid("c")));
+    assert_eq!(lc.retired(), 1);
+    assert!(lc.request(&rid("c")).is_some() && lc.request(&rid("d")).is_some());
+    // Its id is never taken again, and commands to it say why.
+    assert_eq!(lc.decide(&submit("a", 40), later), Err(LifecycleError::Retired { request: rid("a") }));
+    assert_eq!(lc.decide(&cancel, later), Err(LifecycleError::Retired { request: rid("a") }));
+    // The wake-up queue still serves the requests moved into the freed slot.
+    assert!(lc.due(later + Duration::days(3)).any(|s| *s == StreamId::Request(rid("d"))));
+    replays_to(&lc, &log);
+}
+
+#[test]
+fn requests_dispatched_again_in_one_decision_respect_each_others_offers() {
+    let mut lc = lifecycle(LifecyclePolicy::default());
+    let now = t0();
+    let mut log = Vec::new();
+    // With c1-s1-b off, both requests go to c1-s1-a (capacity 2) ...
+    let b_off = roster(RosterCommand::Deactivate { team: tid("c1-s1-b"), reason: Text::new("away").expect("short") });
+    log.extend(lc.execute(&b_off, now).expect("deactivates"));
+    let mut first = Vec::new();
+    for id in ["r", "s"] {
+        let spec = request(id, "c1-i1-s1", "home-care", Urgency::Normal, 2, 4);
+        let recs = lc.execute(&Command::Request(RequestCommand::Submit { spec }), now).expect("submits");
+        first.extend(offers(&recs).into_iter().map(|(t, _)| t));
+        log.extend(recs);
+    }
+    assert_eq!(first, ["c1-s1-a", "c1-s1-a"]);
+    // ... then c1-s1-b comes back with room for one.
+    let one = TeamChange { capacity: Some(1), ..TeamChange::default() };
+    log.extend(
+        lc.execute(&roster(RosterCommand::ChangeTeam { team: tid("c1-s1-b"), change: one }), now).expect("changes"),
+    );
+    log.extend(lc.execute(&roster(RosterCommand::Reactivate { team: tid("c1-s1-b") }), now).expect("reactivates"));
+    let off =
+        roster(RosterCommand::Deactivate { team: tid("c1-s1-a"), reason: Text::new("bus broke").expect("short") });
+    let recs = lc.execute(&off, now).expect("deactivates");
+    let again: Vec<String> = offers(&recs).into_iter().map(|(t, _)| t).collect();
+    assert_eq!(again.len(), 2, "{:?}", names(&recs));
+    assert_ne!(again[0], again[1], "c1-s1-b has room for one of them only: {again:?}");
+    log.extend(recs);
+    for t in lc.dispatcher().index().records() {
+        assert!(t.load <= t.capacity, "{} holds {} of {}", t.id, t.load, t.capacity);
+    }
+    replays_to(&lc, &log);
 }

@@ -1,0 +1,150 @@
+//! Memory over a simulated year at constant demand: what the in-memory
+//! lifecycle holds, and what its snapshot weighs, month by month, with the
+//! default retention of ended requests (a week) beside a retention of a
+//! year (nothing leaves), in one run.
+//!
+//! The city has 6,000 teams (Cangzhou's size). Every day brings the same
+//! number of requests (800 by default: about 290,000 a year), each living
+//! its whole life on its day: submit, accept, check in, complete, every
+//! expected rating, settle and close. At the end of each month the bench
+//! prints the requests in memory, the requests retired, the ledger's
+//! transfers and the size of the postcard-encoded snapshot.
+//!
+//! Run with `cargo bench --bench memory`; `SIDAN_BENCH_DAILY` and
+//! `SIDAN_BENCH_DAYS` change the demand and the length.
+
+use chrono::{DateTime, Duration, Utc};
+use sidan::core::dispatch::Dispatcher;
+use sidan::core::id::{RequestId, TeamId, VolunteerId};
+use sidan::core::lifecycle::evaluation::expected_roles;
+use sidan::core::lifecycle::{
+    Command, Event, Lifecycle, LifecyclePolicy, PolicyBook, Recorded, RequestCommand, Score, ServiceMinutes, Tags,
+    Volunteers,
+};
+use sidan::core::request::RequestSpec;
+use sidan::runtime::Position;
+use sidan::sim::{CityConfig, DemandConfig, generate_city, generate_requests};
+
+const TEAMS: usize = 6_000;
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn offered(events: &[Recorded]) -> Option<TeamId> {
+    events.iter().find_map(|r| match &r.event {
+        Event::Offered { team, .. } => Some(team.clone()),
+        _ => None,
+    })
+}
+
+/// One request's whole life at `now`.
+fn live(lc: &mut Lifecycle, spec: &RequestSpec, now: DateTime<Utc>) {
+    let Ok(recs) = lc.execute(&Command::Request(RequestCommand::Submit { spec: spec.clone() }), now) else { return };
+    let Some(team) = offered(&recs) else { return };
+    let request = spec.id.clone();
+    let volunteers = Volunteers::new(vec![VolunteerId::new("v1").expect("id"), VolunteerId::new("v2").expect("id")])
+        .expect("two volunteers");
+    let steps = [
+        RequestCommand::Accept { request: request.clone(), team: team.clone() },
+        RequestCommand::CheckIn { request: request.clone(), team: team.clone() },
+        RequestCommand::Complete {
+            request: request.clone(),
+            team,
+            minutes: ServiceMinutes::new(60).expect("an hour"),
+            volunteers,
+        },
+    ];
+    let mut last = Vec::new();
+    for step in steps {
+        last = lc.execute(&Command::Request(step), now).expect("legal");
+    }
+    let sampled = last.iter().any(|r| matches!(r.event, Event::Completed { sampled: true, .. }));
+    for &role in expected_roles(sampled) {
+        let rate = RequestCommand::Evaluate {
+            request: request.clone(),
+            role,
+            score: Score::new(5).expect("in range"),
+            tags: Tags::default(),
+            comment: None,
+        };
+        lc.execute(&Command::Request(rate), now).expect("legal");
+    }
+}
+
+/// The figures at the end of one month.
+struct Month {
+    in_memory: usize,
+    retired: usize,
+    transfers: usize,
+    snapshot_bytes: usize,
+}
+
+fn run(base: &Lifecycle, daily: &[Vec<RequestSpec>], days: usize) -> Vec<Month> {
+    let mut lc = base.clone();
+    let mut months = Vec::new();
+    for (day, specs) in daily.iter().enumerate().take(days) {
+        for spec in specs {
+            let now = spec.window.start() - Duration::hours(2);
+            live(&mut lc, spec, now);
+        }
+        if (day + 1) % 30 == 0 {
+            let snap = sidan::runtime::snapshot::encode(&lc, Position(lc.applied()));
+            months.push(Month {
+                in_memory: lc.requests().count(),
+                retired: lc.retired(),
+                transfers: lc.ledger().transfers().len(),
+                snapshot_bytes: snap.data.len(),
+            });
+        }
+    }
+    months
+}
+
+fn main() {
+    let per_day = env_or("SIDAN_BENCH_DAILY", 800);
+    let days = env_or("SIDAN_BENCH_DAYS", 365);
+    let file = generate_city(&CityConfig { seed: 42, teams: TEAMS, ..CityConfig::default() });
+    let (city, index) = file.build().expect("generated city is valid");
+    let first = DemandConfig::default().start;
+    let daily: Vec<Vec<RequestSpec>> = (0..days)
+        .map(|d| {
+            let cfg = DemandConfig {
+                seed: 1_000 + d as u64,
+                requests: per_day,
+                start: first + Duration::days(d as i64),
+                days: 1,
+                ..DemandConfig::default()
+            };
+            let mut specs = generate_requests(&city, &cfg);
+            for (i, s) in specs.iter_mut().enumerate() {
+                s.id = RequestId::new(&format!("d{d:03}-{i:05}")).expect("valid id");
+            }
+            specs.sort_by_key(|s| s.window.start());
+            specs
+        })
+        .collect();
+    let dispatcher = Dispatcher::new(city, index);
+    let book = |retention_h| {
+        PolicyBook::uniform(LifecyclePolicy { retention_h, ..LifecyclePolicy::default() }).expect("valid policy")
+    };
+    let week = run(&Lifecycle::new(dispatcher.clone(), book(7 * 24)), &daily, days);
+    let year = run(&Lifecycle::new(dispatcher, book(366 * 24)), &daily, days);
+    println!("memory over {days} days, {per_day} requests a day, {TEAMS} teams");
+    println!(
+        "{:>5} | {:>12} {:>9} {:>10} {:>14} | {:>12} {:>14}",
+        "month", "in memory", "retired", "transfers", "snapshot B", "kept: memory", "kept: snapshot B"
+    );
+    for (i, (w, y)) in week.iter().zip(&year).enumerate() {
+        println!(
+            "{:>5} | {:>12} {:>9} {:>10} {:>14} | {:>12} {:>14}",
+            i + 1,
+            w.in_memory,
+            w.retired,
+            w.transfers,
+            w.snapshot_bytes,
+            y.in_memory,
+            y.snapshot_bytes
+        );
+    }
+}
