@@ -6,7 +6,8 @@
 //! is [`core`]; the async engine with its ports and in-memory adapters is
 //! [`runtime`]; the embedded default store is [`store_sqlite`]; the seeded
 //! city and demand generators are [`sim`]. [`batch_parallel`] solves a
-//! batch's connected components on several threads.
+//! batch's connected components on several threads (the problem file of
+//! `sidan solve` is the core's [`core::batch::file`]).
 
 use std::path::{Path, PathBuf};
 
@@ -15,7 +16,6 @@ pub use sidan_runtime as runtime;
 pub use sidan_sim as sim;
 pub use sidan_store_sqlite as store_sqlite;
 
-pub mod batch_file;
 pub mod batch_parallel;
 pub mod report_csv;
 pub mod simulation;

@@ -1,17 +1,18 @@
 //! `sidan solve`: batch assignment from a problem file.
 //!
-//! Reads the file (or stdin), validates it, builds the candidate graph,
-//! solves it and prints the plan as JSON on stdout. Bad input gives one
-//! message on stderr naming the entry and the field, exit code 2, and
-//! nothing on stdout.
+//! Reads the file (or stdin) and prints the plan as JSON on stdout; the
+//! file's model, its validation and the candidate graph are the core's
+//! (`sidan::core::batch::file`). Bad input gives one message on stderr
+//! naming the file, the entry and the field, exit code 2, and nothing on
+//! stdout.
 
 use std::io::{Read, Write};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use sidan::batch_file::{MAX_PROBLEM_FILE_BYTES, Objective, ProblemFile};
 use sidan::batch_parallel::solve_optimal_parallel;
+use sidan::core::batch::file::{MAX_PROBLEM_FILE_BYTES, Objective, ProblemFile};
 use sidan::core::batch::solve_greedy;
 
 /// Which solver to run.
@@ -21,6 +22,26 @@ pub enum Mode {
     Optimal,
     /// Highest priority first, each to its nearest team with room.
     Greedy,
+}
+
+/// What the second objective minimises (the core's [`Objective`], as a
+/// command-line value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ObjectiveArg {
+    /// The great-circle distance.
+    Distance,
+    /// The distance, made dearer near the team's reach and for teams whose
+    /// extra skills are wasted: `d · (1 + d / reach) + 500 m · spare skills`.
+    Score,
+}
+
+impl From<ObjectiveArg> for Objective {
+    fn from(arg: ObjectiveArg) -> Self {
+        match arg {
+            ObjectiveArg::Distance => Objective::Distance,
+            ObjectiveArg::Score => Objective::Score,
+        }
+    }
 }
 
 /// Arguments of `sidan solve`.
@@ -36,8 +57,8 @@ pub struct SolveArgs {
     #[arg(long, value_enum, default_value_t = Mode::Optimal)]
     mode: Mode,
     /// What the second objective minimises.
-    #[arg(long, value_enum, default_value_t = Objective::Distance)]
-    objective: Objective,
+    #[arg(long, value_enum, default_value_t = ObjectiveArg::Distance)]
+    objective: ObjectiveArg,
     /// Pretty-print the plan.
     #[arg(long)]
     pretty: bool,
@@ -65,15 +86,12 @@ pub fn run(args: &SolveArgs) -> ExitCode {
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
-    let file = match ProblemFile::from_json(&text) {
-        Ok(file) => file,
-        Err(e) => {
-            eprintln!("sidan solve: {name}: {e}");
-            return ExitCode::from(EXIT_BAD_INPUT);
-        }
-    };
-    let graph = match file.candidate_graph(args.objective) {
-        Ok(graph) => graph,
+    let parsed = ProblemFile::from_json(&text).and_then(|file| {
+        let graph = file.candidate_graph(args.objective.into())?;
+        Ok((file, graph))
+    });
+    let (file, graph) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) => {
             eprintln!("sidan solve: {name}: {e}");
             return ExitCode::from(EXIT_BAD_INPUT);

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use proptest::prelude::*;
-use sidan::batch_file::{Interval, LatLon, Objective, PlanFile, ProblemFile, RequestEntry, TeamEntry};
+use sidan::core::batch::file::{Interval, LatLon, Objective, PlanFile, ProblemFile, RequestEntry, TeamEntry};
 use sidan::core::batch::{solve_exhaustive, solve_greedy, solve_optimal};
 use sidan::core::geo::haversine_m;
 

@@ -28,6 +28,42 @@ pub enum LocationError {
     LonOutOfRange(f64),
 }
 
+impl LocationError {
+    /// Which coordinate is wrong: `"lat"` or `"lon"`, as a file names it.
+    pub fn coordinate(&self) -> &'static str {
+        match self {
+            Self::LatNotFinite(_) | Self::LatOutOfRange(_) => "lat",
+            Self::LonNotFinite(_) | Self::LonOutOfRange(_) => "lon",
+        }
+    }
+}
+
+/// Coordinates as a file writes them, `{"lat": …, "lon": …}`, not yet
+/// checked: the wire form of a [`Location`], for formats whose errors name
+/// the coordinate (a [`Location`] read from JSON directly is checked as it
+/// is read).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatLon {
+    /// Latitude in degrees, −90..=90 once checked.
+    pub lat: f64,
+    /// Longitude in degrees, −180..=180 once checked.
+    pub lon: f64,
+}
+
+impl LatLon {
+    /// The location these coordinates name, if they are finite and in range.
+    pub fn location(self) -> Result<Location, LocationError> {
+        Location::new(self.lat, self.lon)
+    }
+}
+
+impl From<Location> for LatLon {
+    fn from(loc: Location) -> Self {
+        Self { lat: loc.lat, lon: loc.lon }
+    }
+}
+
 /// A validated WGS84 position in degrees.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Location {
@@ -71,15 +107,17 @@ impl Location {
 
 impl<'de> Deserialize<'de> for Location {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Raw {
-            lat: f64,
-            lon: f64,
-        }
-        let raw = Raw::deserialize(d)?;
-        Location::new(raw.lat, raw.lon).map_err(serde::de::Error::custom)
+        LatLon::deserialize(d)?.location().map_err(serde::de::Error::custom)
     }
+}
+
+/// The point of the unit sphere at `loc` (x towards 0° E on the equator, z
+/// towards the north pole). The chord between two such points never exceeds
+/// the arc, so R-trees over them find everything within a distance by a
+/// ball query padded to the chord, before the exact haversine test.
+pub fn unit_xyz(loc: Location) -> [f64; 3] {
+    let (lat, lon) = (loc.lat.to_radians(), loc.lon.to_radians());
+    [lat.cos() * lon.cos(), lat.cos() * lon.sin(), lat.sin()]
 }
 
 /// Haversine distance between two points given in degrees, in metres.
@@ -134,6 +172,30 @@ mod tests {
         assert!(Location::new(-90.0, 180.0).is_ok());
         assert!(serde_json::from_str::<Location>(r#"{"lat": 91, "lon": 0}"#).is_err());
         assert!(serde_json::from_str::<Location>(r#"{"lat": 1, "lon": 0, "alt": 3}"#).is_err());
+    }
+
+    #[test]
+    fn lat_lon_is_the_unchecked_wire_form() {
+        let raw: LatLon = serde_json::from_str(r#"{"lat": 91, "lon": 0}"#).expect("any numbers parse");
+        assert_eq!(raw.location(), Err(LocationError::LatOutOfRange(91.0)));
+        assert_eq!(raw.location().expect_err("out of range").coordinate(), "lat");
+        assert_eq!(LocationError::LonNotFinite(f64::NAN).coordinate(), "lon");
+        let at = Location::new(38.3, 116.8).expect("valid");
+        assert_eq!(LatLon::from(at).location(), Ok(at));
+        assert!(serde_json::from_str::<LatLon>(r#"{"lat": 1, "lon": 0, "alt": 3}"#).is_err());
+    }
+
+    #[test]
+    fn unit_points_lie_on_the_sphere_with_chords_below_arcs() {
+        let a = Location::new(38.3037, 116.8388).expect("valid");
+        let b = Location::new(-33.9, 151.2).expect("valid");
+        let (pa, pb) = (unit_xyz(a), unit_xyz(b));
+        let norm: f64 = pa.iter().map(|v| v * v).sum();
+        assert!((norm - 1.0).abs() < 1e-12);
+        assert_eq!(unit_xyz(Location::new(90.0, 0.0).expect("valid"))[2], 1.0);
+        let chord = (0..3).map(|i| (pa[i] - pb[i]).powi(2)).sum::<f64>().sqrt();
+        let arc = a.distance_m(b) / EARTH_RADIUS_M;
+        assert!(chord <= arc && (2.0 * (arc / 2.0).sin() - chord).abs() < 1e-9, "{chord} vs {arc}");
     }
 
     #[test]

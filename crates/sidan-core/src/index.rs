@@ -20,7 +20,7 @@ use rstar::primitives::GeomWithData;
 use rstar::{AABB, RTree};
 
 use crate::city::City;
-use crate::geo::{EARTH_RADIUS_M, Location};
+use crate::geo::{EARTH_RADIUS_M, Location, unit_xyz};
 use crate::id::{HouseholdId, TeamId};
 use crate::skills::SkillSet;
 use crate::team::{MAX_REACH_KM, TeamChange, TeamError, TeamKind, TeamProblem, TeamSpec};
@@ -64,11 +64,6 @@ impl rstar::RTreeParams for Params {
 }
 
 type Tree = RTree<Point, Params>;
-
-fn unit_xyz(loc: Location) -> [f64; 3] {
-    let (lat, lon) = (loc.lat().to_radians(), loc.lon().to_radians());
-    [lat.cos() * lon.cos(), lat.cos() * lon.sin(), lat.sin()]
-}
 
 /// A team as the dispatcher sees it.
 #[derive(Debug, Clone)]

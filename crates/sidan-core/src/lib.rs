@@ -18,7 +18,7 @@
 //! - [`dispatch`]: online ranking of eligible teams, with explanations.
 //! - [`report`]: monthly statistics and quarterly bulletins per unit, from the event log.
 //! - [`reputation`]: team standing from settled evaluations (Bayesian average with time decay).
-//! - [`batch`]: batch assignment (optimal min-cost flow and greedy).
+//! - [`batch`]: batch assignment (optimal min-cost flow and greedy) and the batch problem file.
 //! - [`testkit`]: a tiny hand-made city for tests and examples.
 //! - [`lifecycle`]: the event-sourced request lifecycle: commands, events, escalation, pairings, policies.
 //! - [`ledger`]: the double-entry points, time-bank and love-supermarket ledger (event-sourced, two-phase, idempotent).

@@ -2,6 +2,8 @@
 //! categories ("psychological counselling" satisfies "emotional support"), and
 //! fixed-size skill bitsets so eligibility is a handful of AND instructions.
 
+use petgraph::algo::{tarjan_scc, toposort};
+use petgraph::graph::{DiGraph, NodeIndex};
 use serde::{Deserialize, Serialize};
 
 use crate::id::SkillId;
@@ -103,12 +105,64 @@ pub enum SkillError {
     /// A skill names a broader skill that does not exist, or a record names an unknown skill.
     #[error("unknown skill {0}")]
     UnknownSkill(SkillId),
-    /// The broader-than relation has a cycle through this skill.
-    #[error("the skill taxonomy has a cycle through {0}")]
-    Cycle(SkillId),
+    /// The broader-than relation has a cycle.
+    #[error("the skill taxonomy has a cycle: {}", cycle_text(.skills))]
+    Cycle {
+        /// The skills on the cycle in order, each naming the next as
+        /// broader (the last names the first), starting from the one
+        /// declared first.
+        skills: Vec<SkillId>,
+    },
     /// More skills than a [`SkillSet`] holds.
     #[error("the taxonomy has {0} skills, at most {MAX_SKILLS} are supported")]
     TooManySkills(usize),
+}
+
+/// `a → b → c → a` for the cycle `[a, b, c]`.
+fn cycle_text(skills: &[SkillId]) -> String {
+    let mut text = String::new();
+    for id in skills.iter().chain(skills.first()) {
+        if !text.is_empty() {
+            text.push_str(" → ");
+        }
+        text.push_str(id.as_str());
+    }
+    text
+}
+
+/// A cycle of `graph` (edges from a skill to its broader skills, `parents`
+/// the same as lists), as skill indices in order along it: the shortest
+/// through the lowest index that lies on any cycle. Only called when
+/// `graph` has a cycle.
+fn find_cycle(graph: &DiGraph<(), ()>, parents: &[Vec<usize>]) -> Vec<usize> {
+    // A strongly connected component holds a cycle when it has more than
+    // one skill, or one that names itself.
+    let start = tarjan_scc(graph)
+        .into_iter()
+        .filter(|scc| scc.len() > 1 || parents[scc[0].index()].contains(&scc[0].index()))
+        .filter_map(|scc| scc.iter().map(|node| node.index()).min())
+        .min()
+        .expect("the toposort found a cycle");
+    // Breadth first from `start` until an edge leads back to it.
+    let mut pred = vec![usize::MAX; parents.len()];
+    let mut queue = std::collections::VecDeque::from([start]);
+    while let Some(x) = queue.pop_front() {
+        for &p in &parents[x] {
+            if p == start {
+                let mut cycle = vec![x];
+                while *cycle.last().expect("not empty") != start {
+                    cycle.push(pred[*cycle.last().expect("not empty")]);
+                }
+                cycle.reverse();
+                return cycle;
+            }
+            if pred[p] == usize::MAX {
+                pred[p] = x;
+                queue.push_back(p);
+            }
+        }
+    }
+    unreachable!("start lies on a cycle, so a path leads back to it")
 }
 
 /// The skill taxonomy with each skill's closure (itself and everything broader).
@@ -143,7 +197,8 @@ impl SkillSet {
 
 impl SkillTaxonomy {
     /// Validates the specs (unique ids, known broader skills, no cycle) and
-    /// computes closures. An error carries the index of the offending spec.
+    /// computes closures. An error carries the index of the offending spec
+    /// (for a cycle, the first declared of the skills on it).
     pub fn build(specs: Vec<SkillSpec>) -> Result<Self, (usize, SkillError)> {
         if specs.len() > MAX_SKILLS {
             return Err((MAX_SKILLS, SkillError::TooManySkills(specs.len())));
@@ -163,44 +218,32 @@ impl SkillTaxonomy {
             }
             parents.push(ps);
         }
-        // Depth-first closure with three colours to find cycles.
-        #[derive(Clone, Copy, PartialEq)]
-        enum Mark {
-            New,
-            Active,
-            Done,
-        }
         let n = specs.len();
-        let mut mark = vec![Mark::New; n];
+        // An edge from each skill to each of its broader skills.
+        let mut graph: DiGraph<(), ()> = DiGraph::with_capacity(n, parents.iter().map(Vec::len).sum());
+        for _ in 0..n {
+            graph.add_node(());
+        }
+        for (i, ps) in parents.iter().enumerate() {
+            for &p in ps {
+                graph.add_edge(NodeIndex::new(i), NodeIndex::new(p), ());
+            }
+        }
+        let order = toposort(&graph, None).map_err(|_| {
+            let cycle = find_cycle(&graph, &parents);
+            (cycle[0], SkillError::Cycle { skills: cycle.iter().map(|&i| specs[i].id.clone()).collect() })
+        })?;
+        // The order puts every skill before its broader ones: the broadest
+        // get their closures first.
         let mut closure = vec![SkillSet::EMPTY; n];
-        for start in 0..n {
-            if mark[start] == Mark::Done {
-                continue;
+        for node in order.iter().rev() {
+            let i = node.index();
+            let mut set = SkillSet::EMPTY;
+            set.insert(SkillIdx(i as u16));
+            for &p in &parents[i] {
+                set = set.union(&closure[p]);
             }
-            let mut stack = vec![(start, 0usize)];
-            mark[start] = Mark::Active;
-            while let Some(&mut (node, ref mut pos)) = stack.last_mut() {
-                if let Some(&p) = parents[node].get(*pos) {
-                    *pos += 1;
-                    match mark[p] {
-                        Mark::Active => return Err((p, SkillError::Cycle(specs[p].id.clone()))),
-                        Mark::New => {
-                            mark[p] = Mark::Active;
-                            stack.push((p, 0));
-                        }
-                        Mark::Done => {}
-                    }
-                } else {
-                    let mut set = SkillSet::EMPTY;
-                    set.insert(SkillIdx(node as u16));
-                    for &p in &parents[node] {
-                        set = set.union(&closure[p]);
-                    }
-                    closure[node] = set;
-                    mark[node] = Mark::Done;
-                    stack.pop();
-                }
-            }
+            closure[i] = set;
         }
         let mut narrower = vec![SkillSet::EMPTY; n];
         for (i, c) in closure.iter().enumerate() {
@@ -315,11 +358,14 @@ mod tests {
 
     #[test]
     fn rejects_cycles_duplicates_unknowns() {
-        assert!(matches!(
-            SkillTaxonomy::build(vec![s("a", &["b"]), s("b", &["c"]), s("c", &["a"])]),
-            Err((_, SkillError::Cycle(_)))
-        ));
-        assert!(matches!(SkillTaxonomy::build(vec![s("a", &["a"])]), Err((0, SkillError::Cycle(_)))));
+        assert_eq!(
+            SkillTaxonomy::build(vec![s("a", &["b"]), s("b", &["c"]), s("c", &["a"])]).map(|_| ()),
+            Err((0, SkillError::Cycle { skills: ids(&["a", "b", "c"]) }))
+        );
+        assert_eq!(
+            SkillTaxonomy::build(vec![s("a", &["a"])]).map(|_| ()),
+            Err((0, SkillError::Cycle { skills: ids(&["a"]) }))
+        );
         assert!(matches!(
             SkillTaxonomy::build(vec![s("a", &[]), s("a", &[])]),
             Err((1, SkillError::DuplicateSkill(_)))
@@ -327,5 +373,28 @@ mod tests {
         assert!(matches!(SkillTaxonomy::build(vec![s("a", &["zz"])]), Err((0, SkillError::UnknownSkill(_)))));
         let many: Vec<_> = (0..257).map(|i| s(&format!("k{i}"), &[])).collect();
         assert!(matches!(SkillTaxonomy::build(many), Err((_, SkillError::TooManySkills(257)))));
+    }
+
+    #[test]
+    fn a_cycle_error_names_the_skills_on_the_cycle_in_order() {
+        // care ← counselling → therapy → listening → counselling, beside
+        // an acyclic part; "haircut" comes first but is on no cycle.
+        let specs = vec![
+            s("haircut", &[]),
+            s("care", &[]),
+            s("therapy", &["listening", "care"]),
+            s("counselling", &["care", "therapy"]),
+            s("listening", &["counselling"]),
+        ];
+        let err = SkillTaxonomy::build(specs).map(|_| ()).expect_err("a cycle");
+        // Starts at the first declared skill on the cycle, follows the
+        // broader-than edges, and lists no skill off the cycle.
+        assert_eq!(err, (2, SkillError::Cycle { skills: ids(&["therapy", "listening", "counselling"]) }));
+        assert_eq!(err.1.to_string(), "the skill taxonomy has a cycle: therapy → listening → counselling → therapy");
+        // The shortest cycle through that skill, when there are several.
+        let err = SkillTaxonomy::build(vec![s("a", &["b", "c"]), s("b", &["c"]), s("c", &["a"])])
+            .map(|_| ())
+            .expect_err("a cycle");
+        assert_eq!(err, (0, SkillError::Cycle { skills: ids(&["a", "c"]) }));
     }
 }

@@ -16,7 +16,9 @@
 //! sparse candidate graph, started on balanced or over-subscribed batches
 //! from the prices of an ε-scaling auction; it never builds a dense matrix. [`solve_greedy`] is
 //! the baseline: requests by priority, each to its nearest team with room.
-//! `docs/batch.md` explains the choice of algorithm.
+//! `docs/batch.md` explains the choice of algorithm. [`file`] is the JSON
+//! problem file of `sidan solve`: its teams and requests, checked into the
+//! core's types, become a [`BatchProblem`] over their feasible pairs.
 //!
 //! The objective is exact in integers: internally an unserved request `r`
 //! costs `M · priority(r)` with `M = 2 · Σ_r max_t cost(r, t) + 1`, more than
@@ -25,6 +27,7 @@
 //! nothing to the first objective and only cost to the second, so both
 //! solvers leave it unassigned.
 
+pub mod file;
 mod greedy;
 mod optimal;
 mod problem;

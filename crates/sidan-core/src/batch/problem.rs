@@ -1,6 +1,8 @@
 //! The sparse candidate graph of a batch: validation, the CSR layout the
 //! solvers walk, and the split into connected components.
 
+use petgraph::unionfind::UnionFind;
+
 use super::BatchError;
 
 /// One candidate pair of a batch: request `request_idx` may be served by team
@@ -179,16 +181,19 @@ impl BatchProblem {
     /// request or team is a component of its own.
     pub fn components(&self) -> (Vec<u32>, Vec<u32>, usize) {
         let n = self.n_requests();
-        let mut uf = UnionFind::new(n + self.n_teams());
+        // Requests are nodes 0..n, teams n.. after them.
+        let mut uf = UnionFind::<usize>::new(n + self.n_teams());
         for r in 0..n {
             for c in &self.adj[self.row(r)] {
                 uf.union(r, n + c.team as usize);
             }
         }
+        // Labels by first appearance, so they do not depend on which member
+        // the union-find keeps as a root.
         let mut label = vec![u32::MAX; n + self.n_teams()];
         let mut next = 0u32;
-        let mut of = |x: usize, uf: &mut UnionFind| {
-            let root = uf.find(x);
+        let mut of = |x: usize, uf: &mut UnionFind<usize>| {
+            let root = uf.find_mut(x);
             if label[root] == u32::MAX {
                 label[root] = next;
                 next += 1;
@@ -262,33 +267,5 @@ impl BatchProblem {
 
     fn empty() -> Self {
         Self { priority: Vec::new(), capacity: Vec::new(), row_start: vec![0], adj: Vec::new(), cost_bound: 0 }
-    }
-}
-
-struct UnionFind {
-    parent: Vec<u32>,
-}
-
-impl UnionFind {
-    fn new(n: usize) -> Self {
-        Self { parent: (0..n as u32).collect() }
-    }
-
-    fn find(&mut self, mut x: usize) -> usize {
-        while self.parent[x] as usize != x {
-            let grand = self.parent[self.parent[x] as usize];
-            self.parent[x] = grand;
-            x = grand as usize;
-        }
-        x
-    }
-
-    fn union(&mut self, a: usize, b: usize) {
-        let (ra, rb) = (self.find(a), self.find(b));
-        if ra != rb {
-            // Smaller index wins so the labelling is deterministic.
-            let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
-            self.parent[hi] = lo as u32;
-        }
     }
 }
