@@ -46,7 +46,7 @@ use crate::units::{UnitIdx, UnitTree};
 
 pub use pairing::{PairingSpec, PairingState, Schedule, ScheduleError};
 pub use policy::{LifecyclePolicy, PolicyBook};
-pub use policy_file::{PolicyFileError, PolicyPatch};
+pub use policy_file::PolicyFileError;
 pub use snapshot::{LifecycleSnapshot, SNAPSHOT_FORMAT, SnapshotError};
 pub use state::{LifecycleError, OpenOffer, Phase, PhaseKind, RequestState, check};
 pub use types::{
