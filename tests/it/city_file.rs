@@ -2,6 +2,10 @@
 
 use std::path::PathBuf;
 
+use sidan::core::city::{CityError, CityProblem};
+use sidan::core::skills::SkillError;
+use sidan::core::team::MAX_REACH_KM;
+use sidan::core::units::UnitError;
 use sidan::sim::{CityConfig, generate_city};
 
 fn write(name: &str, text: &str) -> PathBuf {
@@ -115,4 +119,59 @@ fn unreadable_and_malformed_files_are_errors() {
     let path = write("trunc.json", "{\"units\": [");
     let err = sidan::load_city(&path).expect_err("truncated").to_string();
     assert!(err.contains("trunc.json") && err.contains("line 1"), "{err}");
+}
+
+/// Loads a mutated city and returns the typed problem of its `Invalid` error.
+fn problem_of(name: &str, mutate: impl FnOnce(&mut serde_json::Value)) -> (String, String, CityProblem) {
+    let mut v = small();
+    mutate(&mut v);
+    let path = write(name, &v.to_string());
+    match sidan::load_city(&path) {
+        Err(sidan::LoadCityError::Invalid { source: CityError::Invalid { entry, field, problem }, .. }) => {
+            (entry, field, problem)
+        }
+        other => panic!("{name}: not an invalid entry: {other:?}"),
+    }
+}
+
+#[test]
+fn invalid_entries_say_which_check_failed() {
+    let (entry, field, problem) = problem_of("t-unit.json", |v| v["teams"][3]["unit"] = serde_json::json!("nowhere"));
+    assert!(entry.starts_with("teams[3]"), "{entry}");
+    assert_eq!(field, "unit");
+    assert!(matches!(&problem, CityProblem::UnknownUnit(u) if u.as_str() == "nowhere"), "{problem:?}");
+
+    let (_, field, problem) = problem_of("t-reach.json", |v| v["teams"][1]["reach_km"] = serde_json::json!(-1.0));
+    assert_eq!(field, "reach_km");
+    assert_eq!(problem, CityProblem::BadReach { reach_km: -1.0, max_km: MAX_REACH_KM });
+    assert_eq!(problem.to_string(), "reach -1 km is not in (0, 500]");
+
+    let (_, _, problem) = problem_of("t-skill.json", |v| v["services"][0]["skills"] = serde_json::json!(["nope"]));
+    assert!(matches!(&problem, CityProblem::UnknownSkill(s) if s.as_str() == "nope"), "{problem:?}");
+
+    let (entry, field, problem) = problem_of("t-dup.json", |v| {
+        let t = v["teams"][0].clone();
+        v["teams"].as_array_mut().expect("array").push(t);
+    });
+    assert!(entry.starts_with("teams[6]"), "{entry}");
+    assert_eq!((field.as_str(), problem), ("id", CityProblem::DuplicateId { list: "team" }));
+
+    let (_, field, problem) = problem_of("t-cap.json", |v| v["teams"][4]["capacity"] = serde_json::json!(0));
+    assert_eq!((field.as_str(), problem), ("capacity", CityProblem::TooSmall { min: 1 }));
+
+    let (_, _, problem) =
+        problem_of("t-cycle.json", |v| v["skills"][0]["broader"] = serde_json::json!(["elderly-care"]));
+    assert!(matches!(problem, CityProblem::Taxonomy(SkillError::Cycle { .. })), "{problem:?}");
+
+    let (entry, field, problem) =
+        problem_of("t-parent.json", |v| v["units"][1]["parent"] = serde_json::json!("atlantis"));
+    assert!(entry.starts_with("units[1]"), "{entry}");
+    assert_eq!(field, "parent");
+    assert!(matches!(problem, CityProblem::Hierarchy(UnitError::UnknownParent { .. })), "{problem:?}");
+
+    let (_, _, problem) = problem_of(
+        "t-window.json",
+        |v| v["teams"][0]["availability"] = serde_json::json!({"exceptions": [{"start": "2026-12-02T00:00:00", "end": "2026-12-01T00:00:00", "available": true}]}),
+    );
+    assert!(matches!(problem, CityProblem::Availability(_)), "{problem:?}");
 }

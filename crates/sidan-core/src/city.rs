@@ -10,10 +10,11 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::ServiceSpec;
-use crate::id::ServiceId;
+use crate::id::{ServiceId, SkillId, UnitId};
 use crate::index::TeamIndex;
-use crate::skills::{SkillSpec, SkillTaxonomy};
-use crate::team::TeamSpec;
+use crate::skills::{SkillError, SkillSpec, SkillTaxonomy};
+use crate::team::{MAX_REACH_KM, TeamProblem, TeamSpec};
+use crate::time::AvailabilityError;
 use crate::units::{UnitSpec, UnitTree};
 
 /// The largest city file accepted, in bytes.
@@ -35,10 +36,11 @@ pub struct CityFile {
 }
 
 /// Why a city file cannot be loaded.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CityError {
-    /// The text is not valid JSON of the expected shape.
+    /// The text is not valid JSON of the expected shape (a bad id, location or
+    /// time literal is refused here too, by the type that parses it).
     #[error("at {path} (line {line}, column {column}): {message}")]
     Syntax {
         /// Path of the offending value, like `teams[3].base.lat`.
@@ -54,20 +56,105 @@ pub enum CityError {
     #[error("the file is {0} bytes, at most {MAX_CITY_FILE_BYTES} are accepted")]
     TooLarge(usize),
     /// An entry is well-formed but invalid.
-    #[error("entry {entry}, field `{field}`: {message}")]
+    #[error("entry {entry}, field `{field}`: {problem}")]
     Invalid {
         /// The entry, like `teams[3] (t-0003)`.
         entry: String,
         /// The field, like `reach_km`.
         field: String,
-        /// What is wrong.
-        message: String,
+        /// Which check the entry fails.
+        problem: CityProblem,
     },
 }
 
+/// Which check an entry of a city file fails (the `problem` of [`CityError::Invalid`]).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CityProblem {
+    /// The unit hierarchy refuses the unit: a duplicate id, an unknown parent, a parent of the wrong level.
+    #[error("{0}")]
+    Hierarchy(crate::units::UnitError),
+    /// The skill taxonomy is invalid: a duplicate skill, a cycle, too many skills.
+    #[error("{0}")]
+    Taxonomy(SkillError),
+    /// Another entry of the same list (`service`, `team`) has this id.
+    #[error("a {list} with this id already exists")]
+    DuplicateId {
+        /// The kind of entry: `service` or `team`.
+        list: &'static str,
+    },
+    /// The entry names a unit the hierarchy does not have.
+    #[error("unknown unit {0}")]
+    UnknownUnit(UnitId),
+    /// The entry names a skill the taxonomy does not have (a team's or service's skill, a broader skill).
+    #[error("unknown skill {0}")]
+    UnknownSkill(SkillId),
+    /// A service lists no skill.
+    #[error("a service needs at least one skill")]
+    NoSkills,
+    /// A count is below its minimum (a capacity or a duration of 0).
+    #[error("must be at least {min}")]
+    TooSmall {
+        /// The smallest accepted value.
+        min: u32,
+    },
+    /// The reach is not a finite number in `(0, max_km]`.
+    #[error("reach {reach_km} km is not in (0, {max_km}]")]
+    BadReach {
+        /// The reach declared.
+        reach_km: f64,
+        /// The largest accepted, [`MAX_REACH_KM`](crate::team::MAX_REACH_KM).
+        max_km: f64,
+    },
+    /// The reputation is not in `[0, 1]`.
+    #[error("reputation {0} is not in [0, 1]")]
+    BadReputation(f64),
+    /// The current load exceeds the capacity.
+    #[error("load {load} exceeds capacity {capacity}")]
+    LoadOverCapacity {
+        /// The load.
+        load: u32,
+        /// The capacity.
+        capacity: u32,
+    },
+    /// The availability declaration is invalid (a bad weekly slot or dated exception).
+    #[error("{0}")]
+    Availability(AvailabilityError),
+    /// The entry names a team the index does not have.
+    #[error("no such team")]
+    UnknownTeam,
+}
+
+impl From<SkillError> for CityProblem {
+    /// An unknown skill named by a record is [`CityProblem::UnknownSkill`]; the rest is the taxonomy's.
+    fn from(e: SkillError) -> Self {
+        match e {
+            SkillError::UnknownSkill(id) => Self::UnknownSkill(id),
+            other => Self::Taxonomy(other),
+        }
+    }
+}
+
+impl From<TeamProblem> for CityProblem {
+    // No `_` arm: a new team check must say which city check it is.
+    fn from(p: TeamProblem) -> Self {
+        match p {
+            TeamProblem::DuplicateId => Self::DuplicateId { list: "team" },
+            TeamProblem::UnknownUnit(u) => Self::UnknownUnit(u),
+            TeamProblem::Skill(e) => e.into(),
+            TeamProblem::BadReach(reach_km) => Self::BadReach { reach_km, max_km: MAX_REACH_KM },
+            TeamProblem::Zero => Self::TooSmall { min: 1 },
+            TeamProblem::LoadOverCapacity { load, capacity } => Self::LoadOverCapacity { load, capacity },
+            TeamProblem::BadReputation(r) => Self::BadReputation(r),
+            TeamProblem::Availability(e) => Self::Availability(e),
+            TeamProblem::UnknownTeam => Self::UnknownTeam,
+        }
+    }
+}
+
 impl CityError {
-    fn invalid(entry: String, field: &str, message: impl ToString) -> Self {
-        Self::Invalid { entry, field: field.to_owned(), message: message.to_string() }
+    fn invalid(entry: String, field: &str, problem: impl Into<CityProblem>) -> Self {
+        Self::Invalid { entry, field: field.to_owned(), problem: problem.into() }
     }
 }
 
@@ -89,7 +176,7 @@ impl CityFile {
     pub fn build(self) -> Result<(City, TeamIndex), CityError> {
         let city = City::new(&self.units, self.skills, self.services)?;
         let index = TeamIndex::build(&city, &self.teams)
-            .map_err(|(i, e)| CityError::invalid(format!("teams[{i}] ({})", e.team), e.field, &e.problem))?;
+            .map_err(|(i, e)| CityError::invalid(format!("teams[{i}] ({})", e.team), e.field, e.problem))?;
         Ok((city, index))
     }
 }
@@ -111,7 +198,7 @@ impl City {
                 crate::units::UnitError::DuplicateUnit(_) => "id",
                 _ => "parent",
             };
-            CityError::invalid(format!("units[{i}] ({})", units[i].id), field, e)
+            CityError::invalid(format!("units[{i}] ({})", units[i].id), field, CityProblem::Hierarchy(e))
         })?;
         let skill_ids: Vec<_> = skills.iter().map(|s| s.id.clone()).collect();
         let skills = SkillTaxonomy::build(skills).map_err(|(i, e)| {
@@ -126,16 +213,16 @@ impl City {
         for (i, s) in services.iter().enumerate() {
             let entry = || format!("services[{i}] ({})", s.id);
             if service_by_id.insert(s.id.clone(), i).is_some() {
-                return Err(CityError::invalid(entry(), "id", "a service with this id already exists"));
+                return Err(CityError::invalid(entry(), "id", CityProblem::DuplicateId { list: "service" }));
             }
             if s.skills.is_empty() {
-                return Err(CityError::invalid(entry(), "skills", "a service needs at least one skill"));
+                return Err(CityError::invalid(entry(), "skills", CityProblem::NoSkills));
             }
             if let Err(e) = skills.set_of(&s.skills) {
                 return Err(CityError::invalid(entry(), "skills", e));
             }
             if s.default_duration_min == 0 {
-                return Err(CityError::invalid(entry(), "default_duration_min", "must be at least 1"));
+                return Err(CityError::invalid(entry(), "default_duration_min", CityProblem::TooSmall { min: 1 }));
             }
         }
         Ok(Self { units, skills, services, service_by_id })

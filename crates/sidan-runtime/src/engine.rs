@@ -30,7 +30,7 @@ use tokio::task::JoinHandle;
 use crate::bus::{Bus, Published};
 use crate::clock::Clock;
 use crate::keys::{CommandKey, Fingerprint, KeyRecord, StoredKey};
-use crate::store::{Position, Store, StoreError};
+use crate::store::{CorruptError, Position, Store, StoreError};
 
 type HashMap<K, V> = foldhash::HashMap<K, V>;
 
@@ -414,12 +414,11 @@ async fn receipt_again<S: Store>(store: &S, k: &StoredKey) -> Result<Receipt, En
     if k.count > 0 {
         let stored = store.read_from(Position(k.first.0 - 1), k.count as usize).await?;
         if stored.len() as u64 != k.count || stored.first().map(|s| s.position) != Some(k.first) {
-            return Err(StoreError::Corrupt(format!(
-                "{}: events at {}..{} are missing",
-                k.key,
-                k.first.0,
-                k.first.0 + k.count
-            ))
+            return Err(StoreError::from(CorruptError::MissingEvents {
+                key: k.key.clone(),
+                first: k.first,
+                count: k.count,
+            })
             .into());
         }
         events = stored.into_iter().map(|s| s.record).collect();

@@ -230,9 +230,9 @@ pub fn time_text(at: &DateTime<Utc>) -> String {
 /// Reads back a [`time_text`].
 ///
 /// # Errors
-/// The parser's message, if the text is not RFC 3339.
-pub fn parse_time_text(text: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc)).map_err(|e| format!("time {text:?}: {e}"))
+/// The parser's error, if the text is not RFC 3339.
+pub fn parse_time_text(text: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
+    DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc))
 }
 
 #[cfg(test)]

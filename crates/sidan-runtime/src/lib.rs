@@ -24,4 +24,4 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Engine, EngineConfig, EngineError, Factory, Receipt, StartInfo};
 pub use keys::{CommandKey, Fingerprint, KeyError, KeyRecord, StoredKey};
 pub use snapshot::{LIFECYCLE_SNAPSHOT, SnapshotUnused};
-pub use store::{MemoryStore, Position, Snapshot, Store, StoreError, Stored};
+pub use store::{CorruptError, MemoryStore, Position, Snapshot, Store, StoreError, Stored};

@@ -6,7 +6,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use sidan_core::lifecycle::{Event, Recorded, StreamId};
 
 use crate::keys::{CommandKey, Fingerprint, StoredKey, parse_time_text};
-use crate::store::{Position, StoreError};
+use crate::store::{CorruptError, Position, StoreError};
 
 type HashMap<K, V> = foldhash::HashMap<K, V>;
 
@@ -18,9 +18,17 @@ pub fn encode_at(at: &DateTime<Utc>) -> String {
 /// An event's body as stored: its JSON.
 ///
 /// # Errors
-/// [`StoreError::Corrupt`] if it does not serialise (it always does).
+/// [`CorruptError::EventEncode`] if it does not serialise (it always does).
 pub fn encode_event(event: &Event) -> Result<String, StoreError> {
-    serde_json::to_string(event).map_err(|e| StoreError::Corrupt(format!("cannot encode: {e}")))
+    serde_json::to_string(event).map_err(|e| CorruptError::EventEncode { message: e.to_string() }.into())
+}
+
+/// A log position, count or version as stored (SQL integers are signed).
+///
+/// # Errors
+/// [`CorruptError::Negative`] naming `what` if it is negative.
+pub fn decode_u64(what: &'static str, value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| CorruptError::Negative { what, value }.into())
 }
 
 /// Turns stored columns back into records. Stream names repeat from row to row: the decoder
@@ -39,22 +47,27 @@ impl RowDecoder {
     /// The record stored as these columns.
     ///
     /// # Errors
-    /// [`StoreError::Corrupt`] naming the column that does not decode.
+    /// [`StoreError::Corrupt`] with the [`CorruptError`] of the column that does not decode.
     pub fn decode(&mut self, stream: &str, seq: i64, at: &str, body: &str) -> Result<Recorded, StoreError> {
         let stream = match self.names.get(stream) {
             Some(s) => s.clone(),
             None => {
-                let s: StreamId = stream.parse().map_err(|e| StoreError::Corrupt(format!("stream {stream:?}: {e}")))?;
+                let s: StreamId =
+                    stream.parse().map_err(|source| CorruptError::StreamName { name: stream.to_owned(), source })?;
                 self.names.insert(stream.into(), s.clone());
                 s
             }
         };
         let at = DateTime::parse_from_rfc3339(at)
-            .map_err(|e| StoreError::Corrupt(format!("{stream}#{seq}: time {at:?}: {e}")))?
+            .map_err(|source| CorruptError::EventTime { stream: stream.clone(), seq, text: at.to_owned(), source })?
             .with_timezone(&Utc);
-        let event: Event =
-            serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("{stream}#{seq}: event: {e}")))?;
-        let seq = u64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("{stream}: seq {seq}")))?;
+        let event: Event = serde_json::from_str(body).map_err(|e| CorruptError::EventBody {
+            stream: stream.clone(),
+            seq,
+            category: e.classify(),
+            message: e.to_string(),
+        })?;
+        let seq = u64::try_from(seq).map_err(|_| CorruptError::Seq { stream: stream.clone(), seq })?;
         Ok(Recorded { stream, seq, at, event })
     }
 }
@@ -82,21 +95,89 @@ impl KeyRow<'_> {
     /// The stored key these columns hold.
     ///
     /// # Errors
-    /// [`StoreError::Corrupt`] if the key, the fingerprint or the time does not decode.
+    /// [`StoreError::Corrupt`] if the key, the fingerprint, the time or a position does not decode.
     pub fn decode(&self) -> Result<StoredKey, StoreError> {
         let (principal, id) = (self.principal, self.id);
-        let key = CommandKey::new(principal, id)
-            .map_err(|e| StoreError::Corrupt(format!("command key {principal:?} {id:?}: {e}")))?;
+        let key = CommandKey::new(principal, id).map_err(|source| CorruptError::Key {
+            principal: principal.to_owned(),
+            id: id.to_owned(),
+            source,
+        })?;
         let fingerprint = Fingerprint::from_slice(self.fingerprint)
-            .ok_or_else(|| StoreError::Corrupt(format!("{key}: a fingerprint of {} bytes", self.fingerprint.len())))?;
-        let at = parse_time_text(self.at).map_err(|e| StoreError::Corrupt(format!("{key}: {e}")))?;
+            .ok_or_else(|| CorruptError::Fingerprint { key: key.clone(), len: self.fingerprint.len() })?;
+        let at = parse_time_text(self.at).map_err(|source| CorruptError::KeyTime {
+            key: key.clone(),
+            text: self.at.to_owned(),
+            source,
+        })?;
         Ok(StoredKey {
+            first: Position(decode_u64("position", self.first)?),
+            count: decode_u64("count", self.count)?,
+            position: Position(decode_u64("position", self.position)?),
             key,
             fingerprint,
             at,
-            first: Position(self.first as u64),
-            count: self.count as u64,
-            position: Position(self.position as u64),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn corrupt(r: Result<impl std::fmt::Debug, StoreError>) -> CorruptError {
+        match r {
+            Err(StoreError::Corrupt(c)) => c,
+            other => panic!("not corrupt: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_column_that_does_not_decode_has_its_own_error() {
+        let body = encode_event(&Event::Expired).expect("an event encodes");
+        let at = encode_at(&DateTime::<Utc>::UNIX_EPOCH);
+        let mut rows = RowDecoder::new();
+        let ok = rows.decode("ledger", 3, &at, &body).expect("valid columns");
+        assert_eq!((ok.seq, ok.event), (3, Event::Expired));
+
+        let e = corrupt(rows.decode("nope/x", 1, &at, &body));
+        assert!(matches!(&e, CorruptError::StreamName { name, .. } if name == "nope/x"), "{e:?}");
+        let e = corrupt(rows.decode("ledger", -1, &at, &body));
+        assert_eq!(e, CorruptError::Seq { stream: StreamId::Ledger, seq: -1 });
+        let e = corrupt(rows.decode("ledger", 4, "yesterday", &body));
+        assert!(matches!(&e, CorruptError::EventTime { seq: 4, text, .. } if text == "yesterday"), "{e:?}");
+        let e = corrupt(rows.decode("ledger", 5, &at, "{not json"));
+        assert!(
+            matches!(&e, CorruptError::EventBody { seq: 5, category: serde_json::error::Category::Syntax, .. }),
+            "{e:?}"
+        );
+        let e = corrupt(rows.decode("ledger", 6, &at, "{\"no_such_event\": 1}"));
+        assert!(matches!(&e, CorruptError::EventBody { category: serde_json::error::Category::Data, .. }), "{e:?}");
+        assert!(e.to_string().starts_with("ledger#6: event: "), "{e}");
+        assert_eq!(corrupt(decode_u64("position", -2)), CorruptError::Negative { what: "position", value: -2 });
+    }
+
+    #[test]
+    fn a_key_row_that_does_not_decode_says_which_column() {
+        let fingerprint = [7u8; 32];
+        let at = crate::keys::time_text(&DateTime::<Utc>::UNIX_EPOCH);
+        let row = KeyRow {
+            principal: "alice",
+            id: "c-1",
+            fingerprint: &fingerprint,
+            at: &at,
+            first: 1,
+            count: 2,
+            position: 2,
+        };
+        let key = row.decode().expect("valid columns").key;
+        assert!(matches!(corrupt(KeyRow { principal: "", ..row }.decode()), CorruptError::Key { .. }));
+        let short = [7u8; 3];
+        assert_eq!(
+            corrupt(KeyRow { fingerprint: &short, ..row }.decode()),
+            CorruptError::Fingerprint { key: key.clone(), len: 3 }
+        );
+        assert!(matches!(corrupt(KeyRow { at: "then", ..row }.decode()), CorruptError::KeyTime { .. }));
+        assert_eq!(corrupt(KeyRow { count: -1, ..row }.decode()), CorruptError::Negative { what: "count", value: -1 });
     }
 }

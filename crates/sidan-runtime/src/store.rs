@@ -24,9 +24,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 type HashMap<K, V> = foldhash::HashMap<K, V>;
+use sidan_core::lifecycle::StreamIdError;
 use sidan_core::lifecycle::{Recorded, StreamId};
 
-use crate::keys::{CommandKey, KeyRecord, StoredKey};
+use crate::keys::{CommandKey, KeyError, KeyRecord, StoredKey};
 
 /// A place in the global log, from 1, without gaps: the n-th event stored is at `Position(n)`
 /// (every store keeps this; the engine relies on it to know that its state covers the log).
@@ -79,9 +80,9 @@ pub enum StoreError {
     /// The store cannot be reached or failed; the append may or may not have happened.
     #[error("store unavailable: {0}")]
     Unavailable(String),
-    /// Stored data does not decode.
+    /// Stored data does not decode, or the log does not hold what it must.
     #[error("store data is corrupt: {0}")]
-    Corrupt(String),
+    Corrupt(#[from] CorruptError),
     /// The key is already kept (written by an earlier append, by another
     /// writer, or twice in this one); nothing of the append was written.
     #[error("{key} is already recorded")]
@@ -104,6 +105,105 @@ pub enum StoreError {
     /// The store keeps no command keys.
     #[error("this store does not keep command keys")]
     KeysUnsupported,
+}
+
+/// What is corrupt in a store: each variant says which stored value does not
+/// decode, or which part of the log is missing, and where.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CorruptError {
+    /// A stored stream name does not parse.
+    #[error("stream {name:?}: {source}")]
+    StreamName {
+        /// The name as stored.
+        name: String,
+        /// Why it does not parse.
+        source: StreamIdError,
+    },
+    /// A stored sequence number is negative.
+    #[error("{stream}: seq {seq}")]
+    Seq {
+        /// The stream.
+        stream: StreamId,
+        /// The number as stored.
+        seq: i64,
+    },
+    /// A stored log position, count or version is negative.
+    #[error("{what} {value} is negative")]
+    Negative {
+        /// What the number is: `position`, `count`, ...
+        what: &'static str,
+        /// The number as stored.
+        value: i64,
+    },
+    /// An event's stored time is not RFC 3339.
+    #[error("{stream}#{seq}: time {text:?}: {source}")]
+    EventTime {
+        /// The event's stream.
+        stream: StreamId,
+        /// The event's sequence number, as stored.
+        seq: i64,
+        /// The time as stored.
+        text: String,
+        /// Why it does not parse.
+        source: chrono::ParseError,
+    },
+    /// An event's stored body does not decode into an event.
+    #[error("{stream}#{seq}: event: {message}")]
+    EventBody {
+        /// The event's stream.
+        stream: StreamId,
+        /// The event's sequence number, as stored.
+        seq: i64,
+        /// The kind of decoding failure: bad JSON syntax, or JSON that is not an event (`Data`), ...
+        category: serde_json::error::Category,
+        /// What the decoder says, with the line and column in the body.
+        message: String,
+    },
+    /// An event does not serialise (an event always does; this is a bug if seen).
+    #[error("cannot encode: {message}")]
+    EventEncode {
+        /// What the encoder says.
+        message: String,
+    },
+    /// A stored command key does not validate.
+    #[error("command key {principal:?} {id:?}: {source}")]
+    Key {
+        /// The principal as stored.
+        principal: String,
+        /// The command id as stored.
+        id: String,
+        /// Why the key is refused.
+        source: KeyError,
+    },
+    /// A stored key's fingerprint has the wrong length.
+    #[error("{key}: a fingerprint of {len} bytes")]
+    Fingerprint {
+        /// The key.
+        key: CommandKey,
+        /// The stored length, in bytes.
+        len: usize,
+    },
+    /// A stored key's time is not RFC 3339.
+    #[error("{key}: time {text:?}: {source}")]
+    KeyTime {
+        /// The key.
+        key: CommandKey,
+        /// The time as stored.
+        text: String,
+        /// Why it does not parse.
+        source: chrono::ParseError,
+    },
+    /// A stored key's events are not in the log: a gap where its command's events should be.
+    #[error("{key}: events at {}..{} are missing", .first.0, .first.0 + .count)]
+    MissingEvents {
+        /// The key.
+        key: CommandKey,
+        /// The position of its command's first event.
+        first: Position,
+        /// How many events its command had.
+        count: u64,
+    },
 }
 
 /// The event log. Implementations must make `append` atomic (all or nothing)

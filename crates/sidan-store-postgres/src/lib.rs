@@ -28,7 +28,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use sidan_core::lifecycle::{Recorded, StreamId};
 use sidan_runtime::keys::{KeyRecord, StoredKey, time_text};
-use sidan_runtime::rows::{KeyRow, RowDecoder, encode_at, encode_event};
+use sidan_runtime::rows::{KeyRow, RowDecoder, decode_u64, encode_at, encode_event};
 use sidan_runtime::store::{Snapshot, check_keys, expected_versions};
 use sidan_runtime::{Position, Store, StoreError, Stored};
 use tokio_postgres::NoTls;
@@ -238,7 +238,7 @@ fn stored_rows(rows: &[tokio_postgres::Row]) -> Result<Vec<Stored>, StoreError> 
     rows.iter()
         .map(|r| {
             let record = rows_in.decode(r.get(1), r.get(2), r.get(3), r.get(4))?;
-            Ok(Stored { position: Position(r.get::<_, i64>(0) as u64), record })
+            Ok(Stored { position: Position(decode_u64("position", r.get(0))?), record })
         })
         .collect()
 }

@@ -278,7 +278,7 @@ fn decode_rows(rows: &[RawRow]) -> Result<Vec<Stored>, StoreError> {
     rows.iter()
         .map(|r| {
             let record = rows_in.decode(&r.stream, r.seq, &r.at, &r.body)?;
-            Ok(Stored { position: Position(r.position as u64), record })
+            Ok(Stored { position: Position(rows::decode_u64("position", r.position)?), record })
         })
         .collect()
 }

@@ -66,7 +66,7 @@ pub use command::{Command, CommandKind, DeclineReason, PairingCommand, RaterRole
 pub use event::{Event, OfferMode, Recorded, WidenReason};
 pub use pairing::{PairingSpec, PairingState, Schedule, ScheduleError};
 pub use policy::{LifecyclePolicy, PolicyBook};
-pub use policy_file::{PolicyFileError, PolicyPatch};
+pub use policy_file::PolicyFileError;
 pub use snapshot::{LifecycleSnapshot, SNAPSHOT_FORMAT, SnapshotError};
 pub use state::{LifecycleError, OpenOffer, Phase, PhaseKind, RequestState, check};
 pub use stream::{StreamId, StreamIdError};
