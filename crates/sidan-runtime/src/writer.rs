@@ -32,7 +32,7 @@ pub(crate) async fn replay<T: TravelTime, S: Store>(
     if let Some(snap) = store.load_snapshot(crate::snapshot::LIFECYCLE_SNAPSHOT).await? {
         match crate::snapshot::restore(factory(), &snap) {
             Ok(restored) => {
-                debug!(position = snap.position.0, "restored the lifecycle snapshot");
+                info!(position = snap.position.0, "restored the lifecycle snapshot");
                 lc = Some(restored);
                 at = snap.position;
                 info.snapshot = Some(snap.position);
