@@ -23,7 +23,7 @@ use sidan::core::lifecycle::{
     Command, Event, Lifecycle, PolicyBook, Recorded, RequestCommand, Score, ServiceMinutes, Tags, Volunteers,
 };
 use sidan::core::request::RequestSpec;
-use sidan::runtime::{Engine, EngineConfig, ManualClock, MemoryBus, MemoryStore};
+use sidan::runtime::{Engine, ManualClock, MemoryStore};
 use sidan::sim::{CityConfig, DemandConfig, generate_city, generate_requests};
 
 const TEAMS: usize = 6_000;
@@ -148,17 +148,13 @@ fn bench(c: &mut Criterion) {
 /// Runs every request's life through an engine, from `CLIENTS` concurrent
 /// clients; returns the number of commands executed.
 async fn run_engine(base: &Lifecycle, specs: &Arc<Vec<RequestSpec>>, now: chrono::DateTime<chrono::Utc>) -> usize {
-    let base = base.clone();
     let engine = Arc::new(
-        Engine::start(
-            Arc::new(move || base.clone()),
-            MemoryStore::new(),
-            MemoryBus::new(),
-            ManualClock::new(now),
-            EngineConfig::default(),
-        )
-        .await
-        .expect("starts"),
+        Engine::builder(base.dispatcher().clone())
+            .store(MemoryStore::new())
+            .clock(ManualClock::new(now))
+            .start()
+            .await
+            .expect("starts"),
     );
     let mut tasks = Vec::new();
     for client in 0..CLIENTS {

@@ -4,16 +4,26 @@
 //! platform depends on one crate, and adds what needs the file system:
 //! [`load_city`] reads a city file and names it in every error. The pure core
 //! is [`core`]; the async engine with its ports and in-memory adapters is
-//! [`runtime`]; the embedded default store is [`store_sqlite`]; the seeded
-//! city and demand generators are [`sim`]. [`batch_parallel`] solves a
-//! batch's connected components on several threads (the problem file of
-//! `sidan solve` is the core's [`core::batch::file`]).
+//! [`runtime`]; the seeded city and demand generators are [`sim`].
+//! [`batch_parallel`] solves a batch's connected components on several
+//! threads (the problem file of `sidan solve` is the core's
+//! [`core::batch::file`]).
+//!
+//! Cargo features: `sqlite` (on by default) re-exports the embedded default
+//! store as `store_sqlite`; `postgres` the PostgreSQL store as
+//! `store_postgres`; `cli` (on by default) builds the `sidan` binary with
+//! both stores; `testkit` turns on `sidan::core::testkit`, the tiny test
+//! city. An embedder that wants the library alone sets
+//! `default-features = false`.
 
 use std::path::{Path, PathBuf};
 
 pub use sidan_core as core;
 pub use sidan_runtime as runtime;
 pub use sidan_sim as sim;
+#[cfg(feature = "postgres")]
+pub use sidan_store_postgres as store_postgres;
+#[cfg(feature = "sqlite")]
 pub use sidan_store_sqlite as store_sqlite;
 
 pub mod batch_parallel;

@@ -1,5 +1,7 @@
 //! The `sidan` command-line tool: a thin layer of argument parsing and wiring
-//! over the library crates.
+//! over the library crates. It logs to stderr, filtered by `RUST_LOG`
+//! (`warn` by default; `RUST_LOG=info` adds the engine's start, snapshots
+//! and shutdown, `RUST_LOG=sidan_runtime=debug` every batch).
 
 use std::process::ExitCode;
 
@@ -29,7 +31,16 @@ enum Command {
     Solve(solve::SolveArgs),
 }
 
+/// Installs the one subscriber: stderr, `RUST_LOG` (invalid directives are ignored), `warn` by default.
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::filter::LevelFilter;
+    let filter = EnvFilter::builder().with_default_directive(LevelFilter::WARN.into()).from_env_lossy();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
 fn main() -> ExitCode {
+    init_logging();
     let cli = Cli::parse();
     match cli.command {
         Command::Simulate(args) => simulate::run(&args),

@@ -10,6 +10,7 @@ use sidan::core::lifecycle::PolicyBook;
 use sidan::runtime::MemoryStore;
 use sidan::sim::{BehaviourConfig, CityConfig, DemandConfig, generate_city, generate_requests};
 use sidan::simulation::{Counts, SimOutcome};
+use sidan::store_postgres::{PgConfig, PgStore};
 use sidan::store_sqlite::{SqliteConfig, SqliteStore, Synchronous};
 
 /// Arguments of `sidan simulate`.
@@ -33,9 +34,21 @@ pub struct SimulateArgs {
     /// Per-unit lifecycle policy file (TOML; see docs/policy.md).
     #[arg(long)]
     policy: Option<PathBuf>,
-    /// Where the events go: `sqlite` (the embedded default store, a file) or `memory`.
+    /// Where the events go: `sqlite` (the embedded default store, a file),
+    /// `postgres` (see `--pg-url`) or `memory`.
     #[arg(long, default_value = "sqlite")]
     store: StoreKind,
+    /// The PostgreSQL server for `--store postgres`; `sslmode=require` in it
+    /// connects with TLS and checks the server's certificate.
+    #[arg(long, env = "SIDAN_PG_URL", default_value = sidan::store_postgres::DEFAULT_URL)]
+    pg_url: String,
+    /// The PostgreSQL schema the simulation writes to (created if missing; it must hold no events).
+    #[arg(long, default_value = "sidan_simulate")]
+    pg_schema: String,
+    /// Trust the certificate authorities in this PEM file for PostgreSQL's
+    /// TLS, instead of the Mozilla roots.
+    #[arg(long)]
+    pg_ca_file: Option<PathBuf>,
     /// The SQLite file (replaced if it exists); a file in the temporary directory by default.
     #[arg(long)]
     db: Option<PathBuf>,
@@ -57,6 +70,8 @@ pub struct SimulateArgs {
 pub enum StoreKind {
     /// The embedded SQLite store.
     Sqlite,
+    /// A PostgreSQL database.
+    Postgres,
     /// In memory only.
     Memory,
 }
@@ -130,6 +145,21 @@ fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
             let outcome =
                 rt.block_on(sidan::simulation::run(city, index, policies, requests, behaviour, start, store))?;
             (outcome, format!("SQLite store {} (synchronous {:?})", path.display(), args.durability).to_lowercase())
+        }
+        StoreKind::Postgres => {
+            let mut config = PgConfig::new(args.pg_url.clone()).with_schema(args.pg_schema.clone());
+            config.ca_file.clone_from(&args.pg_ca_file);
+            let store = rt.block_on(PgStore::open(&config)).context("PostgreSQL")?;
+            let head = rt.block_on(store.head())?;
+            anyhow::ensure!(
+                head.0 == 0,
+                "PostgreSQL schema {} already holds {} events: choose another --pg-schema, or drop it",
+                args.pg_schema,
+                head.0
+            );
+            let outcome =
+                rt.block_on(sidan::simulation::run(city, index, policies, requests, behaviour, start, store))?;
+            (outcome, format!("PostgreSQL store, schema {}", args.pg_schema))
         }
     };
     print_report(&outcome, n_teams, n_units, args, &where_, started.elapsed());

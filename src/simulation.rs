@@ -14,7 +14,6 @@
 //! core report does not keep.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -26,13 +25,13 @@ use sidan_core::ledger::{
     AccountId, ItemId, LedgerCommand, LedgerEvent, LedgerOp, Redemption, TransferId, TransferKind, TransferSpec,
 };
 use sidan_core::lifecycle::{
-    Command, Event, Lifecycle, OfferMode, PolicyBook, Recorded, RequestCommand, Score, ServiceMinutes, StreamId, Tags,
-    Text, Volunteers,
+    Command, Event, OfferMode, PolicyBook, Recorded, RequestCommand, Score, ServiceMinutes, StreamId, Tags, Text,
+    Volunteers,
 };
 use sidan_core::report::{Granularity, LedgerFigures, Percentiles, UnitReport};
 use sidan_core::request::{RequestSpec, Urgency};
 use sidan_core::units::UnitKind;
-use sidan_runtime::{Engine, EngineConfig, EngineError, ManualClock, MemoryBus, Position, Store, StoreError, Stored};
+use sidan_runtime::{Engine, EngineError, ManualClock, Position, Store, StoreError, Stored};
 use sidan_sim::{Answer, Behaviour, BehaviourConfig};
 
 /// How long after the last request the simulation keeps running timers.
@@ -261,13 +260,13 @@ pub async fn run<S: Store + Clone>(
     let durations: HashMap<ServiceId, u32> =
         city.services().iter().map(|s| (s.id.clone(), s.default_duration_min)).collect();
     let report_city = city.clone();
-    let factory = {
-        let (city, index, policies) = (city.clone(), index.clone(), policies.clone());
-        Arc::new(move || Lifecycle::new(Dispatcher::new(city.clone(), index.clone()), policies.clone()))
-    };
     let clock = ManualClock::new(start);
-    let engine =
-        Engine::start(factory, store.clone(), MemoryBus::new(), clock.clone(), EngineConfig::default()).await?;
+    let engine = Engine::builder(Dispatcher::new(city.clone(), index.clone()))
+        .policies(policies)
+        .store(store.clone())
+        .clock(clock.clone())
+        .start()
+        .await?;
     let mut b = Behaviour::new(behaviour);
     let mut agenda: BTreeMap<(DateTime<Utc>, u64), Command> = BTreeMap::new();
     let mut seq = 0u64;

@@ -4,4 +4,5 @@ mod batch_parallel;
 mod city_file;
 mod demo;
 mod dispatch;
+mod postgres;
 mod simulation;

@@ -19,7 +19,7 @@
 //! - [`report`]: monthly statistics and quarterly bulletins per unit, from the event log.
 //! - [`reputation`]: team standing from settled evaluations (Bayesian average with time decay).
 //! - [`batch`]: batch assignment (optimal min-cost flow and greedy) and the batch problem file.
-//! - [`testkit`]: a tiny hand-made city for tests and examples.
+//! - `testkit` (with the `testkit` feature): a tiny hand-made city for tests and examples.
 //! - [`lifecycle`]: the event-sourced request lifecycle: commands, events, escalation, pairings, policies.
 //! - [`ledger`]: the double-entry points, time-bank and love-supermarket ledger (event-sourced, two-phase, idempotent).
 
@@ -38,6 +38,7 @@ pub mod request;
 pub mod score;
 pub mod skills;
 pub mod team;
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod time;
 pub mod units;

@@ -18,21 +18,20 @@
 //! key with the same command gets the first receipt again while appending
 //! nothing; with another command, [`EngineError::KeyReused`].
 
-use std::ops::Range;
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 use sidan_core::geo::TravelTime;
-use sidan_core::lifecycle::{ApplyError, Command, Lifecycle, LifecycleError, Recorded, StreamId};
+use sidan_core::lifecycle::{ApplyError, Command, Lifecycle, LifecycleError, Recorded};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
+use tracing::{info, warn};
 
-use crate::bus::{Bus, Published};
+use crate::bus::Bus;
 use crate::clock::Clock;
-use crate::keys::{CommandKey, Fingerprint, KeyRecord, StoredKey};
-use crate::store::{CorruptError, Position, Store, StoreError};
-
-type HashMap<K, V> = foldhash::HashMap<K, V>;
+use crate::keys::{CommandKey, Fingerprint};
+use crate::store::{Position, Store, StoreError};
+use crate::writer::Writer;
 
 /// How the engine queues and batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +95,15 @@ pub enum EngineError {
     /// The stored log does not replay.
     #[error("replay: {0}")]
     Replay(#[from] ApplyError),
+    /// The policy book was resolved for another unit tree (it has an entry
+    /// per unit, but not as many as this city has units); nothing started.
+    #[error("the policy book has {entries} unit entries but the city has {units} units")]
+    PoliciesMismatch {
+        /// The city's units.
+        units: usize,
+        /// The book's entries.
+        entries: usize,
+    },
     /// The key was already used for a different command; nothing changed.
     /// (An HTTP layer answers 422.)
     #[error("{key} was already used for a different command")]
@@ -119,11 +127,12 @@ pub struct Receipt {
     pub position: Position,
 }
 
-type Query<T> = Box<dyn FnOnce(&Lifecycle<T>) + Send>;
+/// A query gets the state, or why the state cannot be shown (it could not be rebuilt after a failed write).
+pub(crate) type Query<T> = Box<dyn FnOnce(Result<&Lifecycle<T>, EngineError>) + Send>;
 
 // Commands are moved into the queue once; boxing them would cost an allocation each.
 #[allow(clippy::large_enum_variant)]
-enum Job<T> {
+pub(crate) enum Job<T> {
     /// A command, with its key and the command's fingerprint when it has
     /// one (hashed by the caller's task, not the writer).
     Command {
@@ -136,8 +145,9 @@ enum Job<T> {
 }
 
 /// Builds a fresh, empty lifecycle (the city, its teams, the policies):
-/// used at start and to rebuild after a failed write.
-pub type Factory<T> = Arc<dyn Fn() -> Lifecycle<T> + Send + Sync>;
+/// used at start and to rebuild after a failed write. Made by the
+/// [`EngineBuilder`](crate::EngineBuilder).
+pub(crate) type Factory<T> = Arc<dyn Fn() -> Lifecycle<T> + Send + Sync>;
 
 /// A running engine. Cheap to share behind an `Arc`; every method takes `&self`.
 #[derive(Debug)]
@@ -160,76 +170,38 @@ impl<T> std::fmt::Debug for Job<T> {
     }
 }
 
-/// Builds the state from the store: from its lifecycle snapshot, if it has one that fits, then
-/// the events after it; otherwise from the whole log.
-async fn replay<T: TravelTime, S: Store>(
-    factory: &Factory<T>,
-    store: &S,
-) -> Result<(Lifecycle<T>, StartInfo), EngineError> {
-    let mut info = StartInfo { snapshot: None, snapshot_unused: None, replayed: 0, position: Position(0) };
-    let mut lc = None;
-    let mut at = Position(0);
-    if let Some(snap) = store.load_snapshot(crate::snapshot::LIFECYCLE_SNAPSHOT).await? {
-        match crate::snapshot::restore(factory(), &snap) {
-            Ok(restored) => {
-                lc = Some(restored);
-                at = snap.position;
-                info.snapshot = Some(snap.position);
-            }
-            Err(e) => info.snapshot_unused = Some(e),
-        }
-    }
-    let mut lc = lc.unwrap_or_else(|| factory());
-    loop {
-        let chunk = store.read_from(at, 4096).await?;
-        let Some(last) = chunk.last() else { break };
-        at = last.position;
-        for s in &chunk {
-            lc.apply(&s.record)?;
-        }
-        info.replayed += chunk.len() as u64;
-    }
-    info.position = at;
-    Ok((lc, info))
-}
-
 impl<T: TravelTime + Send + Sync + 'static> Engine<T> {
     /// Rebuilds the state by replaying the store's log, then starts the
     /// writer and the outbox relay (which first publishes whatever the log
-    /// holds unpublished).
-    ///
-    /// # Errors
-    /// If the store cannot be read or its log does not replay.
-    pub async fn start<S: Store, B: Bus, C: Clock>(
+    /// holds unpublished). Called by [`EngineBuilder::start`](crate::EngineBuilder::start).
+    pub(crate) async fn start<S: Store, B: Bus, C: Clock>(
         factory: Factory<T>,
         store: S,
         bus: B,
         clock: C,
         config: EngineConfig,
     ) -> Result<Self, EngineError> {
-        let (lc, started) = replay(&factory, &store).await?;
-        let keys = Keys::load(&store, clock.now(), config.key_retention).await?;
+        let (lc, started) = crate::writer::replay(&factory, &store)
+            .await
+            .inspect_err(|e| warn!(error = %e, "the engine cannot start"))?;
+        let keys = crate::writer::Keys::load(&store, clock.now(), config.key_retention)
+            .await
+            .inspect_err(|e| warn!(error = %e, "the engine cannot load its command keys"))?;
+        info!(
+            snapshot = started.snapshot.map(|p| p.0),
+            replayed = started.replayed,
+            position = started.position.0,
+            keys = keys.len(),
+            "engine started"
+        );
         let store = Arc::new(store);
         let notify = Arc::new(Notify::new());
         notify.notify_one();
         let (stop_relay, stop_rx) = watch::channel(false);
-        let relay = tokio::spawn(run_relay(Arc::clone(&store), bus, Arc::clone(&notify), stop_rx, config.relay_batch));
+        let relay =
+            tokio::spawn(crate::relay::run(Arc::clone(&store), bus, Arc::clone(&notify), stop_rx, config.relay_batch));
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
-        let writer = Writer {
-            lc,
-            factory,
-            store,
-            clock,
-            notify,
-            config,
-            last_now: None,
-            // The events replayed after the stored snapshot count: the next
-            // one then follows at most `snapshot_every` events after it,
-            // however often the engine restarts in between.
-            since_snapshot: started.replayed,
-            last_position: started.position,
-            keys,
-        };
+        let writer = Writer::new(lc, factory, store, clock, notify, config, &started, keys);
         let writer = tokio::spawn(writer.run(rx));
         Ok(Self { tx, capacity: config.queue_capacity.max(1), writer, relay, stop_relay, started })
     }
@@ -240,6 +212,31 @@ impl<T: TravelTime + Send + Sync + 'static> Engine<T> {
     }
 
     /// Queues a command and waits until its events are stored.
+    ///
+    /// ```
+    /// # use sidan_core::dispatch::Dispatcher;
+    /// # use sidan_core::lifecycle::{Command, RequestCommand};
+    /// # use sidan_core::request::Urgency;
+    /// # use sidan_core::testkit::{request, t0, tiny_city};
+    /// # use sidan_runtime::{Engine, EngineError, ManualClock, MemoryStore};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), EngineError> {
+    /// # let (city, index) = tiny_city();
+    /// # let engine = Engine::builder(Dispatcher::new(city, index))
+    /// #     .store(MemoryStore::new())
+    /// #     .clock(ManualClock::new(t0()))
+    /// #     .start()
+    /// #     .await?;
+    /// let spec = request("r1", "c1-i1-s1", "home-care", Urgency::Normal, 2, 3);
+    /// let receipt = engine.execute(Command::Request(RequestCommand::Submit { spec: spec.clone() })).await?;
+    /// assert_eq!(receipt.events[0].stream.to_string(), "request/r1");
+    /// // The same request again is refused, and nothing changes.
+    /// let again = engine.execute(Command::Request(RequestCommand::Submit { spec })).await;
+    /// assert!(matches!(again, Err(EngineError::Rejected(_))));
+    /// # engine.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// [`EngineError::Rejected`] with the lifecycle's reason,
@@ -272,6 +269,35 @@ impl<T: TravelTime + Send + Sync + 'static> Engine<T> {
     /// ([`EngineError::Store`]); its retry gets the receipt if the store
     /// did keep the batch after all (the keys are reloaded after a failure).
     ///
+    /// ```
+    /// # use sidan_core::dispatch::Dispatcher;
+    /// # use sidan_core::lifecycle::{Command, RequestCommand};
+    /// # use sidan_core::request::Urgency;
+    /// # use sidan_core::testkit::{request, t0, tiny_city};
+    /// # use sidan_runtime::{Engine, CommandKey, EngineError, ManualClock, MemoryStore};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), EngineError> {
+    /// # let (city, index) = tiny_city();
+    /// # let engine = Engine::builder(Dispatcher::new(city, index))
+    /// #     .store(MemoryStore::new())
+    /// #     .clock(ManualClock::new(t0()))
+    /// #     .start()
+    /// #     .await?;
+    /// let spec = request("r1", "c1-i1-s1", "home-care", Urgency::Normal, 2, 3);
+    /// let key = CommandKey::new("resident:42", "order-1").expect("valid key");
+    /// let first = engine.execute_keyed(key.clone(), Command::Request(RequestCommand::Submit { spec: spec.clone() })).await?;
+    /// // A retry (say the reply was lost) gets the first receipt; nothing new is stored.
+    /// let retry = engine.execute_keyed(key.clone(), Command::Request(RequestCommand::Submit { spec })).await?;
+    /// assert_eq!(retry, first);
+    /// // Another command under the same key is refused.
+    /// let other = request("r2", "c1-i1-s1", "home-care", Urgency::Normal, 2, 3);
+    /// let reused = engine.execute_keyed(key, Command::Request(RequestCommand::Submit { spec: other })).await;
+    /// assert!(matches!(reused, Err(EngineError::KeyReused { .. })));
+    /// # engine.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// # Errors
     /// Those of [`execute`](Engine::execute), and [`EngineError::KeyReused`].
     /// A store that keeps no keys ([`Store::keeps_keys`]) refuses every
@@ -288,16 +314,17 @@ impl<T: TravelTime + Send + Sync + 'static> Engine<T> {
     /// Runs `f` on the state as of the last stored batch.
     ///
     /// # Errors
-    /// [`EngineError::Overloaded`] or [`EngineError::Stopped`].
+    /// [`EngineError::Overloaded`] or [`EngineError::Stopped`];
+    /// [`EngineError::Store`] while the state cannot be rebuilt after a failed write.
     pub async fn query<R: Send + 'static>(
         &self,
         f: impl FnOnce(&Lifecycle<T>) -> R + Send + 'static,
     ) -> Result<R, EngineError> {
         let (tx, rx) = oneshot::channel();
         self.send(Job::Query(Box::new(move |lc| {
-            let _ = tx.send(f(lc));
+            let _ = tx.send(lc.map(f));
         })))?;
-        rx.await.map_err(|_| EngineError::Stopped)
+        rx.await.map_err(|_| EngineError::Stopped)?
     }
 
     /// Waits until every timer due at the clock's current time has fired and
@@ -319,13 +346,40 @@ impl<T: TravelTime + Send + Sync + 'static> Engine<T> {
         })
     }
 
-    /// Stops taking commands, finishes the queued ones, publishes what is
-    /// stored, and stops.
+    /// Stops taking commands, finishes the queued ones, saves a snapshot if
+    /// events were stored since the last one, publishes what is stored, and
+    /// stops.
+    ///
+    /// ```
+    /// # use sidan_core::dispatch::Dispatcher;
+    /// # use sidan_core::lifecycle::{Command, RequestCommand};
+    /// # use sidan_core::request::Urgency;
+    /// # use sidan_core::testkit::{request, t0, tiny_city};
+    /// # use sidan_runtime::{Engine, EngineError, ManualClock, MemoryStore, Store as _};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), EngineError> {
+    /// # let (city, index) = tiny_city();
+    /// # let store = MemoryStore::new();
+    /// # let engine = Engine::builder(Dispatcher::new(city, index))
+    /// #     .store(store.clone())
+    /// #     .clock(ManualClock::new(t0()))
+    /// #     .start()
+    /// #     .await?;
+    /// let spec = request("r1", "c1-i1-s1", "home-care", Urgency::Normal, 2, 3);
+    /// engine.execute(Command::Request(RequestCommand::Submit { spec })).await?;
+    /// engine.shutdown().await;
+    /// // Everything stored is published, and the state saved for the next start.
+    /// assert!(store.unpublished(10).await?.is_empty());
+    /// assert!(store.load_snapshot(sidan_runtime::LIFECYCLE_SNAPSHOT).await?.is_some());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn shutdown(self) {
         drop(self.tx);
         let _ = self.writer.await;
         let _ = self.stop_relay.send(true);
         let _ = self.relay.await;
+        info!("engine stopped");
     }
 
     /// Stops at once, as a crash would: queued commands get no reply, and
@@ -334,364 +388,4 @@ impl<T: TravelTime + Send + Sync + 'static> Engine<T> {
         self.writer.abort();
         self.relay.abort();
     }
-}
-
-struct Writer<T, S, C> {
-    lc: Lifecycle<T>,
-    factory: Factory<T>,
-    store: Arc<S>,
-    clock: C,
-    notify: Arc<Notify>,
-    config: EngineConfig,
-    /// The engine's time never goes back, even if the clock does.
-    last_now: Option<DateTime<Utc>>,
-    /// Events stored since the last snapshot.
-    since_snapshot: u64,
-    /// The position of the last event the state includes.
-    last_position: Position,
-    keys: Keys,
-}
-
-type Sender = oneshot::Sender<Result<Receipt, EngineError>>;
-
-/// The writer's command keys.
-struct Keys {
-    retention: Duration,
-    /// Every stored key not yet forgotten.
-    stored: HashMap<CommandKey, StoredKey>,
-    /// Keys of commands decided in the pending batch: the fingerprint and the index of the first use's reply.
-    pending: HashMap<CommandKey, (Fingerprint, usize)>,
-    /// The pending batch's keys, to store with it.
-    records: Vec<KeyRecord>,
-    /// Second uses of pending keys: the first use's reply index, and the caller.
-    waiting: Vec<(usize, Sender)>,
-    /// When to forget old keys next.
-    next_purge: Option<DateTime<Utc>>,
-}
-
-/// What a key says about a command.
-enum Seen {
-    /// Not seen: decide it.
-    New,
-    /// Decided in the pending batch, at this reply index.
-    Pending(usize),
-    /// Stored.
-    Stored(StoredKey),
-    /// Used for another command.
-    Reused,
-}
-
-impl Keys {
-    /// The keys a store holds from `now - retention` on.
-    async fn load<S: Store>(store: &S, now: DateTime<Utc>, retention: Duration) -> Result<Self, StoreError> {
-        let since = now.checked_sub_signed(retention).unwrap_or(DateTime::<Utc>::MIN_UTC);
-        let stored = store.keys_since(since).await?.into_iter().map(|k| (k.key.clone(), k)).collect();
-        Ok(Self {
-            retention,
-            stored,
-            pending: HashMap::default(),
-            records: Vec::new(),
-            waiting: Vec::new(),
-            next_purge: None,
-        })
-    }
-
-    fn seen(&self, key: &CommandKey, fingerprint: Fingerprint) -> Seen {
-        if let Some(&(f, i)) = self.pending.get(key) {
-            return if f == fingerprint { Seen::Pending(i) } else { Seen::Reused };
-        }
-        match self.stored.get(key) {
-            Some(k) if k.fingerprint == fingerprint => Seen::Stored(k.clone()),
-            Some(_) => Seen::Reused,
-            None => Seen::New,
-        }
-    }
-}
-
-/// The first receipt of a stored key, read back from the log.
-async fn receipt_again<S: Store>(store: &S, k: &StoredKey) -> Result<Receipt, EngineError> {
-    let mut events = Vec::new();
-    if k.count > 0 {
-        let stored = store.read_from(Position(k.first.0 - 1), k.count as usize).await?;
-        if stored.len() as u64 != k.count || stored.first().map(|s| s.position) != Some(k.first) {
-            return Err(StoreError::from(CorruptError::MissingEvents {
-                key: k.key.clone(),
-                first: k.first,
-                count: k.count,
-            })
-            .into());
-        }
-        events = stored.into_iter().map(|s| s.record).collect();
-    }
-    Ok(Receipt { events, position: k.position })
-}
-
-type Reply = (oneshot::Sender<Result<Receipt, EngineError>>, Result<Range<usize>, LifecycleError>);
-
-async fn sleep_or_never<C: Clock>(clock: &C, at: Option<DateTime<Utc>>) {
-    match at {
-        Some(t) => clock.sleep_until(t).await,
-        None => std::future::pending().await,
-    }
-}
-
-impl<T: TravelTime, S: Store, C: Clock> Writer<T, S, C> {
-    async fn run(mut self, mut rx: mpsc::Receiver<Job<T>>) {
-        // After a round of ticks that changed nothing, wait at least this long
-        // before ticking again (a guard; every due tick is expected to change something).
-        let mut idle_until: Option<DateTime<Utc>> = None;
-        loop {
-            let wake = match (self.lc.next_wakeup(), idle_until) {
-                (Some(w), Some(i)) => Some(w.max(i)),
-                (w, _) => w,
-            };
-            let first = tokio::select! {
-                biased;
-                job = rx.recv() => match job {
-                    Some(j) => Some(j),
-                    None => break,
-                },
-                () = sleep_or_never(&self.clock, wake) => None,
-            };
-            let mut jobs: Vec<Job<T>> = first.into_iter().collect();
-            while jobs.len() < self.config.max_batch {
-                match rx.try_recv() {
-                    Ok(j) => jobs.push(j),
-                    Err(_) => break,
-                }
-            }
-            let now = self.now();
-            self.purge_keys(now).await;
-            let mut batch = Vec::new();
-            let mut replies: Vec<Reply> = Vec::new();
-            let mut settled = Vec::new();
-            for job in jobs {
-                match job {
-                    Job::Command { cmd, key, reply } => {
-                        let fingerprint = match &key {
-                            Some(_) if !self.store.keeps_keys() => {
-                                let _ = reply.send(Err(EngineError::Store(StoreError::KeysUnsupported)));
-                                continue;
-                            }
-                            Some((key, fingerprint)) => {
-                                match self.keys.seen(key, *fingerprint) {
-                                    Seen::New => Some(*fingerprint),
-                                    Seen::Pending(i) => {
-                                        self.keys.waiting.push((i, reply));
-                                        continue;
-                                    }
-                                    Seen::Stored(k) => {
-                                        // Read back off the writer: a retry never holds up the batch.
-                                        let store = Arc::clone(&self.store);
-                                        tokio::spawn(async move {
-                                            let _ = reply.send(receipt_again(&*store, &k).await);
-                                        });
-                                        continue;
-                                    }
-                                    Seen::Reused => {
-                                        let _ = reply.send(Err(EngineError::KeyReused { key: key.clone() }));
-                                        continue;
-                                    }
-                                }
-                            }
-                            None => None,
-                        };
-                        let res = self.lc.decide(&cmd, now).map(|recs| {
-                            let start = batch.len();
-                            self.apply_all(&recs);
-                            batch.extend(recs);
-                            start..batch.len()
-                        });
-                        // A refusal changed nothing: its key is not kept, and a retry decides again.
-                        if let (Some((key, _)), Some(fingerprint), Ok(events)) = (key, fingerprint, &res) {
-                            self.keys.pending.insert(key.clone(), (fingerprint, replies.len()));
-                            self.keys.records.push(KeyRecord { key, fingerprint, at: now, events: events.clone() });
-                        }
-                        replies.push((reply, res));
-                    }
-                    Job::Query(f) => {
-                        // A query sees only stored state: store what is pending first.
-                        self.flush(&mut batch, &mut replies).await;
-                        f(&self.lc);
-                    }
-                    Job::Settle(done) => settled.push(done),
-                }
-            }
-            let before = batch.len();
-            let due: Vec<StreamId> = self.lc.due(now).cloned().collect();
-            for stream in due {
-                if let Ok(recs) = self.lc.decide(&Command::Tick(stream), now) {
-                    self.apply_all(&recs);
-                    batch.extend(recs);
-                }
-            }
-            idle_until = (batch.len() == before && self.lc.next_wakeup().is_some_and(|w| w <= now))
-                .then(|| now + Duration::seconds(1));
-            self.flush(&mut batch, &mut replies).await;
-            if self.config.snapshot_every > 0 && self.since_snapshot >= self.config.snapshot_every {
-                self.save_snapshot().await;
-            }
-            for done in settled {
-                let _ = done.send(());
-            }
-        }
-        let mut batch = Vec::new();
-        self.flush(&mut batch, &mut Vec::new()).await;
-        if self.since_snapshot > 0 && self.config.snapshot_every > 0 {
-            self.save_snapshot().await;
-        }
-    }
-
-    /// Saves a snapshot of the state, if the state is exactly the stored log: positions are
-    /// gapless from 1, so the state holds every event up to its last position only if it has
-    /// applied that many, and nothing may follow it (no other writer has appended events this
-    /// engine has not applied). A failure only costs time at the next start, so it is not an
-    /// error.
-    async fn save_snapshot(&mut self) {
-        let position = self.last_position;
-        if self.lc.applied() != position.0 {
-            return;
-        }
-        match self.store.read_from(position, 1).await {
-            Ok(after) if after.is_empty() => {}
-            _ => return,
-        }
-        let snap = crate::snapshot::encode(&self.lc, position);
-        if self.store.save_snapshot(&snap).await.is_ok() {
-            self.since_snapshot = 0;
-        }
-    }
-
-    fn now(&mut self) -> DateTime<Utc> {
-        let now = self.clock.now();
-        let now = self.last_now.map_or(now, |l| l.max(now));
-        self.last_now = Some(now);
-        now
-    }
-
-    fn apply_all(&mut self, recs: &[Recorded]) {
-        for r in recs {
-            if let Err(e) = self.lc.apply(r) {
-                unreachable!("a decided event does not apply: {e}");
-            }
-        }
-    }
-
-    /// Forgets the keys older than the retention, in the store and here, at
-    /// most once per 24th of the retention.
-    async fn purge_keys(&mut self, now: DateTime<Utc>) {
-        if self.keys.next_purge.is_some_and(|t| now < t) {
-            return;
-        }
-        let retention = self.keys.retention;
-        let cutoff = now.checked_sub_signed(retention).unwrap_or(DateTime::<Utc>::MIN_UTC);
-        // If the store fails, keep both: a key is never forgotten here while the store still has it.
-        if self.store.purge_keys(cutoff).await.is_ok() {
-            self.keys.stored.retain(|_, k| k.at >= cutoff);
-        }
-        let every = (retention / 24).max(Duration::seconds(1));
-        self.keys.next_purge = now.checked_add_signed(every);
-    }
-
-    /// Stores the pending batch with its keys, then answers every caller.
-    async fn flush(&mut self, batch: &mut Vec<Recorded>, replies: &mut Vec<Reply>) {
-        let keys = std::mem::take(&mut self.keys.records);
-        self.keys.pending.clear();
-        let outcome = if batch.is_empty() && keys.is_empty() {
-            Ok(Position(0))
-        } else {
-            match self.store.append_keyed(batch, &keys).await {
-                Ok(p) => {
-                    self.notify.notify_one();
-                    self.since_snapshot += batch.len() as u64;
-                    self.last_position = p;
-                    let head = Position(p.0.saturating_sub(batch.len() as u64));
-                    for k in &keys {
-                        self.keys.stored.insert(k.key.clone(), StoredKey::stored(k, head, batch.len()));
-                    }
-                    Ok(p)
-                }
-                Err(e) => {
-                    // Nothing of the batch is acknowledged; rebuild from what is stored.
-                    if let Ok((lc, info)) = replay(&self.factory, &*self.store).await {
-                        self.lc = lc;
-                        self.last_position = info.position;
-                    }
-                    // The keys too: the store may have kept the batch after all, or
-                    // another writer the same key, and a retry must then find it.
-                    let now = self.last_now.unwrap_or_else(|| self.clock.now());
-                    if let Ok(k) = Keys::load(&*self.store, now, self.keys.retention).await {
-                        self.keys.stored = k.stored;
-                    }
-                    Err(e)
-                }
-            }
-        };
-        // Replies take their events out of the batch (ranges are contiguous and in order).
-        let mut events = std::mem::take(batch).into_iter();
-        let mut taken = 0;
-        let mut answers = Vec::with_capacity(replies.len());
-        for (reply, res) in replies.drain(..) {
-            let answer = match (&outcome, res) {
-                (_, Err(e)) => Err(EngineError::Rejected(e)),
-                (Ok(p), Ok(range)) => {
-                    if range.start > taken {
-                        events.nth(range.start - taken - 1);
-                    }
-                    taken = range.end;
-                    Ok(Receipt { events: events.by_ref().take(range.len()).collect(), position: *p })
-                }
-                (Err(e), Ok(_)) => Err(EngineError::Store(e.clone())),
-            };
-            answers.push((reply, answer));
-        }
-        // Second uses of a key in the batch get the first use's answer.
-        for (i, reply) in self.keys.waiting.drain(..) {
-            let _ = reply.send(answers[i].1.clone());
-        }
-        for (reply, answer) in answers {
-            let _ = reply.send(answer);
-        }
-    }
-}
-
-async fn run_relay<S: Store, B: Bus>(
-    store: Arc<S>,
-    bus: B,
-    notify: Arc<Notify>,
-    mut stop: watch::Receiver<bool>,
-    limit: usize,
-) {
-    loop {
-        let stopping = tokio::select! {
-            () = notify.notified() => false,
-            _ = stop.changed() => true,
-        };
-        // Publish until the outbox is empty; retry failures after a pause.
-        loop {
-            match relay_once(&*store, &bus, limit.max(1)).await {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(()) => {
-                    if *stop.borrow() {
-                        return;
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            }
-        }
-        if stopping || *stop.borrow() {
-            return;
-        }
-    }
-}
-
-/// Publishes one batch from the outbox and marks it; returns how many events.
-async fn relay_once<S: Store, B: Bus>(store: &S, bus: &B, limit: usize) -> Result<usize, ()> {
-    let pending = store.unpublished(limit).await.map_err(|_| ())?;
-    let Some(last) = pending.last().map(|s| s.position) else { return Ok(0) };
-    let msgs: Vec<Published> = pending.iter().map(Published::of).collect();
-    bus.publish(&msgs).await.map_err(|_| ())?;
-    store.mark_published(last).await.map_err(|_| ())?;
-    Ok(pending.len())
 }

@@ -7,21 +7,31 @@
 //! - [`clock`]: the `Clock` port, [`SystemClock`] and [`ManualClock`].
 //! - [`engine`]: the [`Engine`]: a single writer with group commit, deadline
 //!   timers, replay on start, an outbox relay, and a bounded queue.
+//! - [`builder`]: [`Engine::builder`], the one way to start an engine.
+//!
+//! The crate logs through `tracing` (a span per engine batch, warnings on
+//! every store or bus failure, start, snapshots and shutdown at `info`) and
+//! installs no subscriber: that is the embedding program's choice. No log
+//! line holds personal data.
 //!
 //! Adapters for SQLite, PostgreSQL and NATS implement these traits in crates
 //! of their own.
 
+pub mod builder;
 pub mod bus;
 pub mod clock;
 pub mod engine;
 pub mod keys;
+mod relay;
 pub mod rows;
 pub mod snapshot;
 pub mod store;
+mod writer;
 
+pub use builder::{EngineBuilder, NoStore};
 pub use bus::{Bus, BusError, MemoryBus, Published, Subscription};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use engine::{Engine, EngineConfig, EngineError, Factory, Receipt, StartInfo};
+pub use engine::{Engine, EngineConfig, EngineError, Receipt, StartInfo};
 pub use keys::{CommandKey, Fingerprint, KeyError, KeyRecord, StoredKey};
 pub use snapshot::{LIFECYCLE_SNAPSHOT, SnapshotUnused};
 pub use store::{CorruptError, MemoryStore, Position, Snapshot, Store, StoreError, Stored};

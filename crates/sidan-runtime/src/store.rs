@@ -204,6 +204,12 @@ pub enum CorruptError {
         /// How many events its command had.
         count: u64,
     },
+    /// The stored log does not fold: an event does not fit the state before it.
+    #[error("the log does not replay: {0}")]
+    Replay(#[from] sidan_core::lifecycle::ApplyError),
+    /// The state could not be rebuilt for another reason than the store's or the log's.
+    #[error("the state could not be rebuilt")]
+    Rebuild,
 }
 
 /// The event log. Implementations must make `append` atomic (all or nothing)

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::Duration;
 use sidan_core::dispatch::Dispatcher;
+use sidan_core::geo::StraightLine;
 use sidan_core::id::{RequestId, TeamId};
 use sidan_core::lifecycle::{
     Command, DeclineReason, Event, Lifecycle, LifecycleError, LifecyclePolicy, PolicyBook, Recorded, RequestCommand,
@@ -14,14 +15,18 @@ use sidan_core::lifecycle::{
 use sidan_core::request::Urgency;
 use sidan_core::testkit::{request, t0, tiny_city};
 use sidan_runtime::{
-    Bus, Engine, EngineConfig, EngineError, Factory, LIFECYCLE_SNAPSHOT, ManualClock, MemoryBus, MemoryStore, Position,
-    Snapshot, SnapshotUnused, Store, StoreError, Stored,
+    Bus, Engine, EngineBuilder, EngineConfig, EngineError, LIFECYCLE_SNAPSHOT, ManualClock, MemoryBus, MemoryStore,
+    Position, Snapshot, SnapshotUnused, Store, StoreError, Stored,
 };
 
-fn factory(policy: LifecyclePolicy) -> Factory<sidan_core::geo::StraightLine> {
+fn builder(policy: LifecyclePolicy) -> EngineBuilder<StraightLine> {
     let (city, index) = tiny_city();
-    let book = PolicyBook::uniform(policy).expect("valid policy");
-    Arc::new(move || Lifecycle::new(Dispatcher::new(city.clone(), index.clone()), book.clone()))
+    Engine::builder(Dispatcher::new(city, index)).policies(PolicyBook::uniform(policy).expect("valid policy"))
+}
+
+fn lifecycle(policy: LifecyclePolicy) -> Lifecycle<StraightLine> {
+    let (city, index) = tiny_city();
+    Lifecycle::new(Dispatcher::new(city, index), PolicyBook::uniform(policy).expect("valid policy"))
 }
 
 fn rid(s: &str) -> RequestId {
@@ -50,11 +55,7 @@ async fn emergency_race_has_exactly_one_winner() {
     let policy = LifecyclePolicy { emergency_fanout: 4, ..LifecyclePolicy::default() };
     let store = MemoryStore::new();
     let clock = ManualClock::new(t0());
-    let engine = Arc::new(
-        Engine::start(factory(policy), store.clone(), MemoryBus::new(), clock, EngineConfig::default())
-            .await
-            .expect("starts"),
-    );
+    let engine = Arc::new(builder(policy).store(store.clone()).clock(clock).start().await.expect("starts"));
     for round in 0..rounds(100) {
         let id = format!("e{round}");
         let spec = request(&id, "c1-i1-s1", "rescue", Urgency::Emergency, 0, 3);
@@ -105,15 +106,12 @@ async fn emergency_race_has_exactly_one_winner() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_offer_race_has_exactly_one_winner() {
     let engine = Arc::new(
-        Engine::start(
-            factory(LifecyclePolicy::default()),
-            MemoryStore::new(),
-            MemoryBus::new(),
-            ManualClock::new(t0()),
-            EngineConfig::default(),
-        )
-        .await
-        .expect("starts"),
+        builder(LifecyclePolicy::default())
+            .store(MemoryStore::new())
+            .clock(ManualClock::new(t0()))
+            .start()
+            .await
+            .expect("starts"),
     );
     for round in 0..rounds(200) {
         let id = format!("n{round}");
@@ -156,10 +154,7 @@ async fn restart_replays_to_the_live_state() {
     let policy = LifecyclePolicy { offer_deadline_s: 600, ..LifecyclePolicy::default() };
     let store = MemoryStore::new();
     let clock = ManualClock::new(t0());
-    let engine =
-        Engine::start(factory(policy), store.clone(), MemoryBus::new(), clock.clone(), EngineConfig::default())
-            .await
-            .expect("starts");
+    let engine = builder(policy).store(store.clone()).clock(clock.clone()).start().await.expect("starts");
     for (i, (unit, service, urgency)) in [
         ("c1-i1-s1", "home-care", Urgency::Normal),
         ("c1-i2-s2", "home-care", Urgency::Urgent),
@@ -186,12 +181,10 @@ async fn restart_replays_to_the_live_state() {
     wait_for(&store, |log| log.iter().any(|s| matches!(s.record.event, Event::OfferExpired { .. }))).await;
     let live = engine.query(|lc| lc.digest()).await.expect("queries");
     engine.shutdown().await;
-    let again = Engine::start(factory(policy), store.clone(), MemoryBus::new(), clock, EngineConfig::default())
-        .await
-        .expect("restarts");
+    let again = builder(policy).store(store.clone()).clock(clock).start().await.expect("restarts");
     assert_eq!(again.query(|lc| lc.digest()).await.expect("queries"), live);
     // And folding the raw log gives the same.
-    let mut lc = factory(policy)();
+    let mut lc = lifecycle(policy);
     for s in store.all() {
         lc.apply(&s.record).expect("applies");
     }
@@ -216,9 +209,7 @@ async fn deadlines_fire_and_escalate_on_the_manual_clock() {
     let bus = MemoryBus::new();
     let mut sub = bus.subscribe().await.expect("subscribes");
     let clock = ManualClock::new(t0());
-    let engine = Engine::start(factory(policy), store.clone(), bus, clock.clone(), EngineConfig::default())
-        .await
-        .expect("starts");
+    let engine = builder(policy).store(store.clone()).bus(bus).clock(clock.clone()).start().await.expect("starts");
     let spec = request("r", "c1-i1-s1", "home-care", Urgency::Normal, 24, 4);
     engine.execute(Command::Request(RequestCommand::Submit { spec })).await.expect("submits");
     let mut seen: Vec<String> = Vec::new();
@@ -291,7 +282,11 @@ async fn a_full_queue_is_a_clear_error_not_a_hang() {
     let store = GatedStore { inner: MemoryStore::new(), gate: Arc::clone(&gate), fail: Arc::new(AtomicUsize::new(0)) };
     let config = EngineConfig { queue_capacity: 2, max_batch: 1, ..EngineConfig::default() };
     let engine = Arc::new(
-        Engine::start(factory(LifecyclePolicy::default()), store, MemoryBus::new(), ManualClock::new(t0()), config)
+        builder(LifecyclePolicy::default())
+            .store(store)
+            .clock(ManualClock::new(t0()))
+            .config(config)
+            .start()
             .await
             .expect("starts"),
     );
@@ -324,15 +319,8 @@ async fn a_failed_append_acknowledges_nothing_and_rebuilds() {
     let fail = Arc::new(AtomicUsize::new(1));
     let inner = MemoryStore::new();
     let store = GatedStore { inner: inner.clone(), gate: Arc::new(tokio::sync::Semaphore::new(1000)), fail };
-    let engine = Engine::start(
-        factory(LifecyclePolicy::default()),
-        store,
-        MemoryBus::new(),
-        ManualClock::new(t0()),
-        EngineConfig::default(),
-    )
-    .await
-    .expect("starts");
+    let engine =
+        builder(LifecyclePolicy::default()).store(store).clock(ManualClock::new(t0())).start().await.expect("starts");
     let before = engine.query(|lc| lc.digest()).await.expect("queries");
     let spec = request("x", "c1-i1-s1", "home-care", Urgency::Normal, 2, 3);
     let res = engine.execute(Command::Request(RequestCommand::Submit { spec: spec.clone() })).await;
@@ -353,8 +341,7 @@ async fn replayed_events_count_towards_the_next_snapshot() {
     let store = MemoryStore::new();
     let clock = ManualClock::new(t0());
     let never = EngineConfig { snapshot_every: 0, ..EngineConfig::default() };
-    let engine =
-        Engine::start(factory(policy), store.clone(), MemoryBus::new(), clock.clone(), never).await.expect("starts");
+    let engine = builder(policy).store(store.clone()).clock(clock.clone()).config(never).start().await.expect("starts");
     for i in 0..4 {
         let spec = request(&format!("q{i}"), "c1-i1-s1", "home-care", Urgency::Normal, 3, 5);
         engine.execute(Command::Request(RequestCommand::Submit { spec })).await.expect("submits");
@@ -366,13 +353,13 @@ async fn replayed_events_count_towards_the_next_snapshot() {
 
     let config = EngineConfig::default();
     let again =
-        Engine::start(factory(policy), store.clone(), MemoryBus::new(), clock.clone(), config).await.expect("restarts");
+        builder(policy).store(store.clone()).clock(clock.clone()).config(config).start().await.expect("restarts");
     assert_eq!(again.start_info().replayed, total);
     again.shutdown().await;
     let snap = store.load_snapshot(LIFECYCLE_SNAPSHOT).await.expect("loads").expect("saved at shutdown");
     assert_eq!(snap.position, Position(total));
 
-    let third = Engine::start(factory(policy), store.clone(), MemoryBus::new(), clock, config).await.expect("restarts");
+    let third = builder(policy).store(store.clone()).clock(clock).config(config).start().await.expect("restarts");
     assert_eq!(third.start_info().snapshot, Some(Position(total)));
     assert_eq!(third.start_info().replayed, 0);
     assert_eq!(third.query(|lc| lc.digest()).await.expect("queries"), live);
@@ -389,7 +376,7 @@ async fn restarts_start_from_the_latest_snapshot_and_ignore_a_bad_one() {
     let clock = ManualClock::new(t0());
     let config = EngineConfig { snapshot_every: 7, ..EngineConfig::default() };
     let engine =
-        Engine::start(factory(policy), store.clone(), MemoryBus::new(), clock.clone(), config).await.expect("starts");
+        builder(policy).store(store.clone()).clock(clock.clone()).config(config).start().await.expect("starts");
     assert_eq!(engine.start_info().snapshot, None);
     for i in 0..12 {
         let unit = ["c1-i1-s1", "c1-i2-s2", "c2-i1-s1"][i % 3];
@@ -413,16 +400,14 @@ async fn restarts_start_from_the_latest_snapshot_and_ignore_a_bad_one() {
     assert_eq!(snap.position, Position(total), "the shutdown snapshot covers the whole log");
 
     // Move the snapshot back, so that the restart must replay a tail.
-    let mut lc = factory(policy)();
+    let mut lc = lifecycle(policy);
     let cut = total / 2;
     for s in store.all().iter().take(cut as usize) {
         lc.apply(&s.record).expect("applies");
     }
     let older = sidan_runtime::snapshot::encode(&lc, Position(cut));
     store.save_snapshot(&older).await.expect("saves");
-    let again = Engine::start(factory(policy), store.clone(), MemoryBus::new(), clock.clone(), EngineConfig::default())
-        .await
-        .expect("restarts");
+    let again = builder(policy).store(store.clone()).clock(clock.clone()).start().await.expect("restarts");
     assert_eq!(again.start_info().snapshot, Some(Position(cut)));
     assert_eq!(again.start_info().replayed, total - cut);
     assert_eq!(again.query(|lc| lc.digest()).await.expect("queries"), live);
@@ -431,9 +416,7 @@ async fn restarts_start_from_the_latest_snapshot_and_ignore_a_bad_one() {
     // Garbage under the snapshot's name: ignored, with the reason, and the whole log replays.
     let garbage = Snapshot { name: LIFECYCLE_SNAPSHOT.to_owned(), position: Position(cut), data: vec![0xff; 9] };
     store.save_snapshot(&garbage).await.expect("saves");
-    let again = Engine::start(factory(policy), store.clone(), MemoryBus::new(), clock, EngineConfig::default())
-        .await
-        .expect("restarts");
+    let again = builder(policy).store(store.clone()).clock(clock).start().await.expect("restarts");
     let info = again.start_info().clone();
     assert_eq!(info.snapshot, None);
     assert!(matches!(info.snapshot_unused, Some(SnapshotUnused::Decode(_))), "{info:?}");

@@ -20,10 +20,10 @@ use sidan_core::request::Urgency;
 use sidan_core::testkit::{request, t0};
 use sidan_core::time::TimeWindow;
 use sidan_runtime::{
-    Clock, CommandKey, Engine, EngineConfig, EngineError, KeyRecord, ManualClock, MemoryBus, MemoryStore, Position,
-    Receipt, Store, StoreError, Stored, StoredKey,
+    Clock, CommandKey, Engine, EngineConfig, EngineError, KeyRecord, ManualClock, MemoryStore, Position, Receipt,
+    Store, StoreError, Stored, StoredKey,
 };
-use sidan_store_tests::{key, offered, tiny_factory as factory};
+use sidan_store_tests::{key, offered, tiny_builder as builder};
 
 fn rid(s: &str) -> RequestId {
     RequestId::new(s).expect("id")
@@ -40,9 +40,7 @@ fn config(retention: Duration) -> EngineConfig {
 }
 
 async fn start<S: Store>(store: S, clock: &ManualClock, config: EngineConfig) -> Engine<StraightLine> {
-    Engine::start(factory(LifecyclePolicy::default()), store, MemoryBus::new(), clock.clone(), config)
-        .await
-        .expect("starts")
+    builder(LifecyclePolicy::default()).store(store).clock(clock.clone()).config(config).start().await.expect("starts")
 }
 
 fn commands(n: usize) -> usize {

@@ -19,10 +19,17 @@
 //! - **Migrations** run at open inside one transaction holding an advisory
 //!   lock, so instances starting together migrate once; a database of a
 //!   newer schema version is refused with [`OpenError::SchemaTooNew`].
+//! - **TLS** (rustls, the `ring` provider) when the URL says
+//!   `sslmode=require`: the server's certificate is checked against the
+//!   Mozilla roots, or the certificate authorities of
+//!   [`PgConfig::ca_file`], and must name the host. `sslmode=prefer` (the
+//!   default) and `disable` connect without TLS.
 //!
 //! See docs/storage.md for the schema.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -32,7 +39,9 @@ use sidan_runtime::rows::{KeyRow, RowDecoder, decode_u64, encode_at, encode_even
 use sidan_runtime::store::{Snapshot, check_keys, expected_versions};
 use sidan_runtime::{Position, Store, StoreError, Stored};
 use tokio_postgres::NoTls;
+use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 mod migrate;
 
@@ -50,12 +59,15 @@ pub struct PgConfig {
     pub schema: Option<String>,
     /// The most connections the pool opens.
     pub pool_size: usize,
+    /// A PEM file of the certificate authorities to trust for TLS, instead of
+    /// the Mozilla roots (for a server whose certificate a private CA signed).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl PgConfig {
     /// The server at `url`, default schema, a pool of 8.
     pub fn new(url: impl Into<String>) -> Self {
-        Self { url: url.into(), schema: None, pool_size: 8 }
+        Self { url: url.into(), schema: None, pool_size: 8, ca_file: None }
     }
 
     /// `SIDAN_PG_URL`, or [`DEFAULT_URL`].
@@ -64,8 +76,16 @@ impl PgConfig {
     }
 
     /// The same, with the tables in `schema`.
+    #[must_use]
     pub fn with_schema(mut self, schema: impl Into<String>) -> Self {
         self.schema = Some(schema.into());
+        self
+    }
+
+    /// The same, trusting only the certificate authorities in the PEM file `path` for TLS.
+    #[must_use]
+    pub fn with_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
         self
     }
 }
@@ -80,9 +100,18 @@ pub enum OpenError {
     /// The schema name is not a plain lower-case identifier.
     #[error("bad schema name {0:?}: use lower-case letters, digits and `_`, starting with a letter")]
     BadSchema(String),
-    /// The server cannot be reached or refused the connection.
+    /// The server cannot be reached or refused the connection (a TLS
+    /// handshake that fails, say on a certificate not trusted, is one).
     #[error("cannot connect to PostgreSQL: {0}")]
     Connect(String),
+    /// The certificate authorities for TLS cannot be read, or the file holds none.
+    #[error("TLS certificate authorities {}: {message}", path.display())]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
     /// The database was set up by a newer version of sidan.
     #[error(
         "the database's sidan schema version {found} is newer than this build's {supported}; \
@@ -117,6 +146,7 @@ impl std::fmt::Debug for PgStore {
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    tracing::warn!(error = %e, "PostgreSQL store failed");
     StoreError::Unavailable(e.to_string())
 }
 
@@ -129,7 +159,36 @@ fn pg_message(e: &tokio_postgres::Error) -> String {
 }
 
 fn pg_unavailable(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Unavailable(pg_message(&e))
+    unavailable(pg_message(&e))
+}
+
+/// The rustls connector: the `ring` provider (no C build of aws-lc), the
+/// Mozilla roots or the CAs of `ca_file`, and the host name checked.
+fn tls(ca_file: Option<&Path>) -> Result<MakeRustlsConnect, OpenError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        Some(path) => {
+            let bad = |message: String| OpenError::CaFile { path: path.to_owned(), message };
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| bad(e.to_string()))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad(e.to_string()))?;
+            let (added, _) = roots.add_parsable_certificates(certs);
+            if added == 0 {
+                return Err(bad("no certificate in it".into()));
+            }
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| OpenError::Connect(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
 }
 
 fn valid_schema(s: &str) -> bool {
@@ -156,13 +215,18 @@ impl PgStore {
             options.push_str(&format!(" -c search_path={schema}"));
         }
         pg.options(options.trim());
-        let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let recycling = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+        let manager = match pg.get_ssl_mode() {
+            SslMode::Disable | SslMode::Prefer => Manager::from_config(pg, NoTls, recycling),
+            _ => Manager::from_config(pg, tls(config.ca_file.as_deref())?, recycling),
+        };
         let pool = Pool::builder(manager)
             .max_size(config.pool_size.max(1))
             .build()
             .map_err(|e| OpenError::Connect(e.to_string()))?;
         let mut client = pool.get().await.map_err(|e| OpenError::Connect(e.to_string()))?;
-        migrate::migrate(&mut client, config.schema.as_deref()).await?;
+        let had = migrate::migrate(&mut client, config.schema.as_deref()).await?;
+        tracing::info!(had, schema = SCHEMA_VERSION, search_path = config.schema.as_deref(), "PostgreSQL store opened");
         Ok(Self { pool })
     }
 

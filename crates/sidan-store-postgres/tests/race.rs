@@ -31,7 +31,7 @@ use sidan_core::id::{RequestId, TeamId};
 use sidan_core::lifecycle::{Command, Event, Lifecycle, LifecycleError, PolicyBook, RequestCommand, StreamId, Text};
 use sidan_core::request::RequestSpec;
 use sidan_core::testkit::t0;
-use sidan_runtime::{Engine, EngineConfig, EngineError, Factory, ManualClock, MemoryBus, Store, StoreError};
+use sidan_runtime::{Engine, EngineBuilder, EngineError, ManualClock, Store, StoreError};
 use sidan_sim::{CityConfig, DemandConfig, generate_city, generate_requests};
 use sidan_store_postgres::{PgConfig, PgStore};
 use sidan_store_tests::pg::pg_or_skip;
@@ -43,9 +43,14 @@ fn city() -> (sidan_core::city::City, sidan_core::index::TeamIndex) {
     generate_city(&CityConfig { seed: 3, teams: 2_000, ..CityConfig::default() }).build().expect("valid city")
 }
 
-fn factory() -> Factory<StraightLine> {
+fn builder() -> EngineBuilder<StraightLine> {
     let (city, index) = city();
-    Arc::new(move || Lifecycle::new(Dispatcher::new(city.clone(), index.clone()), PolicyBook::default()))
+    Engine::builder(Dispatcher::new(city, index))
+}
+
+fn lifecycle() -> Lifecycle<StraightLine> {
+    let (city, index) = city();
+    Lifecycle::new(Dispatcher::new(city, index), PolicyBook::default())
 }
 
 fn now() -> DateTime<Utc> {
@@ -69,11 +74,7 @@ fn requests(prefix: &str, n: usize, seed: u64) -> Vec<RequestSpec> {
 
 async fn start(config: &PgConfig) -> Eng {
     let store = PgStore::open(config).await.expect("opens");
-    Arc::new(
-        Engine::start(factory(), store, MemoryBus::new(), ManualClock::new(now()), EngineConfig::default())
-            .await
-            .expect("starts"),
-    )
+    Arc::new(builder().store(store).clock(ManualClock::new(now())).start().await.expect("starts"))
 }
 
 async fn restart(engines: [Eng; 2], config: &PgConfig) -> [Eng; 2] {
@@ -207,7 +208,7 @@ async fn thousand_requests_one_holder_each() {
     }
     let log = read_all(&store).await;
     check_log_shape(&log);
-    let mut lc = factory()();
+    let mut lc = lifecycle();
     for s in &log {
         lc.apply(&s.record).expect("the shared log replays");
     }

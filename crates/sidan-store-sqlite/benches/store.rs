@@ -16,10 +16,10 @@
 //!   over the store, 64 concurrent clients, group commit of up to 1,024
 //!   commands vs one command per append;
 //! - `open_replay`: open a store of `SIDAN_BENCH_REPLAY_EVENTS` events (1M for
-//!   SQLite, 200k for PostgreSQL by default) and `Engine::start` on it (full
+//!   SQLite, 200k for PostgreSQL by default) and `EngineBuilder::start` on it (full
 //!   replay), with the store's read alone and the core's fold alone beside it;
 //! - `open_snapshot`: the same store with a lifecycle snapshot of its whole log
-//!   saved: open and `Engine::start` (decode, restore, nothing to replay), with
+//!   saved: open and `EngineBuilder::start` (decode, restore, nothing to replay), with
 //!   the snapshot's encoding time and size beside it.
 //!
 //! SQLite runs with `synchronous = FULL`, PostgreSQL with
@@ -40,7 +40,7 @@ use sidan_core::lifecycle::{
     Command, Event, Lifecycle, PolicyBook, RaterRole, Recorded, RequestCommand, Score, ServiceMinutes, Tags, Volunteers,
 };
 use sidan_core::request::RequestSpec;
-use sidan_runtime::{Engine, EngineConfig, EngineError, Factory, ManualClock, MemoryBus, Position, Store};
+use sidan_runtime::{Engine, EngineBuilder, EngineConfig, EngineError, ManualClock, Position, Store};
 use sidan_sim::{CityConfig, DemandConfig, generate_city, generate_requests};
 use sidan_store_postgres::{PgConfig, PgStore};
 use sidan_store_sqlite::{SqliteConfig, SqliteStore};
@@ -88,7 +88,7 @@ fn after_offer(spec: &RequestSpec, team: &TeamId) -> Vec<Command> {
 }
 
 struct World {
-    factory: Factory<StraightLine>,
+    dispatcher: Dispatcher<StraightLine>,
     specs: Vec<RequestSpec>,
     now: DateTime<Utc>,
 }
@@ -99,13 +99,22 @@ fn world(requests: usize) -> World {
     let demand = DemandConfig { seed: 9, requests, ..DemandConfig::default() };
     let specs = generate_requests(&city, &demand);
     let now = demand.start - chrono::Duration::hours(2);
-    let base = Lifecycle::new(Dispatcher::new(city, index), PolicyBook::default());
-    World { factory: Arc::new(move || base.clone()), specs, now }
+    World { dispatcher: Dispatcher::new(city, index), specs, now }
+}
+
+impl World {
+    fn builder(&self) -> EngineBuilder<StraightLine> {
+        Engine::builder(self.dispatcher.clone())
+    }
+
+    fn lifecycle(&self) -> Lifecycle<StraightLine> {
+        Lifecycle::new(self.dispatcher.clone(), PolicyBook::default())
+    }
 }
 
 /// Every request's whole life through the core, until `events` events: the log to store.
 fn log_of(w: &World, events: usize) -> Vec<Recorded> {
-    let mut lc = (w.factory)();
+    let mut lc = w.lifecycle();
     let mut log = Vec::with_capacity(events + 16);
     for (i, spec) in w.specs.iter().enumerate() {
         if log.len() >= events {
@@ -191,11 +200,8 @@ async fn append_single_concurrent<S: Store + Clone>(store: &S, log: &[Recorded])
 /// Every request's life through an engine over `store` from 64 clients; returns (commands, time).
 async fn engine_run<S: Store>(w: &World, store: S, requests: usize, max_batch: usize) -> (usize, Duration) {
     let config = EngineConfig { max_batch, ..EngineConfig::default() };
-    let engine = Arc::new(
-        Engine::start(Arc::clone(&w.factory), store, MemoryBus::new(), ManualClock::new(w.now), config)
-            .await
-            .expect("starts"),
-    );
+    let engine =
+        Arc::new(w.builder().store(store).clock(ManualClock::new(w.now)).config(config).start().await.expect("starts"));
     let specs: Arc<Vec<RequestSpec>> = Arc::new(w.specs[..requests].to_vec());
     let t = Instant::now();
     let tasks: Vec<_> = (0..CLIENTS)
@@ -248,7 +254,7 @@ async fn scan<S: Store>(store: &S) -> usize {
 }
 
 fn fold(w: &World, log: &[Recorded]) -> (Lifecycle<StraightLine>, Duration) {
-    let mut lc = (w.factory)();
+    let mut lc = w.lifecycle();
     let t = Instant::now();
     for r in log {
         lc.apply(r).expect("applies");
@@ -273,11 +279,7 @@ async fn snapshot_open(
     drop(store);
     let t = Instant::now();
     let store = SqliteStore::open(path, SqliteConfig::default()).expect("reopens");
-    let engine = Engine::start(Arc::clone(&w.factory), store, MemoryBus::new(), ManualClock::new(w.now), {
-        EngineConfig::default()
-    })
-    .await
-    .expect("starts");
+    let engine = w.builder().store(store).clock(ManualClock::new(w.now)).start().await.expect("starts");
     let info = engine.start_info().clone();
     engine.query(|lc| lc.applied()).await.expect("queries");
     let d = t.elapsed();
@@ -288,11 +290,7 @@ async fn snapshot_open(
 
 async fn start_replay<S: Store>(w: &World, store: S) -> Duration {
     let t = Instant::now();
-    let engine = Engine::start(Arc::clone(&w.factory), store, MemoryBus::new(), ManualClock::new(w.now), {
-        EngineConfig::default()
-    })
-    .await
-    .expect("starts");
+    let engine = w.builder().store(store).clock(ManualClock::new(w.now)).start().await.expect("starts");
     engine.query(|lc| lc.applied()).await.expect("queries");
     let d = t.elapsed();
     engine.shutdown().await;

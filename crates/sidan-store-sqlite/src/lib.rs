@@ -226,6 +226,7 @@ enum Op {
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    tracing::warn!(error = %e, "SQLite store failed");
     StoreError::Unavailable(e.to_string())
 }
 
@@ -363,7 +364,8 @@ impl SqliteStore {
             return Err(OpenError::NotWal { path, mode });
         }
         configure(&conn, &config).map_err(|e| sqlite_error(&path, e))?;
-        migrate::migrate(&mut conn, &path)?;
+        let had = migrate::migrate(&mut conn, &path)?;
+        tracing::info!(path = %path.display(), had, schema = SCHEMA_VERSION, "SQLite store opened");
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let max_group = config.max_group.max(1);
         let writer = std::thread::Builder::new()
@@ -505,7 +507,11 @@ fn write_group(conn: &mut Connection, ops: Vec<Op>) {
 }
 
 fn run_group(conn: &mut Connection, ops: &[Op]) -> Vec<Result<Outcome, StoreError>> {
-    let fail_all = |msg: String| ops.iter().map(|_| Err(StoreError::Unavailable(msg.clone()))).collect();
+    let _span = tracing::debug_span!("write_group", ops = ops.len()).entered();
+    let fail_all = |msg: String| {
+        tracing::warn!(error = %msg, ops = ops.len(), "SQLite write group failed; none of it is stored");
+        ops.iter().map(|_| Err(StoreError::Unavailable(msg.clone()))).collect()
+    };
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         return fail_all(format!("cannot begin: {e}"));
     }

@@ -17,7 +17,7 @@
 //!   contiguous, and the log reaches the receipt's position, so the batch
 //!   it was committed in is whole;
 //! - folding the log through a fresh `Lifecycle` applies every event, and
-//!   `Engine::start` on the reopened store gives the same digest (the child
+//!   starting an engine on the reopened store gives the same digest (the child
 //!   saves a lifecycle snapshot every 2,000 events, so the restart usually
 //!   starts from one, and some kills land while one is being written);
 //! - accepts are sent with a command key (invariant 15): every stored key's
@@ -45,7 +45,7 @@ use sidan_core::id::RequestId;
 use sidan_core::lifecycle::{Command, DeclineReason, Lifecycle, PolicyBook, RequestCommand, Text};
 use sidan_core::request::RequestSpec;
 use sidan_core::testkit::t0;
-use sidan_runtime::{CommandKey, Engine, EngineConfig, EngineError, Factory, ManualClock, MemoryBus, Receipt, Store};
+use sidan_runtime::{CommandKey, Engine, EngineConfig, EngineError, ManualClock, Receipt, Store};
 use sidan_sim::{CityConfig, DemandConfig, generate_city, generate_requests};
 use sidan_store_sqlite::{SqliteConfig, SqliteStore};
 use sidan_store_tests::{TempDir, check_log_shape, offered, read_all};
@@ -56,10 +56,14 @@ const CLIENTS: usize = 24;
 /// A new file every this many kills, so replay times stay short.
 const KILLS_PER_FILE: usize = 20;
 
-fn factory() -> Factory<StraightLine> {
+fn dispatcher() -> Dispatcher<StraightLine> {
     let file = generate_city(&CityConfig { seed: 5, teams: 400, ..CityConfig::default() });
     let (city, index) = file.build().expect("the generated city is valid");
-    Arc::new(move || Lifecycle::new(Dispatcher::new(city.clone(), index.clone()), PolicyBook::default()))
+    Dispatcher::new(city, index)
+}
+
+fn lifecycle() -> Lifecycle<StraightLine> {
+    Lifecycle::new(dispatcher(), PolicyBook::default())
 }
 
 /// The child's clock: ten minutes later each round, so offers of killed rounds expire.
@@ -99,7 +103,6 @@ fn ack(command: &str, request: &RequestId, receipt: &Receipt) {
 
 async fn child(path: &Path, round: u64) {
     let store = SqliteStore::open(path, SqliteConfig::default()).expect("the child opens the store");
-    let factory = factory();
     let now = clock_at(round);
     // Requests for the next two days, ids unique to the round.
     let (city, _) = generate_city(&CityConfig { seed: 5, teams: 400, ..CityConfig::default() }).build().expect("city");
@@ -120,15 +123,13 @@ async fn child(path: &Path, round: u64) {
         .collect();
     let engine = Arc::new(
         // Snapshots every few thousand events, so that kills also land while one is written.
-        Engine::start(
-            factory,
-            store,
-            MemoryBus::new(),
-            ManualClock::new(now),
-            EngineConfig { snapshot_every: 2_000, ..EngineConfig::default() },
-        )
-        .await
-        .expect("the engine starts on the store"),
+        Engine::builder(dispatcher())
+            .store(store)
+            .clock(ManualClock::new(now))
+            .config(EngineConfig { snapshot_every: 2_000, ..EngineConfig::default() })
+            .start()
+            .await
+            .expect("the engine starts on the store"),
     );
     say("READY");
     let specs = Arc::new(specs);
@@ -346,18 +347,19 @@ async fn verify(path: &Path, acks: &[Ack], durable: &mut HashMap<String, u64>, r
         let k = keys.get(&accept_key(team, &a.request)).unwrap_or_else(|| panic!("{ctx}: the key of {:?}", a.line));
         assert_eq!((k.first.0, k.count, k.position.0), (at[&a.ids[0]], a.ids.len() as u64, a.position), "{ctx}");
     }
-    let factory = factory();
-    let mut lc = factory();
+    let mut lc = lifecycle();
     for s in &log {
         if let Err(e) = lc.apply(&s.record) {
             panic!("{ctx}: the stored log does not replay at position {}: {e}", s.position.0);
         }
     }
     let folded = lc.digest();
-    let engine =
-        Engine::start(factory, store.clone(), MemoryBus::new(), ManualClock::new(t0()), EngineConfig::default())
-            .await
-            .unwrap_or_else(|e| panic!("{ctx}: Engine::start on the reopened store: {e}"));
+    let engine = Engine::builder(dispatcher())
+        .store(store.clone())
+        .clock(ManualClock::new(t0()))
+        .start()
+        .await
+        .unwrap_or_else(|e| panic!("{ctx}: starting an engine on the reopened store: {e}"));
     assert_eq!(engine.query(|lc| lc.digest()).await.expect("queries"), folded, "{ctx}: replay == fold");
     // Acknowledged accepts sent again after the crash: the same receipt, nothing new.
     for (a, team) in &accepts {

@@ -17,7 +17,7 @@
 //! - [`concurrent_streams_all_land`]: racing appends to different streams all land, gapless.
 //! - [`reopen_keeps_everything`]: the log, the outbox mark and snapshots survive a reopen.
 //! - [`snapshots_round_trip`]: the latest snapshot per name, or none if the store keeps none.
-//! - [`engine_replay_matches_live`]: `Engine::start` on the stored log gives the live digest.
+//! - [`engine_replay_matches_live`]: starting an engine on the stored log gives the live digest.
 //! - [`engine_accept_race`]: 32 concurrent accepts of one offer, one winner, `SIDAN_RACE_ROUNDS` rounds (500).
 //! - [`keys_are_atomic_with_events`]: command keys are kept with their batch, or not at all.
 //! - [`duplicate_keys_write_nothing`]: a key already kept (or twice in one append) refuses the whole append.
@@ -50,8 +50,8 @@ use sidan_core::request::Urgency;
 use sidan_core::testkit::{request, t0, tiny_city};
 use sidan_runtime::store::Snapshot;
 use sidan_runtime::{
-    Bus, CommandKey, Engine, EngineConfig, EngineError, Factory, Fingerprint, KeyRecord, ManualClock, MemoryBus,
-    MemoryStore, Position, Receipt, Store, StoreError, Stored, StoredKey,
+    Bus, CommandKey, Engine, EngineBuilder, EngineError, Fingerprint, KeyRecord, ManualClock, MemoryBus, MemoryStore,
+    Position, Receipt, Store, StoreError, Stored, StoredKey,
 };
 
 pub mod pg;
@@ -211,14 +211,22 @@ pub fn check_log_shape(log: &[Stored]) -> BTreeMap<StreamId, u64> {
     versions
 }
 
-/// A factory of lifecycles over the tiny test city with `policy`.
+/// An engine builder over the tiny test city with `policy` (name the store, then start it).
 ///
 /// # Panics
 /// If the policy is invalid.
-pub fn tiny_factory(policy: LifecyclePolicy) -> Factory<StraightLine> {
+pub fn tiny_builder(policy: LifecyclePolicy) -> EngineBuilder<StraightLine> {
     let (city, index) = tiny_city();
-    let book = PolicyBook::uniform(policy).expect("valid policy");
-    Arc::new(move || Lifecycle::new(Dispatcher::new(city.clone(), index.clone()), book.clone()))
+    Engine::builder(Dispatcher::new(city, index)).policies(PolicyBook::uniform(policy).expect("valid policy"))
+}
+
+/// A fresh lifecycle over the tiny test city with `policy`, for a plain fold of a log.
+///
+/// # Panics
+/// If the policy is invalid.
+pub fn tiny_lifecycle(policy: LifecyclePolicy) -> Lifecycle<StraightLine> {
+    let (city, index) = tiny_city();
+    Lifecycle::new(Dispatcher::new(city, index), PolicyBook::uniform(policy).expect("valid policy"))
 }
 
 /// The teams offered in a list of events.
@@ -560,9 +568,7 @@ pub async fn engine_replay_matches_live<H: Harness>(h: &mut H) {
     let bus = MemoryBus::new();
     let mut sub = bus.subscribe().await.expect("subscribes");
     let clock = ManualClock::new(t0());
-    let engine = Engine::start(tiny_factory(policy), store.clone(), bus, clock.clone(), EngineConfig::default())
-        .await
-        .expect("starts");
+    let engine = tiny_builder(policy).store(store.clone()).bus(bus).clock(clock.clone()).start().await.expect("starts");
     let cases = [
         ("c1-i1-s1", "home-care", Urgency::Normal),
         ("c1-i2-s2", "home-care", Urgency::Urgent),
@@ -614,13 +620,10 @@ pub async fn engine_replay_matches_live<H: Harness>(h: &mut H) {
     let log = read_all(&again).await;
     check_log_shape(&log);
     assert!(log.iter().any(|s| matches!(s.record.event, Event::OfferExpired { .. })));
-    let restarted =
-        Engine::start(tiny_factory(policy), again.clone(), MemoryBus::new(), clock, EngineConfig::default())
-            .await
-            .expect("restarts");
+    let restarted = tiny_builder(policy).store(again.clone()).clock(clock).start().await.expect("restarts");
     assert_eq!(restarted.query(|lc| lc.digest()).await.expect("queries"), live, "replay == live");
     restarted.shutdown().await;
-    let mut lc = tiny_factory(policy)();
+    let mut lc = tiny_lifecycle(policy);
     for s in &log {
         lc.apply(&s.record).expect("the stored log applies");
     }
@@ -634,15 +637,7 @@ pub async fn engine_accept_race<H: Harness>(h: &mut H) {
     let store = h.fresh().await;
     let policy = LifecyclePolicy::default();
     let engine = Arc::new(
-        Engine::start(
-            tiny_factory(policy),
-            store.clone(),
-            MemoryBus::new(),
-            ManualClock::new(t0()),
-            EngineConfig::default(),
-        )
-        .await
-        .expect("starts"),
+        tiny_builder(policy).store(store.clone()).clock(ManualClock::new(t0())).start().await.expect("starts"),
     );
     let rounds = race_rounds(500);
     for round in 0..rounds {
@@ -682,7 +677,7 @@ pub async fn engine_accept_race<H: Harness>(h: &mut H) {
             .expect("cancels");
     }
     let live = engine.query(|lc| lc.digest()).await.expect("queries");
-    let mut lc = tiny_factory(policy)();
+    let mut lc = tiny_lifecycle(policy);
     for s in read_all(&store).await {
         lc.apply(&s.record).expect("applies");
     }
@@ -923,7 +918,7 @@ pub async fn keys_since_filters_and_purges<H: Harness>(h: &mut H) {
 }
 
 /// An engine on the store: a keyed submission, retried, gives one receipt
-/// and one set of events; after a shutdown and an `Engine::start` on the
+/// and one set of events; after a shutdown and a start on the
 /// storage opened again, the retry still gets the first receipt (read back
 /// from the store) and appends nothing, another command under the key is
 /// [`EngineError::KeyReused`], and a keyed command of no events keeps its
@@ -933,9 +928,7 @@ pub async fn engine_keys_survive_restart<H: Harness>(h: &mut H) {
     let store = h.fresh().await;
     let clock = ManualClock::new(t0());
     let start = |store: H::Store, clock: ManualClock| async move {
-        Engine::start(tiny_factory(policy), store, MemoryBus::new(), clock, EngineConfig::default())
-            .await
-            .expect("starts")
+        tiny_builder(policy).store(store).clock(clock).start().await.expect("starts")
     };
     let engine = start(store.clone(), clock.clone()).await;
     let submit = Command::Request(RequestCommand::Submit {
