@@ -5,8 +5,9 @@
 //! [`load_city`] reads a city file and names it in every error. The pure core
 //! is [`core`]; the async engine with its ports and in-memory adapters is
 //! [`runtime`]; the embedded default store is [`store_sqlite`]; the seeded
-//! city and demand generators are [`sim`]. [`batch_parallel`] solves a
-//! batch's connected components on several threads.
+//! city and demand generators and the city simulation over the engine are
+//! [`sim`]. [`batch_parallel`] solves a batch's connected components on
+//! several threads; [`report_csv`] writes the core's reports as CSV.
 
 use std::path::{Path, PathBuf};
 
@@ -18,7 +19,6 @@ pub use sidan_store_sqlite as store_sqlite;
 pub mod batch_file;
 pub mod batch_parallel;
 pub mod report_csv;
-pub mod simulation;
 
 use sidan_core::city::{City, CityError, CityFile, MAX_CITY_FILE_BYTES};
 use sidan_core::index::TeamIndex;
