@@ -4,10 +4,11 @@
 //! platform depends on one crate, and adds what needs the file system:
 //! [`load_city`] reads a city file and names it in every error. The pure core
 //! is [`core`]; the async engine with its ports and in-memory adapters is
-//! [`runtime`]; the seeded city and demand generators are [`sim`].
-//! [`batch_parallel`] solves a batch's connected components on several
-//! threads (the problem file of `sidan solve` is the core's
-//! [`core::batch::file`]).
+//! [`runtime`]; the seeded city and demand generators and the city
+//! simulation over the engine are [`sim`]. [`batch_parallel`] solves a
+//! batch's connected components on several threads (the problem file of
+//! `sidan solve` is the core's [`core::batch::file`]); [`report_csv`] writes
+//! the core's reports as CSV.
 //!
 //! Cargo features: `sqlite` (on by default) re-exports the embedded default
 //! store as `store_sqlite`; `postgres` the PostgreSQL store as
@@ -28,7 +29,6 @@ pub use sidan_store_sqlite as store_sqlite;
 
 pub mod batch_parallel;
 pub mod report_csv;
-pub mod simulation;
 
 use sidan_core::city::{City, CityError, CityFile, MAX_CITY_FILE_BYTES};
 use sidan_core::index::TeamIndex;

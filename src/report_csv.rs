@@ -3,10 +3,10 @@
 //! rankings stay in the JSON), ledger totals last; and, apart, the goods per
 //! unit, period and item ([`write_stock`]).
 
-use sidan_core::report::{Report, UnitReport};
+use sidan_core::report::{Outcome, Report, UnitReport};
 
 /// The header row.
-pub const HEADER: [&str; 34] = [
+pub const HEADER: [&str; 38] = [
     "period",
     "unit",
     "kind",
@@ -30,6 +30,10 @@ pub const HEADER: [&str; 34] = [
     "escalations",
     "recruitment_orders",
     "no_shows",
+    "offers",
+    "ratings",
+    "defaulted_ratings",
+    "not_served",
     "points_credited",
     "minutes_banked",
     "minutes_withdrawn",
@@ -51,24 +55,24 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 }
 
 fn record(u: &UnitReport) -> Vec<String> {
-    let state = |s: &str| u.by_state.get(s).copied().unwrap_or(0).to_string();
+    let state = |o: Outcome| u.outcome(o).to_string();
     let l = &u.ledger;
     vec![
         u.period.to_string(),
         u.unit.to_string(),
         kind(u),
         u.requests.to_string(),
-        state("closed"),
-        state("cancelled"),
-        state("expired"),
-        state("unfulfillable"),
-        state("open"),
+        state(Outcome::Closed),
+        state(Outcome::Cancelled),
+        state(Outcome::Expired),
+        state(Outcome::Unfulfillable),
+        state(Outcome::Open),
         format!("{:.4}", u.fulfilment),
         opt(u.to_accept_min.p50),
         opt(u.to_accept_min.p90),
         opt(u.to_service_min.p50),
         opt(u.to_service_min.p90),
-        format!("{:.2}", u.hours_served),
+        format!("{:.2}", u.hours_served()),
         u.active_volunteers.to_string(),
         u.active_teams.to_string(),
         opt(u.satisfaction.map(|s| format!("{s:.3}"))),
@@ -77,6 +81,10 @@ fn record(u: &UnitReport) -> Vec<String> {
         u.escalations.to_string(),
         u.recruitment_orders.to_string(),
         u.no_shows.to_string(),
+        u.offers.to_string(),
+        u.ratings.to_string(),
+        u.defaulted_ratings.to_string(),
+        u.not_served.to_string(),
         l.points_credited.to_string(),
         l.minutes_banked.to_string(),
         l.minutes_withdrawn.to_string(),

@@ -7,9 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use sidan::core::lifecycle::PolicyBook;
+use sidan::core::report::{Outcome, UnitReport};
 use sidan::runtime::MemoryStore;
-use sidan::sim::{BehaviourConfig, CityConfig, DemandConfig, generate_city, generate_requests};
-use sidan::simulation::{Counts, SimOutcome};
+use sidan::sim::{BehaviourConfig, CityConfig, DemandConfig, SimOutcome, generate_city, generate_requests};
 use sidan::store_postgres::{PgConfig, PgStore};
 use sidan::store_sqlite::{SqliteConfig, SqliteStore, Synchronous};
 
@@ -121,7 +121,7 @@ fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
         StoreKind::Memory => {
             let store = MemoryStore::new();
             (
-                rt.block_on(sidan::simulation::run(city, index, policies, requests, behaviour, start, store))?,
+                rt.block_on(sidan::sim::run(city, index, policies, requests, behaviour, start, store))?,
                 "in-memory store".to_owned(),
             )
         }
@@ -142,8 +142,7 @@ fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
             };
             let store = SqliteStore::open(&path, SqliteConfig { synchronous, ..SqliteConfig::default() })
                 .with_context(|| format!("{}", path.display()))?;
-            let outcome =
-                rt.block_on(sidan::simulation::run(city, index, policies, requests, behaviour, start, store))?;
+            let outcome = rt.block_on(sidan::sim::run(city, index, policies, requests, behaviour, start, store))?;
             (outcome, format!("SQLite store {} (synchronous {:?})", path.display(), args.durability).to_lowercase())
         }
         StoreKind::Postgres => {
@@ -157,8 +156,7 @@ fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
                 args.pg_schema,
                 head.0
             );
-            let outcome =
-                rt.block_on(sidan::simulation::run(city, index, policies, requests, behaviour, start, store))?;
+            let outcome = rt.block_on(sidan::sim::run(city, index, policies, requests, behaviour, start, store))?;
             (outcome, format!("PostgreSQL store, schema {}", args.pg_schema))
         }
     };
@@ -193,24 +191,27 @@ fn pct(x: f64) -> String {
     format!("{:.1}%", 100.0 * x)
 }
 
-fn minutes(m: Option<f64>) -> String {
-    m.map_or_else(|| "-".to_owned(), |m| if m < 90.0 { format!("{m:.0} min") } else { format!("{:.1} h", m / 60.0) })
+fn minutes(m: Option<u32>) -> String {
+    m.map_or_else(
+        || "-".to_owned(),
+        |m| if m < 90 { format!("{m} min") } else { format!("{:.1} h", f64::from(m) / 60.0) },
+    )
 }
 
-fn row(name: &str, c: &Counts) -> String {
+fn row(name: &str, u: &UnitReport) -> String {
     format!(
         "{name:<10} {:>7} {:>7} {:>8} {:>8} {:>7} {:>9} {:>7} {:>6} {:>9} {:>9} {:>7}",
-        c.requests,
-        c.closed,
-        c.cancelled,
-        c.expired,
-        c.unfulfillable,
-        pct(c.fulfilment()),
-        c.escalations,
-        c.recruitment_orders,
-        minutes(c.to_accept_pct(0.5)),
-        minutes(c.to_accept_pct(0.9)),
-        c.mean_combined().map_or_else(|| "-".to_owned(), |r| format!("{r:.2}")),
+        u.requests,
+        u.outcome(Outcome::Closed),
+        u.outcome(Outcome::Cancelled),
+        u.outcome(Outcome::Expired),
+        u.outcome(Outcome::Unfulfillable),
+        pct(u.fulfilment),
+        u.escalations,
+        u.recruitment_orders,
+        minutes(u.to_accept_min.p50),
+        minutes(u.to_accept_min.p90),
+        u.satisfaction.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}")),
     )
 }
 
@@ -222,12 +223,18 @@ fn print_report(
     store: &str,
     took: std::time::Duration,
 ) {
-    let c = &o.report.city;
+    let summary = &o.report;
     println!(
         "sidan simulate: seed {}, {teams} teams, {units} units, {} requests over {} days",
-        args.seed, c.requests, args.days
+        args.seed,
+        summary.city.as_ref().map_or(0, |c| c.requests),
+        args.days
     );
     println!("engine: {store}; {} events stored; log hash {}; {:.1} s", o.events, o.log_hash, took.as_secs_f64());
+    let Some(c) = &summary.city else {
+        println!("nothing happened: no request was submitted and no station was stocked");
+        return;
+    };
     println!();
     println!(
         "{:<10} {:>7} {:>7} {:>8} {:>8} {:>7} {:>9} {:>7} {:>6} {:>9} {:>9} {:>7}",
@@ -244,30 +251,28 @@ fn print_report(
         "accept90",
         "rating"
     );
-    for (name, counts) in &o.report.counties {
-        println!("{}", row(name, counts));
+    for county in &summary.counties {
+        println!("{}", row(county.unit.as_str(), county));
     }
     println!("{}", row("city", c));
     println!();
-    let mut worst: Vec<(&String, &Counts)> = o.report.services.iter().filter(|(_, c)| c.unfulfillable > 0).collect();
-    worst.sort_by(|a, b| b.1.unfulfillable.cmp(&a.1.unfulfillable).then(a.0.cmp(b.0)));
+    let worst = summary.most_unfulfillable();
     if !worst.is_empty() {
-        let w: Vec<String> =
-            worst.iter().take(5).map(|(s, c)| format!("{s} {}/{}", c.unfulfillable, c.requests)).collect();
+        let w: Vec<String> = worst.iter().take(5).map(|(s, n, of)| format!("{s} {n}/{of}")).collect();
         println!("most unfulfillable services (unfulfillable/requests): {}", w.join(", "));
     }
     println!(
         "offers {}, no-shows {}, service {:.0} h, ratings {} ({} missing, counted at the default), disputes {} ({} found not served), still open {}",
         c.offers,
         c.no_shows,
-        c.service_minutes as f64 / 60.0,
+        c.hours_served(),
         c.ratings,
         c.defaulted_ratings,
         c.disputes,
         c.not_served,
-        c.open
+        c.outcome(Outcome::Open)
     );
-    let l = &o.report.ledger;
+    let l = &c.ledger;
     println!(
         "ledger: points issued {} and {} minutes banked by service credits; points redeemed {}; reservation legs expired {}, voided {} (two legs a redemption); {} banked minutes spent",
         l.points_credited,

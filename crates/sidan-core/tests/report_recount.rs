@@ -6,9 +6,10 @@
 //! events the report ignores and events of other streams, at instants that
 //! cross months, quarters and a year's end. Each request is submitted at most
 //! once, as the lifecycle guarantees. For every row of the monthly, the
-//! quarterly and the whole-log report, the numbers are recounted from the log alone: which
-//! requests belong to the row, what became of each, the percentiles, the
-//! distinct volunteers and teams and the station ranking.
+//! quarterly and the whole-log report, the numbers are recounted from the log
+//! alone: which requests belong to the row, what became of each (offers,
+//! ratings and settlements included), the percentiles, the distinct
+//! volunteers and teams and the station ranking.
 //!
 //! The logs also hold a ledger stream made by a real [`Ledger`] from random
 //! operations (restocks, service credits, redemptions reserved or not, posts
@@ -37,7 +38,7 @@ use sidan_core::lifecycle::{
     Event, OfferMode, RaterRole, Recorded, Score, ServiceMinutes, StreamId, Tags, Text, Volunteers, WidenReason,
 };
 use sidan_core::report::{
-    Granularity, ItemFigures, LedgerFigures, Percentiles, Report, ServiceCounts, UnitReport, report,
+    Granularity, ItemFigures, LedgerFigures, Outcome, Percentiles, Report, ServiceCounts, UnitReport, report,
 };
 use sidan_core::request::Urgency;
 use sidan_core::testkit::{request, tiny_city_file};
@@ -82,7 +83,7 @@ enum Kind {
     Completed { team: usize, minutes: u32, volunteers: Vec<usize> },
     Evaluated(u8),
     Disputed,
-    Settled { combined_milli: u32, served: bool },
+    Settled { combined_milli: u32, defaulted: usize, served: bool },
     Closed,
     Cancelled,
     Expired,
@@ -118,8 +119,8 @@ fn kind() -> impl Strategy<Value = Kind> {
             .prop_map(|(team, minutes, volunteers)| Kind::Completed { team, minutes, volunteers }),
         1 => (1u8..=5).prop_map(Kind::Evaluated),
         1 => Just(Kind::Disputed),
-        3 => (1000u32..=5000, proptest::bool::weighted(0.8))
-            .prop_map(|(combined_milli, served)| Kind::Settled { combined_milli, served }),
+        3 => (1000u32..=5000, 0..=RaterRole::ALL.len(), proptest::bool::weighted(0.8))
+            .prop_map(|(combined_milli, defaulted, served)| Kind::Settled { combined_milli, defaulted, served }),
         3 => Just(Kind::Closed),
         1 => Just(Kind::Cancelled),
         1 => Just(Kind::Expired),
@@ -414,9 +415,11 @@ fn event(kind: &Kind, at: DateTime<Utc>) -> Event {
             comment: None,
         },
         Kind::Disputed => Event::Disputed { by: RaterRole::Resident },
-        Kind::Settled { combined_milli, served } => {
-            Event::Settled { combined_milli: *combined_milli, defaulted: Vec::new(), served: *served }
-        }
+        Kind::Settled { combined_milli, defaulted, served } => Event::Settled {
+            combined_milli: *combined_milli,
+            defaulted: RaterRole::ALL[..*defaulted].to_vec(),
+            served: *served,
+        },
         Kind::Closed => Event::Closed,
         Kind::Cancelled => Event::Cancelled { reason: Text::new("no longer needed").expect("short") },
         Kind::Expired => Event::Expired,
@@ -473,13 +476,19 @@ struct Life {
     submitted: DateTime<Utc>,
     accepted: Option<DateTime<Utc>>,
     checked_in: Option<DateTime<Utc>>,
-    state: &'static str,
+    state: Outcome,
+    offers: u64,
+    ratings: u64,
     escalations: u64,
     recruitment: bool,
     no_shows: u64,
     /// Minutes, team and volunteers of the last completion, unless a later settlement found it not served.
     served: Option<(u32, TeamId, Vec<VolunteerId>)>,
+    /// Of the latest settlement: the combined score, the ratings counted at the default, and
+    /// whether it found the request not served.
     combined_milli: Option<u32>,
+    defaulted: u64,
+    not_served: bool,
     disputed: bool,
 }
 
@@ -494,12 +503,16 @@ fn lives(city: &City, log: &[Recorded]) -> Vec<Life> {
             submitted: rec.at,
             accepted: None,
             checked_in: None,
-            state: "open",
+            state: Outcome::Open,
+            offers: 0,
+            ratings: 0,
             escalations: 0,
             recruitment: false,
             no_shows: 0,
             served: None,
             combined_milli: None,
+            defaulted: 0,
+            not_served: false,
             disputed: false,
         };
         for later in &log[i + 1..] {
@@ -516,16 +529,20 @@ fn lives(city: &City, log: &[Recorded]) -> Vec<Life> {
                     life.served = Some((minutes.get(), team.clone(), volunteers.to_vec()));
                 }
                 Event::Disputed { .. } => life.disputed = true,
-                Event::Settled { combined_milli, served, .. } => {
+                Event::Offered { .. } => life.offers += 1,
+                Event::Evaluated { .. } => life.ratings += 1,
+                Event::Settled { combined_milli, defaulted, served, .. } => {
                     life.combined_milli = Some(*combined_milli);
+                    life.defaulted = defaulted.len() as u64;
+                    life.not_served = !served;
                     if !served {
                         life.served = None;
                     }
                 }
-                Event::Closed => life.state = "closed",
-                Event::Cancelled { .. } => life.state = "cancelled",
-                Event::Expired => life.state = "expired",
-                Event::Unfulfillable => life.state = "unfulfillable",
+                Event::Closed => life.state = Outcome::Closed,
+                Event::Cancelled { .. } => life.state = Outcome::Cancelled,
+                Event::Expired => life.state = Outcome::Expired,
+                Event::Unfulfillable => life.state = Outcome::Unfulfillable,
                 _ => {}
             }
         }
@@ -560,17 +577,22 @@ fn minutes(a: DateTime<Utc>, b: DateTime<Utc>) -> u32 {
 #[derive(Debug, PartialEq)]
 struct Count {
     requests: u64,
-    by_state: BTreeMap<&'static str, u64>,
+    by_state: BTreeMap<Outcome, u64>,
     by_service: BTreeMap<ServiceId, ServiceCounts>,
     fulfilment: f64,
     to_accept: Percentiles,
     to_service: Percentiles,
+    minutes_served: u64,
     hours_served: f64,
     active_volunteers: u64,
     active_teams: u64,
     satisfaction: Option<f64>,
     settled: u64,
+    not_served: u64,
+    ratings: u64,
+    defaulted_ratings: u64,
     disputes: u64,
+    offers: u64,
     escalations: u64,
     recruitment_orders: u64,
     no_shows: u64,
@@ -578,18 +600,19 @@ struct Count {
 
 fn count(ls: &[&Life]) -> Count {
     let n = |f: &dyn Fn(&Life) -> bool| ls.iter().filter(|l| f(l)).count() as u64;
-    let mut by_state: BTreeMap<&'static str, u64> = BTreeMap::new();
-    for s in ["closed", "cancelled", "expired", "unfulfillable", "open"] {
+    let mut by_state: BTreeMap<Outcome, u64> = BTreeMap::new();
+    for s in [Outcome::Closed, Outcome::Cancelled, Outcome::Expired, Outcome::Unfulfillable, Outcome::Open] {
         by_state.insert(s, n(&|l| l.state == s));
     }
     let mut by_service: BTreeMap<ServiceId, ServiceCounts> = BTreeMap::new();
     for l in ls {
         let c = by_service.entry(l.service.clone()).or_default();
         c.requests += 1;
-        c.closed += u64::from(l.state == "closed");
+        c.closed += u64::from(l.state == Outcome::Closed);
+        c.unfulfillable += u64::from(l.state == Outcome::Unfulfillable);
     }
     let requests = ls.len() as u64;
-    let base = requests - by_state["cancelled"];
+    let base = requests - by_state[&Outcome::Cancelled];
     let accept: Vec<u32> = ls.iter().filter_map(|l| l.accepted.map(|t| minutes(l.submitted, t))).collect();
     let service: Vec<u32> = ls.iter().filter_map(|l| l.checked_in.map(|t| minutes(l.submitted, t))).collect();
     let pct = |v: &[u32]| Percentiles { n: v.len() as u64, p50: nearest_rank(v, 0.5), p90: nearest_rank(v, 0.9) };
@@ -597,18 +620,23 @@ fn count(ls: &[&Life]) -> Count {
     let settled: Vec<u32> = ls.iter().filter_map(|l| l.combined_milli).collect();
     Count {
         requests,
-        fulfilment: if base == 0 { 0.0 } else { by_state["closed"] as f64 / base as f64 },
+        fulfilment: if base == 0 { 0.0 } else { by_state[&Outcome::Closed] as f64 / base as f64 },
         by_state,
         by_service,
         to_accept: pct(&accept),
         to_service: pct(&service),
+        minutes_served: served().map(|s| u64::from(s.0)).sum::<u64>(),
         hours_served: served().map(|s| u64::from(s.0)).sum::<u64>() as f64 / 60.0,
         active_volunteers: served().flat_map(|s| s.2.iter()).collect::<BTreeSet<_>>().len() as u64,
         active_teams: served().map(|s| &s.1).collect::<BTreeSet<_>>().len() as u64,
         satisfaction: (!settled.is_empty())
             .then(|| settled.iter().map(|&c| u64::from(c)).sum::<u64>() as f64 / 1000.0 / settled.len() as f64),
         settled: settled.len() as u64,
+        not_served: n(&|l| l.combined_milli.is_some() && l.not_served),
+        ratings: ls.iter().map(|l| l.ratings).sum(),
+        defaulted_ratings: ls.iter().filter(|l| l.combined_milli.is_some()).map(|l| l.defaulted).sum(),
         disputes: n(&|l| l.disputed),
+        offers: ls.iter().map(|l| l.offers).sum(),
         escalations: ls.iter().map(|l| l.escalations).sum(),
         recruitment_orders: n(&|l| l.recruitment),
         no_shows: ls.iter().map(|l| l.no_shows).sum(),
@@ -623,12 +651,17 @@ fn reported(u: &UnitReport) -> Count {
         fulfilment: u.fulfilment,
         to_accept: u.to_accept_min,
         to_service: u.to_service_min,
-        hours_served: u.hours_served,
+        minutes_served: u.minutes_served,
+        hours_served: u.hours_served(),
         active_volunteers: u.active_volunteers,
         active_teams: u.active_teams,
         satisfaction: u.satisfaction,
         settled: u.settled,
+        not_served: u.not_served,
+        ratings: u.ratings,
+        defaulted_ratings: u.defaulted_ratings,
         disputes: u.disputes,
+        offers: u.offers,
         escalations: u.escalations,
         recruitment_orders: u.recruitment_orders,
         no_shows: u.no_shows,

@@ -5,9 +5,8 @@
 use chrono::Duration;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sidan_core::lifecycle::Text;
 use sidan_core::lifecycle::evaluation::Tag;
-use sidan_core::lifecycle::{DeclineReason, RaterRole};
+use sidan_core::lifecycle::{DeclineReason, RaterRole, Text};
 use sidan_core::request::Urgency;
 
 /// The rates of a behaviour model.

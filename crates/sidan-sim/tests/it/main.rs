@@ -1,0 +1,3 @@
+//! Integration tests of `sidan-sim` (one binary, several modules).
+
+mod run;
