@@ -26,6 +26,7 @@
 mod book;
 pub mod credit;
 pub mod error;
+mod ids;
 pub mod snapshot;
 pub mod types;
 
