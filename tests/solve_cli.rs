@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use proptest::prelude::*;
-use sidan::core::batch::file::{Interval, LatLon, Objective, PlanFile, ProblemFile, RequestEntry, TeamEntry};
+use sidan::core::batch::file::{Interval, Objective, PlanFile, ProblemFile, RequestEntry, TeamEntry};
 use sidan::core::batch::{solve_exhaustive, solve_greedy, solve_optimal};
+use sidan::core::geo::LatLon;
 use sidan::core::geo::haversine_m;
 
 fn fixture(name: &str) -> PathBuf {

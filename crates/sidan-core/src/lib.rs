@@ -5,6 +5,12 @@
 //! the same inputs give the same outputs bit for bit. The async runtime, the
 //! stores and the buses live in crates of their own.
 //!
+//! The types most embedders start from are re-exported here: [`CityFile`] and [`City`] (the
+//! static city), [`TeamIndex`] and [`Dispatcher`] (ranking), [`Lifecycle`] with its [`Command`],
+//! [`Event`], [`Recorded`], [`StreamId`] and [`PolicyBook`], the [`Ledger`], the [`Report`], and
+//! the records [`RequestSpec`], [`TeamSpec`], [`Location`] and [`TimeWindow`]. Everything else
+//! has one path, in its module.
+//!
 //! Module map:
 //! - [`id`]: typed identifiers.
 //! - [`geo`]: validated locations, great-circle distance, the [`geo::TravelTime`] port.
@@ -22,6 +28,17 @@
 //! - `testkit` (with the `testkit` feature): a tiny hand-made city for tests and examples.
 //! - [`lifecycle`]: the event-sourced request lifecycle: commands, events, escalation, pairings, policies.
 //! - [`ledger`]: the double-entry points, time-bank and love-supermarket ledger (event-sourced, two-phase, idempotent).
+
+pub use city::{City, CityFile};
+pub use dispatch::Dispatcher;
+pub use geo::Location;
+pub use index::TeamIndex;
+pub use ledger::Ledger;
+pub use lifecycle::{Command, Event, Lifecycle, PolicyBook, Recorded, StreamId};
+pub use report::Report;
+pub use request::RequestSpec;
+pub use team::TeamSpec;
+pub use time::TimeWindow;
 
 pub mod batch;
 pub mod catalog;

@@ -378,6 +378,16 @@ impl Availability {
     }
 }
 
+/// Nanoseconds since the epoch (saturating outside ±292 years, which no event reaches).
+pub(crate) fn nanos(t: DateTime<Utc>) -> i64 {
+    t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// The instant `nanos` nanoseconds after the epoch.
+pub(crate) fn from_nanos(nanos: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_nanos(nanos)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

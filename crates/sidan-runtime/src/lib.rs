@@ -3,11 +3,12 @@
 //!
 //! - [`store`]: the `Store` port (the event log and its outbox) and [`MemoryStore`].
 //! - [`keys`]: idempotency keys for commands ([`CommandKey`], [`Fingerprint`]).
-//! - [`bus`]: the `Bus` port (masked events out, at least once) and [`MemoryBus`].
-//! - [`clock`]: the `Clock` port, [`SystemClock`] and [`ManualClock`].
-//! - [`engine`]: the [`Engine`]: a single writer with group commit, deadline
-//!   timers, replay on start, an outbox relay, and a bounded queue.
-//! - [`builder`]: [`Engine::builder`], the one way to start an engine.
+//! - [`Bus`]: the port for masked events out (at least once), and [`MemoryBus`].
+//! - [`Clock`]: the port for time, [`SystemClock`] and [`ManualClock`].
+//! - [`Engine`]: a single writer with group commit, deadline timers, replay on
+//!   start, an outbox relay, and a bounded queue; [`Engine::builder`] is the
+//!   one way to start one.
+//! - [`rows`] and [`snapshot`]: the row and snapshot encodings the SQL stores share.
 //!
 //! The crate logs through `tracing` (a span per engine batch, warnings on
 //! every store or bus failure, start, snapshots and shutdown at `info`) and
@@ -17,10 +18,10 @@
 //! Adapters for SQLite, PostgreSQL and NATS implement these traits in crates
 //! of their own.
 
-pub mod builder;
-pub mod bus;
-pub mod clock;
-pub mod engine;
+mod builder;
+mod bus;
+mod clock;
+mod engine;
 pub mod keys;
 mod relay;
 pub mod rows;

@@ -44,18 +44,26 @@ pub(crate) async fn replay<T: TravelTime, S: Store>(
         }
     }
     let mut lc = lc.unwrap_or_else(|| factory());
-    loop {
-        let chunk = store.read_from(at, 4096).await?;
-        let Some(last) = chunk.last() else { break };
+    // The next page is read (and decoded, by the store) while this one is folded.
+    let mut chunk = store.read_from(at, REPLAY_PAGE).await?;
+    while let Some(last) = chunk.last() {
         at = last.position;
-        for s in &chunk {
-            lc.apply(&s.record)?;
-        }
+        let (next, folded) = tokio::join!(store.read_from(at, REPLAY_PAGE), async {
+            for s in &chunk {
+                lc.apply(&s.record)?;
+            }
+            Ok::<_, sidan_core::lifecycle::ApplyError>(())
+        });
+        folded?;
         info.replayed += chunk.len() as u64;
+        chunk = next?;
     }
     info.position = at;
     Ok((lc, info))
 }
+
+/// Events read from the store at a time while replaying.
+const REPLAY_PAGE: usize = 4096;
 
 pub(crate) struct Writer<T, S, C> {
     lc: Lifecycle<T>,

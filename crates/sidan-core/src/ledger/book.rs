@@ -9,12 +9,13 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::ledger::error::{LedgerError, Side, Subject};
-use crate::ledger::types::{
-    AccountId, Balance, LedgerEvent, LedgerRef, MAX_AMOUNT, MAX_REASON_LEN, MAX_TIMEOUT_S, Transfer, TransferId,
-    TransferKind, TransferRecord, TransferState,
+use crate::ledger::ids::LedgerRef;
+use crate::ledger::{
+    AccountId, Balance, LedgerEvent, MAX_AMOUNT, MAX_REASON_LEN, MAX_TIMEOUT_S, Transfer, TransferId, TransferKind,
+    TransferRecord, TransferState,
 };
 use crate::ledger::{Entry, Ledger};
+use crate::ledger::{LedgerError, Side, Subject};
 
 type HashMap<K, V> = foldhash::HashMap<K, V>;
 

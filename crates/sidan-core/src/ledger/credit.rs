@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::id::{RequestId, TeamId, VolunteerId};
-use crate::ledger::types::{AccountId, TransferId, TransferKind, TransferSpec};
+use crate::ledger::{AccountId, TransferId, TransferKind, TransferSpec};
 
 /// The highest points-per-hour rate a policy may set.
 pub const MAX_RATE: u32 = 10_000;

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use serde::{Deserialize, Serialize};
 
-use crate::ledger::types::{
+use crate::ledger::{
     AccountId, LedgerId, MAX_AMOUNT, MAX_OPS, MAX_REASON_LEN, MAX_TIMEOUT_S, TransferId, TransferKindName,
 };
 

@@ -24,18 +24,18 @@
 //! ([`Ledger::check`], [`Ledger::recompute_from`]). See docs/ledger.md.
 
 mod book;
-pub mod credit;
-pub mod error;
+mod credit;
+mod error;
 mod ids;
-pub mod snapshot;
-pub mod types;
+mod snapshot;
+mod types;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-pub use credit::{CreditInput, CreditPolicy, CreditPolicyError, service_credit};
+pub use credit::{CreditInput, CreditPolicy, CreditPolicyError, MAX_MULTIPLIER_PCT, MAX_RATE, service_credit};
 pub use error::{InvariantViolation, LedgerApplyError, LedgerError, Side, Subject, TransferField};
 pub use snapshot::{LedgerSnapshot, LedgerSnapshotError};
 pub use types::{

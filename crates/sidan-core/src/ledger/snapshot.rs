@@ -7,14 +7,12 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::id::RequestId;
-use crate::ledger::types::{
-    Account, AccountId, Balance, Transfer, TransferId, TransferKind, TransferRecord, TransferState,
-};
+use crate::ledger::{Account, AccountId, Balance, Transfer, TransferId, TransferKind, TransferRecord, TransferState};
 use crate::ledger::{Entry, Ledger};
+use crate::time::{from_nanos, nanos};
 
 /// A [`TransferKind`], externally tagged; a service credit names its request by its place in
 /// the snapshot's request table (a request's credits all name it).
@@ -97,16 +95,6 @@ pub struct LedgerSnapshot {
     /// Post and void ids (a transfer's own id is in its record).
     entries: Vec<(TransferId, EntrySnap)>,
     applied: u64,
-}
-
-/// Nanoseconds since the epoch (saturating outside ±292 years, which no event reaches).
-pub(crate) fn nanos(t: DateTime<Utc>) -> i64 {
-    t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 { i64::MIN } else { i64::MAX })
-}
-
-/// The instant `nanos` nanoseconds after the epoch.
-pub(crate) fn from_nanos(nanos: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_nanos(nanos)
 }
 
 /// Why a ledger snapshot does not restore.

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::id::{PairingId, RequestId, TeamId};
 use crate::ledger::LedgerCommand;
-use crate::lifecycle::pairing::PairingSpec;
+use crate::lifecycle::PairingSpec;
 use crate::lifecycle::stream::StreamId;
 use crate::lifecycle::value::{Score, ServiceMinutes, Tags, Text, Volunteers};
 use crate::request::RequestSpec;

@@ -17,8 +17,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::id::RequestId;
+use crate::lifecycle::LifecyclePolicy;
 use crate::lifecycle::RaterRole;
-use crate::lifecycle::policy::LifecyclePolicy;
 
 /// The fixed list of tags a rating may carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

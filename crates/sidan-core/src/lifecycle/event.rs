@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::id::{PairingId, RequestId, TeamId, UnitId};
 use crate::ledger::{LedgerError, LedgerEvent};
+use crate::lifecycle::PairingSpec;
 use crate::lifecycle::command::{DeclineReason, RaterRole};
-use crate::lifecycle::pairing::PairingSpec;
 use crate::lifecycle::stream::StreamId;
 use crate::lifecycle::value::{Score, ServiceMinutes, Tags, Text, Volunteers};
 use crate::request::RequestSpec;

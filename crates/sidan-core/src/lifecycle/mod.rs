@@ -34,16 +34,16 @@ mod credits;
 mod escalation;
 pub mod evaluation;
 mod event;
-pub mod pairing;
+mod pairing;
 mod pairing_stream;
-pub mod policy;
-pub mod policy_file;
+mod policy;
+mod policy_file;
 mod request_apply;
 mod request_decide;
 mod retention;
 mod roster;
-pub mod snapshot;
-pub mod state;
+mod snapshot;
+mod state;
 mod stream;
 mod value;
 mod wakeup;
@@ -64,9 +64,12 @@ use crate::team::TeamError;
 
 pub use command::{Command, CommandKind, DeclineReason, PairingCommand, RaterRole, RequestCommand, RosterCommand};
 pub use event::{Event, OfferMode, Recorded, WidenReason};
-pub use pairing::{PairingSpec, PairingState, Schedule, ScheduleError};
-pub use policy::{LifecyclePolicy, PolicyBook};
-pub use policy_file::PolicyFileError;
+pub use pairing::{
+    MAX_PAIRING_ID_LEN, MAX_SLOTS_PER_TICK, PairingSpec, PairingState, Schedule, ScheduleError, visit_request,
+    visit_request_id,
+};
+pub use policy::{LifecyclePolicy, MAX_DEADLINE_S, MAX_RETENTION_H, PolicyBook};
+pub use policy_file::{PolicyFileError, TextPosition};
 pub use snapshot::{LifecycleSnapshot, SNAPSHOT_FORMAT, SnapshotError};
 pub use state::{LifecycleError, OpenOffer, Phase, PhaseKind, RequestState, check};
 pub use stream::{StreamId, StreamIdError};

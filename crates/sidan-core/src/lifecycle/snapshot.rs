@@ -21,15 +21,15 @@ use crate::dispatch::Dispatcher;
 use crate::geo::TravelTime;
 use crate::id::{PairingId, RequestId, TeamId, VolunteerId};
 use crate::index::{TeamDynamics, TeamIdx};
-use crate::ledger::snapshot::{from_nanos, nanos};
 use crate::ledger::{Ledger, LedgerSnapshot};
-use crate::lifecycle::pairing::{PairingSpec, PairingState, Schedule};
-use crate::lifecycle::state::{OpenOffer, Phase, RequestState};
 use crate::lifecycle::wakeup::Wake;
 use crate::lifecycle::{Event, Lifecycle, OfferMode, PolicyBook, RaterRole, Recorded, StreamId, Text};
+use crate::lifecycle::{OpenOffer, Phase, RequestState};
+use crate::lifecycle::{PairingSpec, PairingState, Schedule};
 use crate::reputation::Standing;
 use crate::request::{Request, RequestSpec};
 use crate::team::{TeamChange, TeamSpec};
+use crate::time::{from_nanos, nanos};
 use crate::units::UnitIdx;
 
 /// The snapshot format this build writes and reads.

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::id::{HouseholdId, PairingId, RequestId, TeamId, UnitId};
 use crate::index::TeamIdx;
-use crate::lifecycle::pairing::ScheduleError;
+use crate::lifecycle::ScheduleError;
 use crate::lifecycle::{CommandKind, OfferMode, RaterRole};
 use crate::request::{ContactError, Request, RequestError};
 use crate::team::TeamError;

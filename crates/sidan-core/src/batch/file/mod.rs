@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::graph::{CandidateGraph, Objective, SPARE_SKILL_PENALTY_M};
 use super::BatchError;
-pub use crate::geo::LatLon;
+use crate::geo::LatLon;
 use crate::geo::{Location, LocationError};
 use crate::skills::{MAX_SKILLS, SkillIdx, SkillSet};
 

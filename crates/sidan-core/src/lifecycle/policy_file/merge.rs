@@ -11,7 +11,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::{PolicyFileError, deserialize_error, unit_path};
-use crate::lifecycle::policy::{LifecyclePolicy, PolicyBook};
+use crate::lifecycle::{LifecyclePolicy, PolicyBook};
 use crate::units::{UnitIdx, UnitTree};
 
 /// Lays `over` on top of `base`: a key of `over` replaces the same key of

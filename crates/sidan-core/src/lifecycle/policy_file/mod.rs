@@ -38,7 +38,7 @@ use serde_path_to_error::Segment;
 use toml::de::{DeTable, DeValue};
 
 use crate::id::UnitId;
-use crate::lifecycle::policy::PolicyBook;
+use crate::lifecycle::PolicyBook;
 use crate::score::PolicyError;
 use crate::units::{UnitIdx, UnitTree};
 

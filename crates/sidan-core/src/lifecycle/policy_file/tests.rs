@@ -1,6 +1,6 @@
 use super::*;
 use crate::ledger::CreditPolicy;
-use crate::lifecycle::policy::LifecyclePolicy;
+use crate::lifecycle::LifecyclePolicy;
 use crate::score::{ScoringPolicy, UrgencyFactors, Weights};
 use crate::units::UnitKind;
 use proptest::prelude::*;
