@@ -8,10 +8,15 @@
 //! its whole life on its day: submit, accept, check in, complete, every
 //! expected rating, settle and close. At the end of each month the bench
 //! prints the requests in memory, the requests retired, the ledger's
-//! transfers and the size of the postcard-encoded snapshot.
+//! transfers, the live heap (counted by the bench's own allocator) and the
+//! size of the postcard-encoded snapshot.
 //!
 //! Run with `cargo bench --bench memory`; `SIDAN_BENCH_DAILY` and
 //! `SIDAN_BENCH_DAYS` change the demand and the length.
+
+use std::alloc::System;
+
+use cap::Cap;
 
 use chrono::{DateTime, Duration, Utc};
 use sidan::core::dispatch::Dispatcher;
@@ -26,6 +31,10 @@ use sidan::runtime::Position;
 use sidan::sim::{CityConfig, DemandConfig, generate_city, generate_requests};
 
 const TEAMS: usize = 6_000;
+
+/// The system allocator, counting the bytes live on the heap.
+#[global_allocator]
+static GLOBAL: Cap<System> = Cap::new(System, usize::MAX);
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -77,10 +86,13 @@ struct Month {
     in_memory: usize,
     retired: usize,
     transfers: usize,
+    /// Heap bytes held by the lifecycle (live bytes now, less those before it was made).
+    heap: usize,
     snapshot_bytes: usize,
 }
 
 fn run(base: &Lifecycle, daily: &[Vec<RequestSpec>], days: usize) -> Vec<Month> {
+    let before = GLOBAL.allocated();
     let mut lc = base.clone();
     let mut months = Vec::new();
     for (day, specs) in daily.iter().enumerate().take(days) {
@@ -89,8 +101,10 @@ fn run(base: &Lifecycle, daily: &[Vec<RequestSpec>], days: usize) -> Vec<Month> 
             live(&mut lc, spec, now);
         }
         if (day + 1) % 30 == 0 {
+            let heap = GLOBAL.allocated().saturating_sub(before);
             let snap = sidan::runtime::snapshot::encode(&lc, Position(lc.applied()));
             months.push(Month {
+                heap,
                 in_memory: lc.requests().count(),
                 retired: lc.retired(),
                 transfers: lc.ledger().transfers().len(),
@@ -132,19 +146,22 @@ fn main() {
     let year = run(&Lifecycle::new(dispatcher, book(366 * 24)), &daily, days);
     println!("memory over {days} days, {per_day} requests a day, {TEAMS} teams");
     println!(
-        "{:>5} | {:>12} {:>9} {:>10} {:>14} | {:>12} {:>14}",
-        "month", "in memory", "retired", "transfers", "snapshot B", "kept: memory", "kept: snapshot B"
+        "{:>5} | {:>9} {:>9} {:>10} {:>9} {:>11} | {:>9} {:>9} {:>11}",
+        "month", "requests", "retired", "transfers", "heap MB", "snapshot MB", "requests", "heap MB", "snapshot MB"
     );
+    let mb = |b: usize| b as f64 / 1e6;
     for (i, (w, y)) in week.iter().zip(&year).enumerate() {
         println!(
-            "{:>5} | {:>12} {:>9} {:>10} {:>14} | {:>12} {:>14}",
+            "{:>5} | {:>9} {:>9} {:>10} {:>9.1} {:>11.1} | {:>9} {:>9.1} {:>11.1}",
             i + 1,
             w.in_memory,
             w.retired,
             w.transfers,
-            w.snapshot_bytes,
+            mb(w.heap),
+            mb(w.snapshot_bytes),
             y.in_memory,
-            y.snapshot_bytes
+            mb(y.heap),
+            mb(y.snapshot_bytes)
         );
     }
 }

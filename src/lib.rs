@@ -7,8 +7,7 @@
 //! [`runtime`]; the seeded city and demand generators and the city
 //! simulation over the engine are [`sim`]. [`batch_parallel`] solves a
 //! batch's connected components on several threads (the problem file of
-//! `sidan solve` is the core's [`core::batch::file`]); [`report_csv`] writes
-//! the core's reports as CSV.
+//! `sidan solve` is the core's [`core::batch::file`]).
 //!
 //! Cargo features: `sqlite` (on by default) re-exports the embedded default
 //! store as `store_sqlite`; `postgres` the PostgreSQL store as
@@ -28,7 +27,6 @@ pub use sidan_store_postgres as store_postgres;
 pub use sidan_store_sqlite as store_sqlite;
 
 pub mod batch_parallel;
-pub mod report_csv;
 
 use sidan_core::city::{City, CityError, CityFile, MAX_CITY_FILE_BYTES};
 use sidan_core::index::TeamIndex;

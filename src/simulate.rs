@@ -169,10 +169,10 @@ fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("{}", json.display()))?;
             let csv = dir.join(format!("{name}.csv"));
             let file = std::fs::File::create(&csv).with_context(|| format!("{}", csv.display()))?;
-            sidan::report_csv::write(report, file).with_context(|| format!("{}", csv.display()))?;
+            sidan::core::report::csv::write(report, file).with_context(|| format!("{}", csv.display()))?;
             let csv = dir.join(format!("{name}-stock.csv"));
             let file = std::fs::File::create(&csv).with_context(|| format!("{}", csv.display()))?;
-            sidan::report_csv::write_stock(report, file).with_context(|| format!("{}", csv.display()))?;
+            sidan::core::report::csv::write_stock(report, file).with_context(|| format!("{}", csv.display()))?;
         }
         println!(
             "\nMonthly statistics and quarterly bulletin per unit written to {} (JSON, CSV, and goods per item in *-stock.csv)",

@@ -27,13 +27,13 @@ fn reports_come_as_json_and_csv_with_the_same_numbers() {
     let outcome = simulate(4);
     let q = &outcome.quarterly;
     let mut buf = Vec::new();
-    sidan::report_csv::write(q, &mut buf).expect("writes");
+    sidan::core::report::csv::write(q, &mut buf).expect("writes");
     let mut rd = csv::Reader::from_reader(buf.as_slice());
     let header = rd.headers().expect("header").clone();
-    assert_eq!(header.iter().collect::<Vec<_>>(), sidan::report_csv::HEADER);
+    assert_eq!(header.iter().collect::<Vec<_>>(), sidan::core::report::csv::HEADER);
     let rows: Vec<csv::StringRecord> = rd.records().collect::<Result<_, _>>().expect("parses");
     assert_eq!(rows.len(), q.units.len());
-    let col = |name: &str| sidan::report_csv::HEADER.iter().position(|h| *h == name).expect("a column");
+    let col = |name: &str| sidan::core::report::csv::HEADER.iter().position(|h| *h == name).expect("a column");
     let city = rows.iter().find(|r| &r[2] == "city").expect("a city row");
     let c = city_row(&outcome);
     let n = |name: &str| city[col(name)].parse::<u64>().expect("a count");
@@ -56,9 +56,9 @@ fn the_ledger_figures_come_as_csv_with_the_same_numbers() {
     let outcome = simulate(5);
     let l = &city_row(&outcome).ledger;
     let mut buf = Vec::new();
-    sidan::report_csv::write(&outcome.quarterly, &mut buf).expect("writes");
+    sidan::core::report::csv::write(&outcome.quarterly, &mut buf).expect("writes");
     let mut rd = csv::Reader::from_reader(buf.as_slice());
-    let col = |name: &str| sidan::report_csv::HEADER.iter().position(|h| *h == name).expect("a column");
+    let col = |name: &str| sidan::core::report::csv::HEADER.iter().position(|h| *h == name).expect("a column");
     let rows: Vec<csv::StringRecord> = rd.records().collect::<Result<_, _>>().expect("parses");
     let sum = |name: &str| -> u64 {
         rows.iter().filter(|r| &r[2] == "city").map(|r| r[col(name)].parse::<u64>().expect("a count")).sum()
@@ -67,9 +67,9 @@ fn the_ledger_figures_come_as_csv_with_the_same_numbers() {
     assert_eq!(sum("points_credited"), l.points_credited);
     assert_eq!(sum("points_redeemed"), l.points_redeemed);
     let mut buf = Vec::new();
-    sidan::report_csv::write_stock(&outcome.quarterly, &mut buf).expect("writes");
+    sidan::core::report::csv::write_stock(&outcome.quarterly, &mut buf).expect("writes");
     let mut rd = csv::Reader::from_reader(buf.as_slice());
-    assert_eq!(rd.headers().expect("header").iter().collect::<Vec<_>>(), sidan::report_csv::STOCK_HEADER);
+    assert_eq!(rd.headers().expect("header").iter().collect::<Vec<_>>(), sidan::core::report::csv::STOCK_HEADER);
     let stock: Vec<csv::StringRecord> = rd.records().collect::<Result<_, _>>().expect("parses");
     for (item, g) in &l.goods {
         let handed: u64 = stock

@@ -111,6 +111,19 @@ impl<'de> Deserialize<'de> for Location {
     }
 }
 
+impl borsh::BorshSerialize for Location {
+    fn serialize<W: std::io::Write>(&self, w: &mut W) -> std::io::Result<()> {
+        borsh::BorshSerialize::serialize(&(self.lat, self.lon), w)
+    }
+}
+
+impl borsh::BorshDeserialize for Location {
+    fn deserialize_reader<R: std::io::Read>(r: &mut R) -> std::io::Result<Self> {
+        let (lat, lon) = <(f64, f64) as borsh::BorshDeserialize>::deserialize_reader(r)?;
+        Location::new(lat, lon).map_err(crate::binary::invalid)
+    }
+}
+
 /// The point of the unit sphere at `loc` (x towards 0° E on the equator, z
 /// towards the north pole). The chord between two such points never exceeds
 /// the arc, so R-trees over them find everything within a distance by a

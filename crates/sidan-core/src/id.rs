@@ -98,6 +98,18 @@ macro_rules! string_id {
                 Self::new(&s).map_err(serde::de::Error::custom)
             }
         }
+
+        impl borsh::BorshSerialize for $name {
+            fn serialize<W: std::io::Write>(&self, w: &mut W) -> std::io::Result<()> {
+                borsh::BorshSerialize::serialize(&*self.0, w)
+            }
+        }
+
+        impl borsh::BorshDeserialize for $name {
+            fn deserialize_reader<R: std::io::Read>(r: &mut R) -> std::io::Result<Self> {
+                Self::new(&crate::binary::read_str(r, ID_MAX_LEN)?).map_err(crate::binary::invalid)
+            }
+        }
     };
 }
 

@@ -41,6 +41,7 @@ pub use team::TeamSpec;
 pub use time::TimeWindow;
 
 pub mod batch;
+mod binary;
 pub mod catalog;
 pub mod city;
 pub mod dispatch;

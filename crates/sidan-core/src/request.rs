@@ -1,6 +1,7 @@
 //! Residents' requests (群众点单), validated against a city, and the private
 //! contact data they carry.
 
+use borsh::{BorshDeserialize, BorshSerialize};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -13,7 +14,7 @@ use crate::time::TimeWindow;
 use crate::units::UnitIdx;
 
 /// How urgent a request is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default, BorshSerialize, BorshDeserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Urgency {
     /// Ordinary service.
@@ -26,7 +27,7 @@ pub enum Urgency {
 }
 
 /// Who the service is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default, BorshSerialize, BorshDeserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BeneficiaryGroup {
     /// Any resident.
@@ -44,7 +45,7 @@ pub enum BeneficiaryGroup {
 
 /// A resident's contact details: personal data shown in clear only to the
 /// team that accepted the request. `Debug` prints them masked.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Contact {
     /// Name.
@@ -156,7 +157,7 @@ fn mask_name(name: &str) -> String {
 }
 
 /// A request as submitted.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestSpec {
     /// Its id.

@@ -1,6 +1,7 @@
 //! Volunteer teams ("8+N": standing teams of public bodies, grassroots
 //! troupes, professional and special teams) as declared and as validated.
 
+use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
 use crate::geo::Location;
@@ -11,7 +12,7 @@ use crate::time::AvailabilitySpec;
 pub const MAX_REACH_KM: f64 = 500.0;
 
 /// What kind of team this is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, BorshSerialize, BorshDeserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TeamKind {
     /// A standing team formed by a public body (the "8").
@@ -26,7 +27,7 @@ pub enum TeamKind {
 }
 
 /// A team as declared in a city file or by an admin.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TeamSpec {
     /// Its id.
@@ -73,7 +74,7 @@ pub struct TeamSpec {
 
 /// A change to a team's declaration while the engine runs; each field given
 /// replaces the team's, the others stay.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TeamChange {
     /// New skills (each also satisfies its broader categories).

@@ -10,6 +10,7 @@
 //! its ends; inside a daylight-saving change the local timeline is taken at
 //! face value (Asia/Shanghai, the default, has none).
 
+use borsh::{BorshDeserialize, BorshSerialize};
 use chrono::{DateTime, NaiveDateTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -95,6 +96,21 @@ impl<'de> Deserialize<'de> for TimeWindow {
     }
 }
 
+impl borsh::BorshSerialize for TimeWindow {
+    fn serialize<W: std::io::Write>(&self, w: &mut W) -> std::io::Result<()> {
+        crate::binary::at::serialize(&self.start, w)?;
+        crate::binary::at::serialize(&self.end, w)
+    }
+}
+
+impl borsh::BorshDeserialize for TimeWindow {
+    fn deserialize_reader<R: std::io::Read>(r: &mut R) -> std::io::Result<Self> {
+        let start = crate::binary::at::deserialize(r)?;
+        let end = crate::binary::at::deserialize(r)?;
+        TimeWindow::new(start, end).map_err(crate::binary::invalid)
+    }
+}
+
 fn offset_s(t: DateTime<Utc>, tz: Tz) -> i64 {
     i64::from(tz.offset_from_utc_datetime(&t.naive_utc()).fix().local_minus_utc())
 }
@@ -123,7 +139,7 @@ pub fn minute_of_week(local_min: i64) -> i64 {
 }
 
 /// A day of the week.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
 #[serde(rename_all = "lowercase")]
 #[allow(missing_docs)]
 pub enum Day {
@@ -192,13 +208,26 @@ impl Serialize for ClockTime {
 
 impl<'de> Deserialize<'de> for ClockTime {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        let s = <std::borrow::Cow<'de, str> as Deserialize>::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
     }
 }
 
+impl borsh::BorshSerialize for ClockTime {
+    fn serialize<W: std::io::Write>(&self, w: &mut W) -> std::io::Result<()> {
+        borsh::BorshSerialize::serialize(&self.0, w)
+    }
+}
+
+impl borsh::BorshDeserialize for ClockTime {
+    fn deserialize_reader<R: std::io::Read>(r: &mut R) -> std::io::Result<Self> {
+        let m = <u16 as borsh::BorshDeserialize>::deserialize_reader(r)?;
+        ClockTime::from_minutes(m).ok_or_else(|| crate::binary::invalid(format_args!("clock time of {m} minutes")))
+    }
+}
+
 /// A weekly slot: the same hours on some days of every week, in local time.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WeeklySlot {
     /// The days it applies to.
@@ -210,19 +239,21 @@ pub struct WeeklySlot {
 }
 
 /// A dated exception in local time: extra availability or a blocked period.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatedException {
     /// Local start.
+    #[borsh(serialize_with = "crate::binary::naive::serialize", deserialize_with = "crate::binary::naive::deserialize")]
     pub start: NaiveDateTime,
     /// Local end, after `start`.
+    #[borsh(serialize_with = "crate::binary::naive::serialize", deserialize_with = "crate::binary::naive::deserialize")]
     pub end: NaiveDateTime,
     /// `true` adds availability, `false` blocks it.
     pub available: bool,
 }
 
 /// A team's availability as declared.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AvailabilitySpec {
     /// Weekly slots.

@@ -1741,6 +1741,15 @@ impl Harness {
         }
         let holders = ledger.accounts().filter(|a| matches!(a.id, AccountId::VolunteerMinutes(_))).count();
         ensure!(holders == self.m.banked.len(), "{holders} time-bank accounts for {} volunteers", self.m.banked.len());
+        // Every event survives its two stored forms, JSON and binary, unchanged.
+        for rec in &self.log {
+            let json = serde_json::to_string(&rec.event).map_err(|e| e.to_string())?;
+            let from_json: Event = serde_json::from_str(&json).map_err(|e| format!("{json}: {e}"))?;
+            ensure!(from_json == rec.event, "{} changes through JSON", rec.id());
+            let bytes = rec.event.to_binary().map_err(|e| format!("{}: {e}", rec.id()))?;
+            let from_binary = Event::from_binary(&bytes).map_err(|e| format!("{}: {e}", rec.id()))?;
+            ensure!(from_binary == rec.event, "{} changes through the binary form", rec.id());
+        }
         // Invariant 12: replaying the log gives the live state.
         let mut again = lifecycle(self.m.policy);
         for rec in &self.log {

@@ -1,5 +1,6 @@
 //! The row encoding the SQL stores share: an event as `(stream, seq, at, kind, body)` columns
-//! (the time as RFC 3339 text, the event as JSON), and a command key's row. Each store keeps
+//! (the time as RFC 3339 text, the event as JSON or in its compact binary form), and a command
+//! key's row. Each store keeps
 //! only its driver's code: reading the columns out of its rows and binding them to statements.
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -21,6 +22,24 @@ pub fn encode_at(at: &DateTime<Utc>) -> String {
 /// [`CorruptError::EventEncode`] if it does not serialise (it always does).
 pub fn encode_event(event: &Event) -> Result<String, StoreError> {
     serde_json::to_string(event).map_err(|e| CorruptError::EventEncode { message: e.to_string() }.into())
+}
+
+/// An event's body in its compact binary form ([`Event::to_binary`]), which decodes several
+/// times faster than JSON: what the embedded store writes.
+///
+/// # Errors
+/// [`CorruptError::EventEncode`] if it does not encode (a validated event always does).
+pub fn encode_event_binary(event: &Event) -> Result<Vec<u8>, StoreError> {
+    event.to_binary().map_err(|e| CorruptError::EventEncode { message: e.to_string() }.into())
+}
+
+/// An event's body as read from its column.
+#[derive(Debug, Clone, Copy)]
+pub enum Body<'a> {
+    /// JSON text ([`encode_event`]).
+    Json(&'a str),
+    /// The binary form ([`encode_event_binary`]).
+    Binary(&'a [u8]),
 }
 
 /// A log position, count or version as stored (SQL integers are signed).
@@ -48,7 +67,7 @@ impl RowDecoder {
     ///
     /// # Errors
     /// [`StoreError::Corrupt`] with the [`CorruptError`] of the column that does not decode.
-    pub fn decode(&mut self, stream: &str, seq: i64, at: &str, body: &str) -> Result<Recorded, StoreError> {
+    pub fn decode(&mut self, stream: &str, seq: i64, at: &str, body: Body<'_>) -> Result<Recorded, StoreError> {
         let stream = match self.names.get(stream) {
             Some(s) => s.clone(),
             None => {
@@ -61,12 +80,16 @@ impl RowDecoder {
         let at = DateTime::parse_from_rfc3339(at)
             .map_err(|source| CorruptError::EventTime { stream: stream.clone(), seq, text: at.to_owned(), source })?
             .with_timezone(&Utc);
-        let event: Event = serde_json::from_str(body).map_err(|e| CorruptError::EventBody {
-            stream: stream.clone(),
-            seq,
-            category: e.classify(),
-            message: e.to_string(),
-        })?;
+        let event = match body {
+            Body::Json(text) => serde_json::from_str(text).map_err(|e| CorruptError::EventBody {
+                stream: stream.clone(),
+                seq,
+                category: e.classify(),
+                message: e.to_string(),
+            })?,
+            Body::Binary(bytes) => Event::from_binary(bytes)
+                .map_err(|error| CorruptError::EventBinary { stream: stream.clone(), seq, error })?,
+        };
         let seq = u64::try_from(seq).map_err(|_| CorruptError::Seq { stream: stream.clone(), seq })?;
         Ok(Recorded { stream, seq, at, event })
     }
@@ -123,6 +146,8 @@ impl KeyRow<'_> {
 
 #[cfg(test)]
 mod tests {
+    use sidan_core::lifecycle::{BinaryEventError, EVENT_BINARY_FORMAT};
+
     use super::*;
 
     fn corrupt(r: Result<impl std::fmt::Debug, StoreError>) -> CorruptError {
@@ -134,26 +159,34 @@ mod tests {
 
     #[test]
     fn each_column_that_does_not_decode_has_its_own_error() {
-        let body = encode_event(&Event::Expired).expect("an event encodes");
+        let text = encode_event(&Event::Expired).expect("an event encodes");
+        let body = Body::Json(&text);
         let at = encode_at(&DateTime::<Utc>::UNIX_EPOCH);
         let mut rows = RowDecoder::new();
-        let ok = rows.decode("ledger", 3, &at, &body).expect("valid columns");
+        let ok = rows.decode("ledger", 3, &at, body).expect("valid columns");
         assert_eq!((ok.seq, ok.event), (3, Event::Expired));
+        let bytes = encode_event_binary(&Event::Expired).expect("an event encodes");
+        let ok = rows.decode("ledger", 3, &at, Body::Binary(&bytes)).expect("valid columns");
+        assert_eq!(ok.event, Event::Expired);
 
-        let e = corrupt(rows.decode("nope/x", 1, &at, &body));
+        let e = corrupt(rows.decode("nope/x", 1, &at, body));
         assert!(matches!(&e, CorruptError::StreamName { name, .. } if name == "nope/x"), "{e:?}");
-        let e = corrupt(rows.decode("ledger", -1, &at, &body));
+        let e = corrupt(rows.decode("ledger", -1, &at, body));
         assert_eq!(e, CorruptError::Seq { stream: StreamId::Ledger, seq: -1 });
-        let e = corrupt(rows.decode("ledger", 4, "yesterday", &body));
+        let e = corrupt(rows.decode("ledger", 4, "yesterday", body));
         assert!(matches!(&e, CorruptError::EventTime { seq: 4, text, .. } if text == "yesterday"), "{e:?}");
-        let e = corrupt(rows.decode("ledger", 5, &at, "{not json"));
+        let e = corrupt(rows.decode("ledger", 5, &at, Body::Json("{not json")));
         assert!(
             matches!(&e, CorruptError::EventBody { seq: 5, category: serde_json::error::Category::Syntax, .. }),
             "{e:?}"
         );
-        let e = corrupt(rows.decode("ledger", 6, &at, "{\"no_such_event\": 1}"));
+        let e = corrupt(rows.decode("ledger", 6, &at, Body::Json("{\"no_such_event\": 1}")));
         assert!(matches!(&e, CorruptError::EventBody { category: serde_json::error::Category::Data, .. }), "{e:?}");
         assert!(e.to_string().starts_with("ledger#6: event: "), "{e}");
+        let e = corrupt(rows.decode("ledger", 7, &at, Body::Binary(&[99, 1, 2])));
+        assert!(matches!(&e, CorruptError::EventBinary { seq: 7, error: BinaryEventError::Format { found: 99 }, .. }), "{e:?}");
+        let e = corrupt(rows.decode("ledger", 8, &at, Body::Binary(&[EVENT_BINARY_FORMAT, 250])));
+        assert!(matches!(&e, CorruptError::EventBinary { error: BinaryEventError::Body { .. }, .. }), "{e:?}");
         assert_eq!(corrupt(decode_u64("position", -2)), CorruptError::Negative { what: "position", value: -2 });
     }
 

@@ -160,6 +160,16 @@ pub enum CorruptError {
         /// What the decoder says, with the line and column in the body.
         message: String,
     },
+    /// An event's stored binary body does not decode into an event.
+    #[error("{stream}#{seq}: event: {error}")]
+    EventBinary {
+        /// The event's stream.
+        stream: StreamId,
+        /// The event's sequence number, as stored.
+        seq: i64,
+        /// Why the bytes are not an event.
+        error: sidan_core::lifecycle::BinaryEventError,
+    },
     /// An event does not serialise (an event always does; this is a bug if seen).
     #[error("cannot encode: {message}")]
     EventEncode {

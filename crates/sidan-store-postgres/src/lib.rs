@@ -35,7 +35,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use sidan_core::lifecycle::{Recorded, StreamId};
 use sidan_runtime::keys::{KeyRecord, StoredKey, time_text};
-use sidan_runtime::rows::{KeyRow, RowDecoder, decode_u64, encode_at, encode_event};
+use sidan_runtime::rows::{Body, KeyRow, RowDecoder, decode_u64, encode_at, encode_event};
 use sidan_runtime::store::{Snapshot, check_keys, expected_versions};
 use sidan_runtime::{Position, Store, StoreError, Stored};
 use tokio_postgres::NoTls;
@@ -301,7 +301,7 @@ fn stored_rows(rows: &[tokio_postgres::Row]) -> Result<Vec<Stored>, StoreError> 
     let mut rows_in = RowDecoder::new();
     rows.iter()
         .map(|r| {
-            let record = rows_in.decode(r.get(1), r.get(2), r.get(3), r.get(4))?;
+            let record = rows_in.decode(r.get(1), r.get(2), r.get(3), Body::Json(r.get(4)))?;
             Ok(Stored { position: Position(decode_u64("position", r.get(0))?), record })
         })
         .collect()
@@ -508,7 +508,7 @@ impl Store for PgStore {
             .map_err(pg_unavailable)?;
         let rows = client.query(&stmt, &[&stream.to_string(), &limit(after_seq)]).await.map_err(pg_unavailable)?;
         let mut rows_in = RowDecoder::new();
-        rows.iter().map(|r| rows_in.decode(r.get(0), r.get(1), r.get(2), r.get(3))).collect()
+        rows.iter().map(|r| rows_in.decode(r.get(0), r.get(1), r.get(2), Body::Json(r.get(3)))).collect()
     }
 
     async fn read_from(&self, after: Position, n: usize) -> Result<Vec<Stored>, StoreError> {

@@ -35,7 +35,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 use sidan_core::lifecycle::{Recorded, StreamId};
 use sidan_runtime::keys::{CommandKey, KeyRecord, StoredKey, time_text};
-use sidan_runtime::rows::{self, RowDecoder, encode_at, encode_event};
+use rusqlite::types::ValueRef;
+use sidan_runtime::rows::{self, Body, RowDecoder, encode_at, encode_event_binary};
 use sidan_runtime::store::{Snapshot, check_keys, expected_versions};
 use sidan_runtime::{Position, Store, StoreError, Stored};
 use tokio::sync::{mpsc, oneshot};
@@ -167,7 +168,7 @@ struct Row {
     event_id: String,
     kind: &'static str,
     at: String,
-    body: String,
+    body: Vec<u8>,
 }
 
 /// A stream touched by an append: its id, its name, the expected version, and its new version.
@@ -242,7 +243,7 @@ fn encode(batch: &[Recorded]) -> Result<(Vec<Row>, Vec<Touch>), StoreError> {
         .collect();
     let mut rows = Vec::with_capacity(batch.len());
     for r in batch {
-        let body = encode_event(&r.event)?;
+        let body = encode_event_binary(&r.event)?;
         let seq = i64::try_from(r.seq).map_err(|_| StoreError::BadBatch { stream: r.stream.clone(), seq: r.seq })?;
         let t = touched.iter_mut().find(|t| t.stream == r.stream).expect("every stream of the batch is touched");
         t.last = r.seq;
@@ -262,57 +263,37 @@ fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// A row as read, before decoding.
-struct RawRow {
-    position: i64,
-    stream: String,
-    seq: i64,
-    at: String,
-    body: String,
+/// A body column: a blob is the binary form, text is JSON (rows written before this store
+/// wrote the binary form).
+fn body_of(v: ValueRef<'_>) -> rusqlite::Result<Body<'_>> {
+    match v {
+        ValueRef::Blob(bytes) => Ok(Body::Binary(bytes)),
+        ValueRef::Text(_) => Ok(Body::Json(v.as_str()?)),
+        other => Err(rusqlite::Error::FromSqlConversionFailure(
+            4,
+            other.data_type(),
+            "an event body is neither a blob nor text".into(),
+        )),
+    }
 }
 
-/// Pages at least this long are decoded on several threads.
-const PARALLEL_DECODE_ROWS: usize = 1024;
-
-fn decode_rows(rows: &[RawRow]) -> Result<Vec<Stored>, StoreError> {
-    let mut rows_in = RowDecoder::new();
-    rows.iter()
-        .map(|r| {
-            let record = rows_in.decode(&r.stream, r.seq, &r.at, &r.body)?;
-            Ok(Stored { position: Position(rows::decode_u64("position", r.position)?), record })
-        })
-        .collect()
-}
-
-/// Reads `(position, stream, seq, at, body)` rows into stored events. JSON
-/// decoding dominates a replay, so a long page is decoded on every core.
+/// Reads `(position, stream, seq, at, body)` rows into stored events, each decoded straight
+/// from the row's columns (a replay folds one page while the next is read and decoded).
 fn collect_stored(
     stmt: &mut rusqlite::Statement<'_>,
     params: impl rusqlite::Params,
 ) -> Result<Vec<Stored>, StoreError> {
-    let raw: Vec<RawRow> = stmt
-        .query_map(params, |r| {
-            Ok(RawRow { position: r.get(0)?, stream: r.get(1)?, seq: r.get(2)?, at: r.get(3)?, body: r.get(4)? })
-        })
-        .map_err(unavailable)?
-        .collect::<Result<_, _>>()
-        .map_err(unavailable)?;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
-    if raw.len() < PARALLEL_DECODE_ROWS || threads < 2 {
-        return decode_rows(&raw);
-    }
-    let chunk = raw.len().div_ceil(threads);
-    let parts: Vec<Result<Vec<Stored>, StoreError>> = std::thread::scope(|s| {
-        let mut chunks = raw.chunks(chunk);
-        let first = chunks.next().unwrap_or(&[]);
-        let handles: Vec<_> = chunks.map(|c| s.spawn(move || decode_rows(c))).collect();
-        let mut parts = vec![decode_rows(first)];
-        parts.extend(handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))));
-        parts
-    });
-    let mut out = Vec::with_capacity(raw.len());
-    for p in parts {
-        out.extend(p?);
+    let mut rows_in = RowDecoder::new();
+    let mut rows = stmt.query(params).map_err(unavailable)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(unavailable)? {
+        let position: i64 = row.get(0).map_err(unavailable)?;
+        let stream = row.get_ref(1).and_then(|v| Ok(v.as_str()?)).map_err(unavailable)?;
+        let seq: i64 = row.get(2).map_err(unavailable)?;
+        let at = row.get_ref(3).and_then(|v| Ok(v.as_str()?)).map_err(unavailable)?;
+        let body = row.get_ref(4).and_then(body_of).map_err(unavailable)?;
+        let record = rows_in.decode(stream, seq, at, body)?;
+        out.push(Stored { position: Position(rows::decode_u64("position", position)?), record });
     }
     Ok(out)
 }
@@ -329,7 +310,7 @@ fn collect_records(
         let stream = row.get_ref(0).and_then(|v| Ok(v.as_str()?)).map_err(unavailable)?;
         let seq: i64 = row.get(1).map_err(unavailable)?;
         let at = row.get_ref(2).and_then(|v| Ok(v.as_str()?)).map_err(unavailable)?;
-        let body = row.get_ref(3).and_then(|v| Ok(v.as_str()?)).map_err(unavailable)?;
+        let body = row.get_ref(3).and_then(body_of).map_err(unavailable)?;
         out.push(rows_in.decode(stream, seq, at, body)?);
     }
     Ok(out)

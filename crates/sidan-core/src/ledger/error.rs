@@ -1,5 +1,6 @@
 //! Why the ledger refuses a command, and why an event does not apply.
 
+use borsh::{BorshDeserialize, BorshSerialize};
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -11,7 +12,7 @@ use crate::ledger::{
 };
 
 /// A side of a transfer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Side {
     /// The account debited.
@@ -30,7 +31,7 @@ impl fmt::Display for Side {
 }
 
 /// What a reason or a text belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Subject {
     /// A transfer, post, void or reversal.
@@ -49,7 +50,7 @@ impl fmt::Display for Subject {
 }
 
 /// The part of an operation that differs from what an id already names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TransferField {
     /// The id names another kind of operation (a transfer, a post, a void, a reversal).
@@ -89,7 +90,7 @@ impl fmt::Display for TransferField {
 }
 
 /// Why the ledger refuses a command (nothing changes), or why an event does not fit the state.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
 #[serde(tag = "code", rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum LedgerError {
@@ -275,6 +276,7 @@ pub enum LedgerError {
         /// The pending transfer.
         pending: TransferId,
         /// When it expired.
+        #[borsh(serialize_with = "crate::binary::at::serialize", deserialize_with = "crate::binary::at::deserialize")]
         expires_at: DateTime<Utc>,
     },
     /// A reversal of an id that names no transfer.
@@ -323,6 +325,7 @@ pub enum LedgerError {
         /// The pending transfer.
         pending: TransferId,
         /// When it expires.
+        #[borsh(serialize_with = "crate::binary::at::serialize", deserialize_with = "crate::binary::at::deserialize")]
         expires_at: DateTime<Utc>,
     },
     /// (Replay only) a reversal whose accounts or amount do not mirror the original.

@@ -1,5 +1,6 @@
 //! The ledger's identifiers: transfers, items, ledgers and accounts, with their text forms.
 
+use borsh::{BorshDeserialize, BorshSerialize};
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -135,8 +136,20 @@ impl Serialize for TransferId {
 
 impl<'de> Deserialize<'de> for TransferId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        let s = <std::borrow::Cow<'de, str> as Deserialize>::deserialize(d)?;
         Self::new(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl borsh::BorshSerialize for TransferId {
+    fn serialize<W: std::io::Write>(&self, w: &mut W) -> std::io::Result<()> {
+        borsh::BorshSerialize::serialize(&*self.0, w)
+    }
+}
+
+impl borsh::BorshDeserialize for TransferId {
+    fn deserialize_reader<R: std::io::Read>(r: &mut R) -> std::io::Result<Self> {
+        Self::new(&crate::binary::read_str(r, TRANSFER_ID_MAX_LEN)?).map_err(crate::binary::invalid)
     }
 }
 
@@ -196,13 +209,25 @@ impl Serialize for ItemId {
 
 impl<'de> Deserialize<'de> for ItemId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        let s = <std::borrow::Cow<'de, str> as Deserialize>::deserialize(d)?;
         Self::new(&s).map_err(serde::de::Error::custom)
     }
 }
 
+impl borsh::BorshSerialize for ItemId {
+    fn serialize<W: std::io::Write>(&self, w: &mut W) -> std::io::Result<()> {
+        borsh::BorshSerialize::serialize(&*self.0, w)
+    }
+}
+
+impl borsh::BorshDeserialize for ItemId {
+    fn deserialize_reader<R: std::io::Read>(r: &mut R) -> std::io::Result<Self> {
+        Self::new(&crate::binary::read_str(r, crate::id::ID_MAX_LEN)?).map_err(crate::binary::invalid)
+    }
+}
+
 /// A ledger: a unit of account. A transfer moves an amount within one ledger.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize)]
 pub enum LedgerId {
     /// Points (积分), earned by service and redeemed for goods; written `points`.
     Points,
@@ -246,7 +271,7 @@ impl Serialize for LedgerId {
 
 impl<'de> Deserialize<'de> for LedgerId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        let s = <std::borrow::Cow<'de, str> as Deserialize>::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
     }
 }
@@ -262,7 +287,7 @@ pub(crate) enum LedgerRef<'a> {
 /// An account. Volunteers', teams' and shelves' accounts may never go below zero, counting
 /// pending reservations; system accounts (issuance, tills, the time-bank sink, stock receipt and
 /// consumption) may. Written as a path, e.g. `volunteer/v-017/points` or `shelf/cz-s03/rice-5kg`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize)]
 pub enum AccountId {
     /// A volunteer's points (积分): `volunteer/<id>/points`.
     VolunteerPoints(VolunteerId),
@@ -423,7 +448,7 @@ impl Serialize for AccountId {
 
 impl<'de> Deserialize<'de> for AccountId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        let s = <std::borrow::Cow<'de, str> as Deserialize>::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
     }
 }

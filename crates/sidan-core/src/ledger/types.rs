@@ -1,5 +1,6 @@
 //! Accounts, transfers, operations and events of the ledger.
 
+use borsh::{BorshDeserialize, BorshSerialize};
 use std::fmt;
 use std::sync::Arc;
 
@@ -51,7 +52,7 @@ pub struct Account {
 
 /// What a transfer is for. The kind fixes which accounts it may debit and credit (see
 /// docs/ledger.md); a reversal is made only by [`LedgerOp::Reverse`].
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum TransferKind {
@@ -113,7 +114,7 @@ impl TransferKind {
 }
 
 /// A [`TransferKind`] without its data, as errors name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
 #[serde(rename_all = "snake_case")]
 #[allow(missing_docs)]
 pub enum TransferKindName {
@@ -168,7 +169,7 @@ pub struct TransferSpec {
 }
 
 /// A transfer as recorded: the spec and when it was made. Never changed once recorded.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Transfer {
     /// The idempotency key.
@@ -185,6 +186,7 @@ pub struct Transfer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_s: Option<u32>,
     /// When it was made (the `now` of its command).
+    #[borsh(serialize_with = "crate::binary::at::serialize", deserialize_with = "crate::binary::at::deserialize")]
     pub at: DateTime<Utc>,
 }
 
@@ -337,7 +339,7 @@ impl LedgerCommand {
 }
 
 /// What happened to the ledger: the only thing the log stores.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum LedgerEvent {
@@ -346,6 +348,7 @@ pub enum LedgerEvent {
         /// The account.
         account: AccountId,
         /// When.
+        #[borsh(serialize_with = "crate::binary::at::serialize", deserialize_with = "crate::binary::at::deserialize")]
         at: DateTime<Utc>,
     },
     /// An account was closed.
@@ -355,6 +358,7 @@ pub enum LedgerEvent {
         /// Why.
         reason: String,
         /// When.
+        #[borsh(serialize_with = "crate::binary::at::serialize", deserialize_with = "crate::binary::at::deserialize")]
         at: DateTime<Utc>,
     },
     /// A transfer was made (posted, or pending).
@@ -369,6 +373,7 @@ pub enum LedgerEvent {
         /// The pending transfer.
         pending: TransferId,
         /// When.
+        #[borsh(serialize_with = "crate::binary::at::serialize", deserialize_with = "crate::binary::at::deserialize")]
         at: DateTime<Utc>,
     },
     /// A pending transfer was voided: by a void, or by a reversal (which gives a reason).
@@ -381,6 +386,7 @@ pub enum LedgerEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
         /// When.
+        #[borsh(serialize_with = "crate::binary::at::serialize", deserialize_with = "crate::binary::at::deserialize")]
         at: DateTime<Utc>,
     },
     /// A pending transfer's timeout passed; its reservation is released.
@@ -388,6 +394,7 @@ pub enum LedgerEvent {
         /// The pending transfer.
         pending: TransferId,
         /// When the expiry was observed (at or after the transfer's expiry time).
+        #[borsh(serialize_with = "crate::binary::at::serialize", deserialize_with = "crate::binary::at::deserialize")]
         at: DateTime<Utc>,
     },
 }

@@ -1,6 +1,7 @@
 //! Commands, split by the stream they address: what a resident, a team, a
 //! station, an admin or the engine's timer asks for.
 
+use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
 use crate::id::{PairingId, RequestId, TeamId};
@@ -12,7 +13,7 @@ use crate::request::RequestSpec;
 use crate::team::{TeamChange, TeamSpec};
 
 /// Why a team declines an offer.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum DeclineReason {
     /// No volunteer is free at that time.
@@ -26,7 +27,7 @@ pub enum DeclineReason {
 }
 
 /// Who rates a completed request (多元评单).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RaterRole {
     /// The resident who asked.

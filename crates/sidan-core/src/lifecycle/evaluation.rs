@@ -14,6 +14,7 @@
 //! completed is a dispute: the request stays open for evaluation, credits are
 //! frozen, and nothing settles until the station resolves it.
 
+use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
 use crate::id::RequestId;
@@ -21,7 +22,7 @@ use crate::lifecycle::LifecyclePolicy;
 use crate::lifecycle::RaterRole;
 
 /// The fixed list of tags a rating may carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
 #[serde(rename_all = "snake_case")]
 #[allow(missing_docs)]
 pub enum Tag {

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
 use crate::id::{PairingId, RequestId, TeamId, UnitId};
@@ -15,7 +16,7 @@ use crate::request::RequestSpec;
 use crate::team::{TeamChange, TeamSpec};
 
 /// How an offer was made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OfferMode {
     /// To the best eligible team of the current scope.
@@ -29,7 +30,7 @@ pub enum OfferMode {
 }
 
 /// Why the dispatch scope was widened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WidenReason {
     /// No eligible team was left in the scope.
@@ -41,7 +42,7 @@ pub enum WidenReason {
 }
 
 /// What happened: the only thing the log stores.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum Event {
@@ -60,6 +61,7 @@ pub enum Event {
         /// The team.
         team: TeamId,
         /// It must answer before this instant.
+        #[borsh(serialize_with = "crate::binary::at::serialize", deserialize_with = "crate::binary::at::deserialize")]
         deadline: DateTime<Utc>,
         /// How it was chosen.
         mode: OfferMode,
@@ -182,6 +184,7 @@ pub enum Event {
     /// A pairing's slot produced a request.
     VisitScheduled {
         /// The slot's start.
+        #[borsh(serialize_with = "crate::binary::at::serialize", deserialize_with = "crate::binary::at::deserialize")]
         slot: DateTime<Utc>,
         /// The request made for it.
         request: RequestId,
@@ -189,6 +192,7 @@ pub enum Event {
     /// A pairing's slot passed before it could be scheduled (the engine was down).
     VisitSkipped {
         /// The slot's start.
+        #[borsh(serialize_with = "crate::binary::at::serialize", deserialize_with = "crate::binary::at::deserialize")]
         slot: DateTime<Utc>,
     },
     /// The service credits of a settled request could not be made (an account was closed,
@@ -273,6 +277,67 @@ impl Event {
     }
 }
 
+/// The format of [`Event::to_binary`]: its first byte. A build that changes how an event is laid
+/// out (a variant or a field added, removed or reordered) bumps it, so a body of another
+/// layout is refused by name rather than misread.
+pub const EVENT_BINARY_FORMAT: u8 = 1;
+
+/// Why bytes are not an event's binary form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BinaryEventError {
+    /// No bytes at all.
+    #[error("an empty event body")]
+    Empty,
+    /// Written in a layout this build does not read.
+    #[error("event body format {found}, this build reads {EVENT_BINARY_FORMAT}")]
+    Format {
+        /// The body's first byte.
+        found: u8,
+    },
+    /// The bytes after the format byte are not an event, or have bytes left over.
+    #[error("not an event: {message}")]
+    Body {
+        /// What the decoder found wrong.
+        message: String,
+    },
+    /// The event holds a value the binary form cannot carry (a NaN).
+    #[error("the event does not encode: {message}")]
+    Encode {
+        /// What the encoder found wrong.
+        message: String,
+    },
+}
+
+impl Event {
+    /// The event's compact binary form: [`EVENT_BINARY_FORMAT`], then the event in borsh. It
+    /// decodes several times faster than JSON, which stays the form for people and the bus.
+    ///
+    /// # Errors
+    /// [`BinaryEventError::Encode`] if a number is NaN (no validated event holds one).
+    pub fn to_binary(&self) -> Result<Vec<u8>, BinaryEventError> {
+        let mut out = Vec::with_capacity(64);
+        out.push(EVENT_BINARY_FORMAT);
+        borsh::to_writer(&mut out, self).map_err(|e| BinaryEventError::Encode { message: e.to_string() })?;
+        Ok(out)
+    }
+
+    /// The event whose [binary form](Event::to_binary) `bytes` are. Every value is checked as
+    /// its JSON form is (ids, scores, texts, locations, windows).
+    ///
+    /// # Errors
+    /// [`BinaryEventError`]: empty, another format, or not an event.
+    pub fn from_binary(bytes: &[u8]) -> Result<Event, BinaryEventError> {
+        match bytes.split_first() {
+            None => Err(BinaryEventError::Empty),
+            Some((&EVENT_BINARY_FORMAT, body)) => {
+                borsh::from_slice(body).map_err(|e| BinaryEventError::Body { message: e.to_string() })
+            }
+            Some((&found, _)) => Err(BinaryEventError::Format { found }),
+        }
+    }
+}
+
 /// An event with its place in its stream: what `decide` returns and the store keeps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -296,5 +361,35 @@ impl Recorded {
     /// The record with personal data masked.
     pub fn masked(&self) -> Recorded {
         Recorded { stream: self.stream.clone(), seq: self.seq, at: self.at, event: self.event.masked() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The layout is pinned: a change to it must bump [`EVENT_BINARY_FORMAT`], or stored logs
+    /// would be misread.
+    #[test]
+    fn the_binary_layout_is_pinned() {
+        let team = TeamId::new("t1").expect("an id");
+        let bytes = Event::Accepted { team }.to_binary().expect("encodes");
+        assert_eq!(bytes, [EVENT_BINARY_FORMAT, 2, 2, 0, 0, 0, b't', b'1']);
+        assert_eq!(Event::Closed.to_binary().expect("encodes"), [EVENT_BINARY_FORMAT, 15]);
+    }
+
+    #[test]
+    fn a_binary_body_is_checked_as_json_is() {
+        // Evaluated (variant 11) by the resident (0), with no tags (a u32 0) and no comment (0).
+        let rated = |score: u8| Event::from_binary(&[EVENT_BINARY_FORMAT, 11, 0, score, 0, 0, 0, 0, 0]);
+        assert!(matches!(rated(5), Ok(Event::Evaluated { score, .. }) if score == Score::new(5).expect("valid")));
+        assert!(matches!(rated(9), Err(BinaryEventError::Body { .. })), "{:?}", rated(9));
+        assert!(matches!(rated(0), Err(BinaryEventError::Body { .. })));
+        let bad_id = Event::from_binary(&[EVENT_BINARY_FORMAT, 2, 2, 0, 0, 0, b'/', b'x']);
+        assert!(matches!(bad_id, Err(BinaryEventError::Body { .. })), "{bad_id:?}");
+        let trailing = Event::from_binary(&[EVENT_BINARY_FORMAT, 15, 0]);
+        assert!(matches!(trailing, Err(BinaryEventError::Body { .. })), "{trailing:?}");
+        assert_eq!(Event::from_binary(&[]), Err(BinaryEventError::Empty));
+        assert_eq!(Event::from_binary(&[0, 15]), Err(BinaryEventError::Format { found: 0 }));
     }
 }

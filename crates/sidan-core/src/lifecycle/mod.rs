@@ -63,7 +63,7 @@ use crate::request::{Request, RequestError};
 use crate::team::TeamError;
 
 pub use command::{Command, CommandKind, DeclineReason, PairingCommand, RaterRole, RequestCommand, RosterCommand};
-pub use event::{Event, OfferMode, Recorded, WidenReason};
+pub use event::{BinaryEventError, EVENT_BINARY_FORMAT, Event, OfferMode, Recorded, WidenReason};
 pub use pairing::{
     MAX_PAIRING_ID_LEN, MAX_SLOTS_PER_TICK, PairingSpec, PairingState, Schedule, ScheduleError, visit_request,
     visit_request_id,

@@ -7,6 +7,7 @@
 //! request exactly once: the request id is derived from the pairing and the
 //! slot, and the pairing's cursor only moves forward.
 
+use borsh::{BorshDeserialize, BorshSerialize};
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -27,7 +28,7 @@ fn default_lead_h() -> u32 {
 }
 
 /// A pairing as an admin declares it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PairingSpec {
     /// Its id (at most [`MAX_PAIRING_ID_LEN`] bytes).
@@ -50,6 +51,7 @@ pub struct PairingSpec {
     /// The recurrence, an RFC 5545 `RRULE` value such as `FREQ=WEEKLY;BYDAY=SA`.
     pub rule: String,
     /// The local start of the first slot (the rule's `DTSTART`), in the unit's time zone.
+    #[borsh(serialize_with = "crate::binary::naive::serialize", deserialize_with = "crate::binary::naive::deserialize")]
     pub first: NaiveDateTime,
     /// The length of each slot's window, in minutes.
     pub window_min: u32,

@@ -310,6 +310,12 @@ impl From<Tags> for Vec<Tag> {
     }
 }
 
+crate::binary::borsh_via!(Score, u8);
+crate::binary::borsh_via!(ServiceMinutes, u32);
+crate::binary::borsh_via!(Text, String);
+crate::binary::borsh_via!(Volunteers, Vec<VolunteerId>);
+crate::binary::borsh_via!(Tags, Vec<Tag>);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,7 @@
 //! per-request tallies and ledger figures) and `rollup` (tallies to rows, up
 //! the hierarchy, and the station rankings).
 
+pub mod csv;
 mod fold;
 mod interning;
 mod model;

@@ -3,7 +3,7 @@
 //! rankings stay in the JSON), ledger totals last; and, apart, the goods per
 //! unit, period and item ([`write_stock`]).
 
-use sidan_core::report::{Outcome, Report, UnitReport};
+use crate::report::{Outcome, Report, UnitReport};
 
 /// The header row.
 pub const HEADER: [&str; 38] = [

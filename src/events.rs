@@ -1,0 +1,57 @@
+//! `sidan events`: the event log of a SQLite store as JSON lines, one event per line with its
+//! position, whatever form its body is stored in. Contacts are masked unless asked for.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use sidan::runtime::{Position, Store as _};
+use sidan::store_sqlite::{SqliteConfig, SqliteStore};
+
+/// Arguments of `sidan events`.
+#[derive(Debug, clap::Args)]
+pub struct EventsArgs {
+    /// The SQLite store's file (it must exist).
+    db: PathBuf,
+    /// Print from the event after this position.
+    #[arg(long, default_value_t = 0)]
+    after: u64,
+    /// Print at most this many events.
+    #[arg(long)]
+    limit: Option<u64>,
+    /// Show residents' contacts in full, as the serving team's admins may see them.
+    #[arg(long)]
+    reveal_contacts: bool,
+}
+
+/// Prints the events; exit code 1 with a message on stderr if the store cannot be read.
+pub fn run(args: &EventsArgs) -> ExitCode {
+    match print(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sidan events: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print(args: &EventsArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.db.is_file(), "{}: no such store file", args.db.display());
+    let store = SqliteStore::open(&args.db, SqliteConfig::default()).with_context(|| args.db.display().to_string())?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (mut at, mut left) = (Position(args.after), args.limit.unwrap_or(u64::MAX));
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    while left > 0 {
+        let page = rt.block_on(store.read_from(at, left.min(4096) as usize))?;
+        let Some(last) = page.last() else { break };
+        at = last.position;
+        left -= page.len() as u64;
+        for s in &page {
+            let record = if args.reveal_contacts { s.record.clone() } else { s.record.masked() };
+            let line = serde_json::json!({ "position": s.position.0, "record": record });
+            writeln!(out, "{line}")?;
+        }
+    }
+    Ok(out.flush()?)
+}
