@@ -12,6 +12,10 @@
 //! Run with `cargo bench --bench lifecycle`; `benches/lifecycle_report.py`
 //! writes the medians into docs/benchmarks.md.
 
+/// The allocator the `sidan` binary runs with.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

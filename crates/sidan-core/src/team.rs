@@ -12,7 +12,9 @@ use crate::time::AvailabilitySpec;
 pub const MAX_REACH_KM: f64 = 500.0;
 
 /// What kind of team this is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, BorshSerialize, BorshDeserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, BorshSerialize, BorshDeserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum TeamKind {
     /// A standing team formed by a public body (the "8").

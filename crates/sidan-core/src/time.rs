@@ -139,7 +139,9 @@ pub fn minute_of_week(local_min: i64) -> i64 {
 }
 
 /// A day of the week.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, BorshSerialize, BorshDeserialize,
+)]
 #[serde(rename_all = "lowercase")]
 #[allow(missing_docs)]
 pub enum Day {
@@ -243,10 +245,16 @@ pub struct WeeklySlot {
 #[serde(deny_unknown_fields)]
 pub struct DatedException {
     /// Local start.
-    #[borsh(serialize_with = "crate::binary::naive::serialize", deserialize_with = "crate::binary::naive::deserialize")]
+    #[borsh(
+        serialize_with = "crate::binary::naive::serialize",
+        deserialize_with = "crate::binary::naive::deserialize"
+    )]
     pub start: NaiveDateTime,
     /// Local end, after `start`.
-    #[borsh(serialize_with = "crate::binary::naive::serialize", deserialize_with = "crate::binary::naive::deserialize")]
+    #[borsh(
+        serialize_with = "crate::binary::naive::serialize",
+        deserialize_with = "crate::binary::naive::deserialize"
+    )]
     pub end: NaiveDateTime,
     /// `true` adds availability, `false` blocks it.
     pub available: bool,

@@ -87,8 +87,11 @@ impl RowDecoder {
                 category: e.classify(),
                 message: e.to_string(),
             })?,
-            Body::Binary(bytes) => Event::from_binary(bytes)
-                .map_err(|error| CorruptError::EventBinary { stream: stream.clone(), seq, error })?,
+            Body::Binary(bytes) => Event::from_binary(bytes).map_err(|error| CorruptError::EventBinary {
+                stream: stream.clone(),
+                seq,
+                error,
+            })?,
         };
         let seq = u64::try_from(seq).map_err(|_| CorruptError::Seq { stream: stream.clone(), seq })?;
         Ok(Recorded { stream, seq, at, event })
@@ -184,7 +187,10 @@ mod tests {
         assert!(matches!(&e, CorruptError::EventBody { category: serde_json::error::Category::Data, .. }), "{e:?}");
         assert!(e.to_string().starts_with("ledger#6: event: "), "{e}");
         let e = corrupt(rows.decode("ledger", 7, &at, Body::Binary(&[99, 1, 2])));
-        assert!(matches!(&e, CorruptError::EventBinary { seq: 7, error: BinaryEventError::Format { found: 99 }, .. }), "{e:?}");
+        assert!(
+            matches!(&e, CorruptError::EventBinary { seq: 7, error: BinaryEventError::Format { found: 99 }, .. }),
+            "{e:?}"
+        );
         let e = corrupt(rows.decode("ledger", 8, &at, Body::Binary(&[EVENT_BINARY_FORMAT, 250])));
         assert!(matches!(&e, CorruptError::EventBinary { error: BinaryEventError::Body { .. }, .. }), "{e:?}");
         assert_eq!(corrupt(decode_u64("position", -2)), CorruptError::Negative { what: "position", value: -2 });

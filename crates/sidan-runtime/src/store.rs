@@ -256,6 +256,12 @@ pub trait Store: Send + Sync + 'static {
         }
     }
 
+    /// Whether the store keeps snapshots ([`save_snapshot`](Store::save_snapshot)). The
+    /// default: no, and the engine then spends no time encoding one.
+    fn keeps_snapshots(&self) -> bool {
+        false
+    }
+
     /// Keeps `snapshot` as the latest of its name, replacing an older one.
     /// Returns whether the store keeps snapshots at all: the default keeps
     /// none and returns `Ok(false)`.

@@ -388,7 +388,7 @@ impl<T: TravelTime, S: Store, C: Clock> Writer<T, S, C> {
     /// error.
     async fn save_snapshot(&mut self) {
         let position = self.last_position;
-        if self.stale.is_some() || self.lc.applied() != position.0 {
+        if !self.store.keeps_snapshots() || self.stale.is_some() || self.lc.applied() != position.0 {
             return;
         }
         match self.store.read_from(position, 1).await {

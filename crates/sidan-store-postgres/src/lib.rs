@@ -388,6 +388,10 @@ impl Store for PgStore {
         true
     }
 
+    fn keeps_snapshots(&self) -> bool {
+        true
+    }
+
     async fn append_keyed(&self, batch: &[Recorded], keys: &[KeyRecord]) -> Result<Position, StoreError> {
         let (mut cols, touched) = encode(batch)?;
         let key_cols = encode_keys(batch.len(), keys)?;

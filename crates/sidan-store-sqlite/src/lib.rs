@@ -32,10 +32,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 use sidan_core::lifecycle::{Recorded, StreamId};
 use sidan_runtime::keys::{CommandKey, KeyRecord, StoredKey, time_text};
-use rusqlite::types::ValueRef;
 use sidan_runtime::rows::{self, Body, RowDecoder, encode_at, encode_event_binary};
 use sidan_runtime::store::{Snapshot, check_keys, expected_versions};
 use sidan_runtime::{Position, Store, StoreError, Stored};
@@ -658,6 +658,10 @@ impl Store for SqliteStore {
     }
 
     fn keeps_keys(&self) -> bool {
+        true
+    }
+
+    fn keeps_snapshots(&self) -> bool {
         true
     }
 

@@ -546,6 +546,7 @@ pub async fn snapshots_round_trip<H: Harness>(h: &mut H) {
     let two = Snapshot { name: "lifecycle".into(), position: Position(4), data: vec![7; 100_000] };
     let other = Snapshot { name: "ledger".into(), position: Position(1), data: Vec::new() };
     let kept = store.save_snapshot(&one).await.expect("save_snapshot");
+    assert_eq!(kept, store.keeps_snapshots(), "save_snapshot's answer and keeps_snapshots agree");
     if !kept {
         assert_eq!(store.load_snapshot("lifecycle").await.expect("load_snapshot"), None);
         return;

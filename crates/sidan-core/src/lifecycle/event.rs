@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use borsh::{BorshDeserialize, BorshSerialize};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::id::{PairingId, RequestId, TeamId, UnitId};

@@ -51,7 +51,10 @@ pub struct PairingSpec {
     /// The recurrence, an RFC 5545 `RRULE` value such as `FREQ=WEEKLY;BYDAY=SA`.
     pub rule: String,
     /// The local start of the first slot (the rule's `DTSTART`), in the unit's time zone.
-    #[borsh(serialize_with = "crate::binary::naive::serialize", deserialize_with = "crate::binary::naive::deserialize")]
+    #[borsh(
+        serialize_with = "crate::binary::naive::serialize",
+        deserialize_with = "crate::binary::naive::deserialize"
+    )]
     pub first: NaiveDateTime,
     /// The length of each slot's window, in minutes.
     pub window_min: u32,
