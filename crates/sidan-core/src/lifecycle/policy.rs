@@ -3,7 +3,7 @@
 //!
 //! A [`PolicyBook`] holds one resolved [`LifecyclePolicy`] per unit. The file
 //! format that fills it (defaults, then overrides inherited down the unit
-//! hierarchy) lives in [`crate::lifecycle::policy_file`].
+//! hierarchy) lives in [`super::policy_file`].
 
 use serde::{Deserialize, Serialize};
 
