@@ -54,7 +54,8 @@ def main():
         f"Real events: requests of a generated city of {data['teams']:,} teams, each through its whole life",
         "in the core (about fifteen events a request, the ledger's service credits included). SQLite: WAL, `synchronous = FULL`, one file on the",
         "machine's disk. PostgreSQL: the local server (15, default settings, `synchronous_commit = on`)",
-        "over loopback. Every append returns only once durable. One run; each figure measured once.",
+        "over loopback. Every append returns only once durable. The bench runs on mimalloc, the `sidan` "
+        "binary's allocator. One run; each figure measured once.",
         f"Load average (1/5/15 min) at the start: {' '.join(data.get('loadavg_start', '?').split()[:3])}, "
         f"at the end: {' '.join(data.get('loadavg_end', '?').split()[:3])} (2 cores: above 2, other work "
         "shared the machine and the figures are pessimistic).",
@@ -95,8 +96,9 @@ def main():
     if fold:
         lines.append(
             f"The core's fold alone (`Lifecycle::apply` on records in memory) takes {fold['value']:.2f} s for "
-            f"{fold['n']:,} events ({fold['value'] / fold['n'] * 1e6:.2f} µs each): reading and decoding the "
-            "stored JSON is most of a replay."
+            f"{fold['n']:,} events ({fold['value'] / fold['n'] * 1e6:.2f} µs each). A replay folds each page "
+            "while the store reads and decodes the next (SQLite keeps event bodies in their binary form, "
+            "PostgreSQL in JSON); see the replay section below."
         )
         lines.append("")
     b = fig.get(("sqlite", "file_bytes_per_event"))
@@ -143,7 +145,7 @@ def main():
         lines.append("")
     lines.append(
         "Reproduce: `cargo bench -p sidan-store-sqlite --bench store && python3 benches/store_report.py` "
-        "(`SIDAN_BENCH_REPLAY_EVENTS`, `SIDAN_BENCH_PG_REPLAY_EVENTS` set the replay sizes; "
+        "(`SIDAN_BENCH_REPLAY_EVENTS`, `SIDAN_BENCH_PG_REPLAY_EVENTS` set the replay sizes, `SIDAN_BENCH_REQUESTS` the demand: 700000 for a 10M-event log; "
         "`SIDAN_PG_URL` the server; without one the PostgreSQL column stays empty)."
     )
     lines.append("<!-- store:end -->")

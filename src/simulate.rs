@@ -49,9 +49,13 @@ pub struct SimulateArgs {
     /// TLS, instead of the Mozilla roots.
     #[arg(long)]
     pg_ca_file: Option<PathBuf>,
-    /// The SQLite file (replaced if it exists); a file in the temporary directory by default.
+    /// The SQLite file; a file in the temporary directory by default (replaced at each run). An
+    /// existing file of your own is refused unless `--replace-db` is given.
     #[arg(long)]
     db: Option<PathBuf>,
+    /// Delete the existing `--db` file (and its `-wal`, `-shm`) and start a new one.
+    #[arg(long, requires = "db")]
+    replace_db: bool,
     /// Fsync every commit (`full`: durable across power loss) or only at checkpoints (`normal`:
     /// durable across a crash of the program, much faster).
     #[arg(long, default_value = "normal")]
@@ -130,6 +134,11 @@ fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
                 .db
                 .clone()
                 .unwrap_or_else(|| std::env::temp_dir().join(format!("sidan-simulate-{}.db", args.seed)));
+            anyhow::ensure!(
+                args.db.is_none() || args.replace_db || !path.exists(),
+                "{} exists: pass --replace-db to delete it and start a new store there",
+                path.display()
+            );
             for suffix in ["", "-wal", "-shm"] {
                 let p = PathBuf::from(format!("{}{suffix}", path.display()));
                 if p.exists() {

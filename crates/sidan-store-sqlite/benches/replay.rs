@@ -78,6 +78,10 @@ fn main() {
         assert_eq!((info.snapshot, info.replayed), (None, n as u64), "a full replay");
         eprintln!("replay/open_start: {}", per_s(n as u64, d));
         engine.shutdown().await;
+
+        if std::env::var("SIDAN_BENCH_REPLAY_SNAPSHOT").is_ok_and(|v| v == "1") {
+            restore_from_snapshot(&path, n, &w).await;
+        }
     });
 }
 
@@ -106,4 +110,23 @@ async fn read_and_fold(path: &std::path::Path, n: usize, w: &common::World, log:
     let d = t.elapsed();
     eprintln!("replay/fold: {}", per_s(n as u64, d));
     drop(lc);
+}
+
+/// Saves a snapshot of the whole log through an engine's shutdown, times a start from it, then
+/// deletes it so the file stays a log to replay.
+async fn restore_from_snapshot(path: &std::path::Path, n: usize, w: &common::World) {
+    let store = SqliteStore::open(path, SqliteConfig::default()).expect("reopens");
+    let engine = w.builder().store(store).clock(ManualClock::new(w.now)).start().await.expect("starts");
+    let t = Instant::now();
+    engine.shutdown().await;
+    eprintln!("replay/snapshot_save: {:.3} s", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    let store = SqliteStore::open(path, SqliteConfig::default()).expect("reopens");
+    let engine = w.builder().store(store).clock(ManualClock::new(w.now)).start().await.expect("starts");
+    let d = t.elapsed();
+    assert_eq!(engine.start_info().snapshot, Some(Position(n as u64)), "started from the snapshot");
+    eprintln!("replay/open_snapshot: {:.3} s", d.as_secs_f64());
+    engine.shutdown().await;
+    let conn = rusqlite::Connection::open(path).expect("opens");
+    conn.execute("DELETE FROM snapshots", []).expect("deletes the snapshot");
 }

@@ -31,6 +31,10 @@
 
 mod common;
 
+/// The allocator the `sidan` binary runs with.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

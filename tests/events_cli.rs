@@ -1,0 +1,82 @@
+//! `sidan events` prints a store's log as JSON lines, contacts masked unless asked; `sidan
+//! simulate --db FILE` refuses to replace a file of the user's unless told to.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use sidan::core::{Event, Recorded};
+use sidan_store_tests::TempDir;
+
+fn sidan(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sidan")).args(args).output().expect("the sidan binary runs")
+}
+
+fn simulate(db: &Path, extra: &[&str]) -> Output {
+    let db = db.to_str().expect("a UTF-8 path");
+    let mut args = vec!["simulate", "--teams", "300", "--requests", "60", "--days", "1", "--db", db];
+    args.extend_from_slice(extra);
+    sidan(&args)
+}
+
+#[test]
+fn events_are_printed_as_json_lines_with_contacts_masked() {
+    let dir = TempDir::new("events-cli");
+    let db = dir.path().join("city.db");
+    let out = simulate(&db, &[]);
+    assert!(out.status.success(), "simulate: {}", String::from_utf8_lossy(&out.stderr));
+
+    let print = |extra: &[&str]| -> Vec<serde_json::Value> {
+        let mut args = vec!["events", db.to_str().expect("UTF-8")];
+        args.extend_from_slice(extra);
+        let out = sidan(&args);
+        assert!(out.status.success(), "events: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout).expect("UTF-8");
+        text.lines().map(|l| serde_json::from_str(l).expect("each line is JSON")).collect()
+    };
+    let (masked, revealed) = (print(&[]), print(&["--reveal-contacts"]));
+    assert!(masked.len() > 60, "a day of 60 requests makes more events: {}", masked.len());
+    assert_eq!(masked.len(), revealed.len());
+    let mut submitted = 0;
+    for (i, (m, r)) in masked.iter().zip(&revealed).enumerate() {
+        assert_eq!(m["position"], i as u64 + 1, "positions are gapless from 1");
+        let m: Recorded = serde_json::from_value(m["record"].clone()).expect("a record");
+        let r: Recorded = serde_json::from_value(r["record"].clone()).expect("a record");
+        if let (Event::Submitted { spec: ms, .. }, Event::Submitted { spec: rs, .. }) = (&m.event, &r.event) {
+            submitted += 1;
+            assert_eq!(ms.contact, rs.contact.masked_contact(), "{}: masked unless asked", m.id());
+            assert_ne!(ms.contact.phone, rs.contact.phone, "{}: the phone is hidden", m.id());
+        } else {
+            assert_eq!(m, r, "only contacts differ");
+        }
+    }
+    assert_eq!(submitted, 60, "every request's submission is printed");
+
+    let out = sidan(&["events", db.to_str().expect("UTF-8"), "--after", "5", "--limit", "3", "--reveal-contacts"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).expect("UTF-8");
+    let positions: Vec<u64> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON")["position"].as_u64().expect("n"))
+        .collect();
+    assert_eq!(positions, [6, 7, 8]);
+
+    let missing = dir.path().join("nothing.db");
+    let out = sidan(&["events", missing.to_str().expect("UTF-8")]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such store file"));
+    assert!(!missing.exists(), "a missing store is not created");
+}
+
+#[test]
+fn simulate_does_not_replace_a_users_file_unless_told() {
+    let dir = TempDir::new("events-cli-replace");
+    let db = dir.path().join("mine.db");
+    std::fs::write(&db, b"precious").expect("writes");
+    let out = simulate(&db, &[]);
+    assert!(!out.status.success(), "an existing file is refused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--replace-db"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(&db).expect("still there"), b"precious");
+    let out = simulate(&db, &["--replace-db"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_ne!(std::fs::read(&db).expect("a store now"), b"precious");
+}
