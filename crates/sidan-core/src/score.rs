@@ -106,7 +106,63 @@ pub struct PolicyError {
     /// The offending key, like `weights.proximity`.
     pub key: &'static str,
     /// What is wrong.
-    pub problem: String,
+    pub problem: PolicyProblem,
+}
+
+/// What is wrong with a policy value.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyProblem {
+    /// A weight or factor that must be finite and ≥ 0.
+    #[error("{value} is not a finite number ≥ 0")]
+    NotNonNegative {
+        /// The value given.
+        value: f64,
+    },
+    /// A number that must be finite and > 0.
+    #[error("{value} is not a finite number > 0")]
+    NotPositive {
+        /// The value given.
+        value: f64,
+    },
+    /// A share or probability that must lie in [0, 1].
+    #[error("{value} is not in [0, 1]")]
+    NotFraction {
+        /// The value given.
+        value: f64,
+    },
+    /// A count or duration outside its bounds.
+    #[error("{value} is not in {min}..={max}{unit}")]
+    OutOfRange {
+        /// The value given.
+        value: u64,
+        /// The least allowed.
+        min: u64,
+        /// The most allowed.
+        max: u64,
+        /// The unit, with a leading space (` seconds`), or empty.
+        unit: &'static str,
+    },
+    /// A count below its least value.
+    #[error("{value} is below {min}")]
+    BelowMinimum {
+        /// The value given.
+        value: u64,
+        /// The least allowed.
+        min: u64,
+    },
+    /// The resident's, the station's and the team's rating weights are all 0.
+    #[error("the resident, station and team weights are all 0")]
+    NoRatingWeight,
+    /// A service-credit rate or multiplier out of bounds.
+    #[error(transparent)]
+    Credit(#[from] crate::ledger::CreditPolicyError),
+}
+
+impl PolicyProblem {
+    pub(crate) fn range(value: impl Into<u64>, min: u64, max: u64, unit: &'static str) -> Self {
+        PolicyProblem::OutOfRange { value: value.into(), min, max, unit }
+    }
 }
 
 impl ScoringPolicy {
@@ -126,13 +182,13 @@ impl ScoringPolicy {
         ];
         for (key, v) in non_negative {
             if !(v.is_finite() && v >= 0.0) {
-                return Err(PolicyError { key, problem: format!("{v} is not a finite number ≥ 0") });
+                return Err(PolicyError { key, problem: PolicyProblem::NotNonNegative { value: v } });
             }
         }
         if !(self.max_travel_min.is_finite() && self.max_travel_min > 0.0) {
             return Err(PolicyError {
                 key: "max_travel_min",
-                problem: format!("{} is not a finite number > 0", self.max_travel_min),
+                problem: PolicyProblem::NotPositive { value: self.max_travel_min },
             });
         }
         let unit = [
@@ -142,7 +198,7 @@ impl ScoringPolicy {
         ];
         for (key, v) in unit {
             if !(0.0..=1.0).contains(&v) {
-                return Err(PolicyError { key, problem: format!("{v} is not in [0, 1]") });
+                return Err(PolicyError { key, problem: PolicyProblem::NotFraction { value: v } });
             }
         }
         Ok(())

@@ -438,6 +438,10 @@ impl Store for MemoryStore {
         true
     }
 
+    fn keeps_snapshots(&self) -> bool {
+        true
+    }
+
     async fn append_keyed(&self, batch: &[Recorded], keys: &[KeyRecord]) -> Result<Position, StoreError> {
         self.append_sync(batch, keys)
     }

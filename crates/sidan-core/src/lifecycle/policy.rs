@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use chrono::NaiveDate;
 
 use crate::ledger::{CreditPolicy, CreditPolicyError};
-use crate::score::{PolicyError, ScoringPolicy};
+use crate::score::{PolicyError, PolicyProblem, ScoringPolicy};
 use crate::units::{UnitIdx, UnitKind, UnitTree};
 
 /// Everything the lifecycle needs to know about deadlines and escalation,
@@ -104,34 +104,40 @@ impl LifecyclePolicy {
         ];
         for (key, v) in deadlines {
             if v == 0 || v > MAX_DEADLINE_S {
-                return Err(PolicyError { key, problem: format!("{v} is not in 1..={MAX_DEADLINE_S} seconds") });
+                return Err(PolicyError {
+                    key,
+                    problem: PolicyProblem::range(v, 1, MAX_DEADLINE_S.into(), " seconds"),
+                });
             }
         }
         if !(1..=64).contains(&self.emergency_fanout) {
             return Err(PolicyError {
                 key: "emergency_fanout",
-                problem: format!("{} is not in 1..=64", self.emergency_fanout),
+                problem: PolicyProblem::range(self.emergency_fanout, 1, 64, ""),
             });
         }
         if self.escalate_after_misses == 0 {
-            return Err(PolicyError { key: "escalate_after_misses", problem: "must be at least 1".into() });
+            return Err(PolicyError {
+                key: "escalate_after_misses",
+                problem: PolicyProblem::BelowMinimum { value: 0, min: 1 },
+            });
         }
         if self.escalate_after_min == 0 || self.escalate_after_min > MAX_DEADLINE_S / 60 {
             return Err(PolicyError {
                 key: "escalate_after_min",
-                problem: format!("{} is not in 1..={} minutes", self.escalate_after_min, MAX_DEADLINE_S / 60),
+                problem: PolicyProblem::range(self.escalate_after_min, 1, (MAX_DEADLINE_S / 60).into(), " minutes"),
             });
         }
         if self.evaluation_window_h == 0 || self.evaluation_window_h > MAX_DEADLINE_S / 3600 {
             return Err(PolicyError {
                 key: "evaluation_window_h",
-                problem: format!("{} is not in 1..={} hours", self.evaluation_window_h, MAX_DEADLINE_S / 3600),
+                problem: PolicyProblem::range(self.evaluation_window_h, 1, (MAX_DEADLINE_S / 3600).into(), " hours"),
             });
         }
         if self.retention_h == 0 || self.retention_h > MAX_RETENTION_H {
             return Err(PolicyError {
                 key: "retention_h",
-                problem: format!("{} is not in 1..={MAX_RETENTION_H} hours", self.retention_h),
+                problem: PolicyProblem::range(self.retention_h, 1, MAX_RETENTION_H.into(), " hours"),
             });
         }
         let weights = [
@@ -142,29 +148,26 @@ impl LifecyclePolicy {
         ];
         for (key, v) in weights {
             if !(v.is_finite() && v >= 0.0) {
-                return Err(PolicyError { key, problem: format!("{v} is not a finite number ≥ 0") });
+                return Err(PolicyError { key, problem: PolicyProblem::NotNonNegative { value: v } });
             }
         }
         if self.rating_weight_resident + self.rating_weight_station + self.rating_weight_team <= 0.0 {
-            return Err(PolicyError {
-                key: "rating_weight_resident",
-                problem: "the resident, station and team weights are all 0".into(),
-            });
+            return Err(PolicyError { key: "rating_weight_resident", problem: PolicyProblem::NoRatingWeight });
         }
         if !(1..=5).contains(&self.missing_rating_score) {
             return Err(PolicyError {
                 key: "missing_rating_score",
-                problem: format!("{} is not in 1..=5", self.missing_rating_score),
+                problem: PolicyProblem::range(self.missing_rating_score, 1, 5, ""),
             });
         }
         if !(0.0..=1.0).contains(&self.third_party_sample_rate) {
             return Err(PolicyError {
                 key: "third_party_sample_rate",
-                problem: format!("{} is not in [0, 1]", self.third_party_sample_rate),
+                problem: PolicyProblem::NotFraction { value: self.third_party_sample_rate },
             });
         }
         self.scoring.validate().map_err(|e| PolicyError { key: scoring_key(e.key), problem: e.problem })?;
-        self.credit.validate().map_err(|e| PolicyError { key: credit_key(&e), problem: e.to_string() })
+        self.credit.validate().map_err(|e| PolicyError { key: credit_key(&e), problem: PolicyProblem::Credit(e) })
     }
 
     /// The offer deadline for a request of this urgency, in seconds.

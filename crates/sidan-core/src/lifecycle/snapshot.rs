@@ -19,15 +19,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::dispatch::Dispatcher;
 use crate::geo::TravelTime;
-use crate::id::{PairingId, RequestId, TeamId, VolunteerId};
+use crate::id::{PairingId, RequestId, TeamId, UnitId, VolunteerId};
 use crate::index::{TeamDynamics, TeamIdx};
-use crate::ledger::{Ledger, LedgerSnapshot};
+use crate::ledger::{Ledger, LedgerSnapshot, LedgerSnapshotError};
 use crate::lifecycle::wakeup::Wake;
+use crate::lifecycle::{ApplyProblem, PairingSpec, PairingState, Schedule, ScheduleError};
 use crate::lifecycle::{Event, Lifecycle, OfferMode, PolicyBook, RaterRole, Recorded, StreamId, Text};
 use crate::lifecycle::{OpenOffer, Phase, RequestState};
-use crate::lifecycle::{PairingSpec, PairingState, Schedule};
 use crate::reputation::Standing;
-use crate::request::{Request, RequestSpec};
+use crate::request::{Request, RequestError, RequestSpec};
 use crate::team::{TeamChange, TeamSpec};
 use crate::time::{from_nanos, nanos};
 use crate::units::UnitIdx;
@@ -192,9 +192,75 @@ pub enum SnapshotError {
     /// Made for other units or teams than the lifecycle's.
     #[error("snapshot made for another city or team table")]
     OtherCity,
-    /// It does not hold together.
-    #[error("snapshot does not restore: {0}")]
-    Invalid(String),
+    /// A roster event kept in it is not on a team stream.
+    #[error("snapshot: a roster event on {stream}, not a team stream")]
+    RosterStream {
+        /// The event's stream.
+        stream: StreamId,
+    },
+    /// A roster event kept in it does not apply.
+    #[error("snapshot: roster event on {stream}: {problem}")]
+    Roster {
+        /// The team's stream.
+        stream: StreamId,
+        /// Why it does not apply.
+        problem: Box<ApplyProblem>,
+    },
+    /// A team index past the team table.
+    #[error("snapshot: team index {index}, the table holds {teams}")]
+    TeamIndex {
+        /// The index.
+        index: u32,
+        /// The table's length.
+        teams: u32,
+    },
+    /// A request that is not valid in the city.
+    #[error("snapshot: request {id}: {error}")]
+    Request {
+        /// The request.
+        id: RequestId,
+        /// Why the city refuses it.
+        error: RequestError,
+    },
+    /// A request's scope past the unit table.
+    #[error("snapshot: request {id}: unit index {index}")]
+    UnitIndex {
+        /// The request.
+        id: RequestId,
+        /// The index.
+        index: u32,
+    },
+    /// A request kept twice.
+    #[error("snapshot: request {id} twice")]
+    DuplicateRequest {
+        /// The request.
+        id: RequestId,
+    },
+    /// A pairing whose unit is not in the city.
+    #[error("snapshot: pairing {id}: unit {unit} is not in the city")]
+    PairingUnit {
+        /// The pairing.
+        id: PairingId,
+        /// Its unit.
+        unit: UnitId,
+    },
+    /// A pairing whose schedule does not compile.
+    #[error("snapshot: pairing {id}: {error}")]
+    Schedule {
+        /// The pairing.
+        id: PairingId,
+        /// Why.
+        error: ScheduleError,
+    },
+    /// A pairing kept twice.
+    #[error("snapshot: pairing {id} twice")]
+    DuplicatePairing {
+        /// The pairing.
+        id: PairingId,
+    },
+    /// The ledger's part does not restore.
+    #[error(transparent)]
+    Ledger(#[from] LedgerSnapshotError),
 }
 
 /// FNV-1a, 64 bits: stable across builds and machines.
@@ -294,32 +360,35 @@ impl<T: TravelTime> Lifecycle<T> {
         if snap.fingerprint != fingerprint(&dispatcher, dispatcher.index().len()) {
             return Err(SnapshotError::OtherCity);
         }
-        let bad = |s: String| SnapshotError::Invalid(s);
         let n_units = dispatcher.city().units().len() as u32;
         let mut lc = Lifecycle::new(dispatcher, policies);
         for r in snap.roster {
             let rec = r.recorded();
             let team = match &rec.stream {
                 StreamId::Team(t) => t.clone(),
-                _ => return Err(bad("a roster event off a team stream".into())),
+                other => return Err(SnapshotError::RosterStream { stream: other.clone() }),
             };
-            lc.apply_roster(&team, &rec).map_err(|e| bad(e.to_string()))?;
+            lc.apply_roster(&team, &rec)
+                .map_err(|problem| SnapshotError::Roster { stream: rec.stream.clone(), problem: Box::new(problem) })?;
         }
         if snap.teams.len() != lc.dispatcher.index().len() {
             return Err(SnapshotError::OtherCity);
         }
         let n_teams = lc.dispatcher.index().len() as u32;
-        let team = |t: u32| if t < n_teams { Ok(TeamIdx(t)) } else { Err(bad(format!("team index {t}"))) };
+        let team = |t: u32| {
+            if t < n_teams { Ok(TeamIdx(t)) } else { Err(SnapshotError::TeamIndex { index: t, teams: n_teams }) }
+        };
         lc.applied = snap.applied;
         lc.requests.reserve(snap.requests.len());
         for r in snap.requests {
             let id = r.spec.id.clone();
-            let request = Request::from_shared(r.spec, lc.dispatcher.city()).map_err(|e| bad(e.to_string()))?;
+            let request = Request::from_shared(r.spec, lc.dispatcher.city())
+                .map_err(|error| SnapshotError::Request { id: id.clone(), error })?;
             if let Some(t) = r.phase.team() {
                 team(t)?;
             }
             if r.scope >= n_units {
-                return Err(bad(format!("request {id}: unit index {}", r.scope)));
+                return Err(SnapshotError::UnitIndex { id, index: r.scope });
             }
             let mut offers = Vec::with_capacity(r.offers.len());
             for (t, deadline, mode) in r.offers {
@@ -329,7 +398,7 @@ impl<T: TravelTime> Lifecycle<T> {
             let offered = r.offered.into_iter().map(team).collect::<Result<Vec<_>, _>>()?;
             let slot = lc.requests.len() as u32;
             if lc.request_slot.insert(id.clone(), slot).is_some() {
-                return Err(bad(format!("request {id} twice")));
+                return Err(SnapshotError::DuplicateRequest { id });
             }
             lc.requests.push(RequestState {
                 stream: StreamId::Request(id),
@@ -354,15 +423,18 @@ impl<T: TravelTime> Lifecycle<T> {
         }
         for p in snap.pairings {
             let units = lc.dispatcher.city().units();
-            let unit = units.idx(&p.spec.unit).ok_or_else(|| bad(format!("pairing {}: unit", p.spec.id)))?;
-            let schedule = Schedule::compile(&p.spec, units.get(unit).tz).map_err(|e| bad(e.to_string()))?;
+            let unit = units
+                .idx(&p.spec.unit)
+                .ok_or_else(|| SnapshotError::PairingUnit { id: p.spec.id.clone(), unit: p.spec.unit.clone() })?;
+            let schedule = Schedule::compile(&p.spec, units.get(unit).tz)
+                .map_err(|error| SnapshotError::Schedule { id: p.spec.id.clone(), error })?;
             let id = p.spec.id.clone();
             if p.active {
                 lc.household_pairing.insert(p.spec.household.clone(), id.clone());
             }
             let slot = lc.pairings.len() as u32;
             if lc.pairing_slot.insert(id.clone(), slot).is_some() {
-                return Err(bad(format!("pairing {id} twice")));
+                return Err(SnapshotError::DuplicatePairing { id });
             }
             lc.pairings.push(PairingState {
                 stream: StreamId::Pairing(id),
@@ -385,7 +457,7 @@ impl<T: TravelTime> Lifecycle<T> {
         for (t, s) in snap.standings {
             lc.standings.insert(team(t)?, s);
         }
-        lc.ledger = Ledger::restore(snap.ledger).map_err(|e| bad(e.to_string()))?;
+        lc.ledger = Ledger::restore(snap.ledger)?;
         lc.retention.queue = snap.retention_queue.into_iter().map(|(t, id)| (from_nanos(t), id)).collect();
         lc.retention.retired = snap.retired.into_iter().collect();
         Ok(lc)
@@ -418,7 +490,19 @@ mod tests {
         let other = LifecycleSnapshot { format: SNAPSHOT_FORMAT + 1, ..snap.clone() };
         assert_eq!(Lifecycle::restore(d, p, other).err(), Some(SnapshotError::Format { found: SNAPSHOT_FORMAT + 1 }));
         let (d, p) = fresh();
-        let other = LifecycleSnapshot { fingerprint: snap.fingerprint ^ 1, ..snap };
+        let other = LifecycleSnapshot { fingerprint: snap.fingerprint ^ 1, ..snap.clone() };
         assert_eq!(Lifecycle::restore(d, p, other).err(), Some(SnapshotError::OtherCity));
+
+        // A snapshot that does not hold together says what is wrong, by type.
+        let (d, p) = fresh();
+        let twice =
+            LifecycleSnapshot { requests: vec![snap.requests[0].clone(), snap.requests[0].clone()], ..snap.clone() };
+        let id = RequestId::new("r").expect("an id");
+        assert_eq!(Lifecycle::restore(d, p, twice).err(), Some(SnapshotError::DuplicateRequest { id: id.clone() }));
+        let (d, p) = fresh();
+        let mut far = snap.requests[0].clone();
+        far.scope = 999;
+        let far = LifecycleSnapshot { requests: vec![far], ..snap };
+        assert_eq!(Lifecycle::restore(d, p, far).err(), Some(SnapshotError::UnitIndex { id, index: 999 }));
     }
 }

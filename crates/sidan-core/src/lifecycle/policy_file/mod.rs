@@ -153,7 +153,7 @@ pub enum PolicyFileError {
         /// The full key path: `defaults.<key>` or `units."<id>".<key>`.
         path: String,
         /// What is wrong with the value.
-        problem: String,
+        problem: crate::score::PolicyProblem,
     },
 }
 

@@ -1,7 +1,7 @@
 use super::*;
 use crate::ledger::CreditPolicy;
 use crate::lifecycle::LifecyclePolicy;
-use crate::score::{ScoringPolicy, UrgencyFactors, Weights};
+use crate::score::{PolicyProblem, ScoringPolicy, UrgencyFactors, Weights};
 use crate::units::UnitKind;
 use proptest::prelude::*;
 
@@ -221,10 +221,32 @@ fn invalid_values_name_the_unit_and_the_key() {
 
     let e = load_err("[defaults.scoring.urgency]\nurgent = nan\n");
     assert_eq!(e.path(), Some("defaults.scoring.urgency.urgent"));
-    assert!(matches!(e, PolicyFileError::InvalidValue { unit: None, key: "scoring.urgency.urgent", .. }));
+    assert!(matches!(
+        e,
+        PolicyFileError::InvalidValue {
+            unit: None,
+            key: "scoring.urgency.urgent",
+            problem: PolicyProblem::NotNonNegative { value },
+            ..
+        } if value.is_nan()
+    ));
 
     let e = load_err("[defaults]\nevaluation_window_h = 721\n");
     assert_eq!(e.to_string(), "`defaults.evaluation_window_h`: 721 is not in 1..=720 hours");
+    assert!(matches!(
+        e,
+        PolicyFileError::InvalidValue {
+            problem: PolicyProblem::OutOfRange { value: 721, min: 1, max: 720, unit: " hours" },
+            ..
+        }
+    ));
+    let e = load_err("[defaults]\nescalate_after_misses = 0\n");
+    assert!(matches!(
+        e,
+        PolicyFileError::InvalidValue { problem: PolicyProblem::BelowMinimum { value: 0, min: 1 }, .. }
+    ));
+    let e = load_err("[defaults.credit]\nurgent_pct = 0\n");
+    assert!(matches!(&e, PolicyFileError::InvalidValue { problem: PolicyProblem::Credit(_), .. }), "{e:?}");
     // An invalid default is an error even if every unit overrides it.
     let e = load_err("[defaults]\nemergency_fanout = 65\n[units.cz]\nemergency_fanout = 5\n");
     assert_eq!(e.path(), Some("defaults.emergency_fanout"));
