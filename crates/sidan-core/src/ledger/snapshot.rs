@@ -99,8 +99,55 @@ pub struct LedgerSnapshot {
 
 /// Why a ledger snapshot does not restore.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("ledger snapshot: {0}")]
-pub struct LedgerSnapshotError(pub String);
+#[non_exhaustive]
+pub enum LedgerSnapshotError {
+    /// An account kept twice.
+    #[error("ledger snapshot: account {account} twice")]
+    DuplicateAccount {
+        /// The account.
+        account: AccountId,
+    },
+    /// A transfer id (a transfer's, a post's or a void's) kept twice.
+    #[error("ledger snapshot: id {id} twice")]
+    DuplicateId {
+        /// The id.
+        id: TransferId,
+    },
+    /// An account slot past the account table.
+    #[error("ledger snapshot: account slot {slot}")]
+    AccountSlot {
+        /// The slot.
+        slot: u32,
+    },
+    /// A service credit's request slot past the request table.
+    #[error("ledger snapshot: request slot {slot}")]
+    RequestSlot {
+        /// The slot.
+        slot: u32,
+    },
+    /// An id that names a transfer slot past the transfer table.
+    #[error("ledger snapshot: id {id} names transfer slot {slot} of {transfers}")]
+    TransferSlot {
+        /// The id.
+        id: TransferId,
+        /// The slot it names.
+        slot: u32,
+        /// The table's length.
+        transfers: u32,
+    },
+    /// A transfer kept without an id, which its kind cannot give.
+    #[error("ledger snapshot: transfer slot {slot} has no id")]
+    NoId {
+        /// The transfer's slot.
+        slot: u32,
+    },
+    /// A pending transfer without a timeout.
+    #[error("ledger snapshot: pending {id} has no timeout")]
+    NoTimeout {
+        /// The transfer.
+        id: TransferId,
+    },
+}
 
 impl Ledger {
     /// The ledger as plain data.
@@ -163,17 +210,16 @@ impl Ledger {
     /// # Errors
     /// If the snapshot does not hold together (a slot out of range, an id twice).
     pub fn restore(snap: LedgerSnapshot) -> Result<Ledger, LedgerSnapshotError> {
-        let bad = |what: String| LedgerSnapshotError(what);
         let mut ledger = Ledger { applied: snap.applied, ..Ledger::default() };
         for (slot, (id, balance, system, closed)) in snap.accounts.into_iter().enumerate() {
             if ledger.account_slot.insert(id.clone(), slot as u32).is_some() {
-                return Err(bad(format!("account {id} twice")));
+                return Err(LedgerSnapshotError::DuplicateAccount { account: id });
             }
             ledger.accounts.push(Account { id, balance, system, closed });
         }
         let n = snap.transfers.len() as u32;
         let account = |ledger: &Ledger, slot: u32| {
-            ledger.accounts.get(slot as usize).map(|a| a.id.clone()).ok_or_else(|| bad(format!("account slot {slot}")))
+            ledger.accounts.get(slot as usize).map(|a| a.id.clone()).ok_or(LedgerSnapshotError::AccountSlot { slot })
         };
         ledger.transfers.reserve(snap.transfers.len());
         ledger.entries.reserve(snap.transfers.len() + snap.entries.len());
@@ -182,7 +228,11 @@ impl Ledger {
             let (debit, credit) = (account(&ledger, t.debit)?, account(&ledger, t.credit)?);
             let kind = match t.kind {
                 KindSnap::ServiceCredit(i) => TransferKind::ServiceCredit {
-                    request: snap.requests.get(i as usize).cloned().ok_or_else(|| bad(format!("request slot {i}")))?,
+                    request: snap
+                        .requests
+                        .get(i as usize)
+                        .cloned()
+                        .ok_or(LedgerSnapshotError::RequestSlot { slot: i })?,
                 },
                 KindSnap::Redemption(partner) => TransferKind::Redemption { partner },
                 KindSnap::Withdrawal(request) => TransferKind::Withdrawal { request },
@@ -193,9 +243,10 @@ impl Ledger {
             };
             let id = match (t.id, &kind) {
                 (Some(id), _) => id,
-                (None, TransferKind::ServiceCredit { request }) => TransferId::service_credit(request, &credit)
-                    .ok_or_else(|| bad(format!("transfer slot {slot}: no id")))?,
-                (None, _) => return Err(bad(format!("transfer slot {slot}: no id"))),
+                (None, TransferKind::ServiceCredit { request }) => {
+                    TransferId::service_credit(request, &credit).ok_or(LedgerSnapshotError::NoId { slot })?
+                }
+                (None, _) => return Err(LedgerSnapshotError::NoId { slot }),
             };
             let transfer = Arc::new(Transfer {
                 id,
@@ -209,11 +260,11 @@ impl Ledger {
             let state: TransferState = t.state.into();
             if state == TransferState::Pending {
                 let expiry =
-                    transfer.expires_at().ok_or_else(|| bad(format!("pending {} has no timeout", transfer.id)))?;
+                    transfer.expires_at().ok_or_else(|| LedgerSnapshotError::NoTimeout { id: transfer.id.clone() })?;
                 ledger.expiries.insert((expiry, slot));
             }
             if ledger.entries.insert(transfer.id.clone(), Entry::Transfer(slot)).is_some() {
-                return Err(bad(format!("id {} twice", transfer.id)));
+                return Err(LedgerSnapshotError::DuplicateId { id: transfer.id.clone() });
             }
             ledger.transfers.push(TransferRecord { transfer, state, reversed_by: t.reversed_by });
         }
@@ -225,12 +276,42 @@ impl Ledger {
             };
             let (Entry::Transfer(s) | Entry::Post(s) | Entry::Void(s)) = e;
             if s >= n {
-                return Err(bad(format!("id {id} names transfer slot {s} of {n}")));
+                return Err(LedgerSnapshotError::TransferSlot { id, slot: s, transfers: n });
             }
             if ledger.entries.insert(id.clone(), e).is_some() {
-                return Err(bad(format!("id {id} twice")));
+                return Err(LedgerSnapshotError::DuplicateId { id });
             }
         }
         Ok(ledger)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(accounts: usize, entries: Vec<(TransferId, EntrySnap)>) -> LedgerSnapshot {
+        let account = AccountId::PointsIssuance;
+        LedgerSnapshot {
+            accounts: vec![(account, Balance::default(), true, false); accounts],
+            requests: Vec::new(),
+            transfers: Vec::new(),
+            entries,
+            applied: 0,
+        }
+    }
+
+    #[test]
+    fn a_snapshot_that_does_not_hold_together_says_what_by_type() {
+        assert!(Ledger::restore(snapshot(1, Vec::new())).is_ok());
+        assert_eq!(
+            Ledger::restore(snapshot(2, Vec::new())).err(),
+            Some(LedgerSnapshotError::DuplicateAccount { account: AccountId::PointsIssuance })
+        );
+        let id = TransferId::new("t-1").expect("an id");
+        assert_eq!(
+            Ledger::restore(snapshot(1, vec![(id.clone(), EntrySnap::Post(5))])).err(),
+            Some(LedgerSnapshotError::TransferSlot { id, slot: 5, transfers: 0 })
+        );
     }
 }
