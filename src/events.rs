@@ -50,8 +50,15 @@ fn print(args: &EventsArgs) -> anyhow::Result<()> {
         for s in &page {
             let record = if args.reveal_contacts { s.record.clone() } else { s.record.masked() };
             let line = serde_json::json!({ "position": s.position.0, "record": record });
-            writeln!(out, "{line}")?;
+            if let Err(e) = writeln!(out, "{line}") {
+                return quiet_on_closed_pipe(e);
+            }
         }
     }
-    Ok(out.flush()?)
+    out.flush().or_else(quiet_on_closed_pipe)
+}
+
+/// A reader that stops reading (`sidan events db | head`) is not an error.
+fn quiet_on_closed_pipe(e: std::io::Error) -> anyhow::Result<()> {
+    if e.kind() == std::io::ErrorKind::BrokenPipe { Ok(()) } else { Err(e.into()) }
 }

@@ -1,8 +1,9 @@
 //! `sidan events` prints a store's log as JSON lines, contacts masked unless asked; `sidan
 //! simulate --db FILE` refuses to replace a file of the user's unless told to.
 
+use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use sidan::core::{Event, Recorded};
 use sidan_store_tests::TempDir;
@@ -59,6 +60,20 @@ fn events_are_printed_as_json_lines_with_contacts_masked() {
         .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON")["position"].as_u64().expect("n"))
         .collect();
     assert_eq!(positions, [6, 7, 8]);
+
+    // A reader that stops early (`| head -1`) ends the command quietly.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sidan"))
+        .args(["events", db.to_str().expect("UTF-8")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("piped")).read_line(&mut first).expect("reads a line");
+    let out = child.wait_with_output().expect("finishes");
+    assert!(first.starts_with("{\"position\":1,"), "{first}");
+    assert!(out.status.success(), "a closed pipe is not an error: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
 
     let missing = dir.path().join("nothing.db");
     let out = sidan(&["events", missing.to_str().expect("UTF-8")]);
