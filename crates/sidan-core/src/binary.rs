@@ -26,6 +26,24 @@ pub(crate) fn read_str<R: Read>(r: &mut R, max: usize) -> io::Result<String> {
     String::from_utf8(buf).map_err(invalid)
 }
 
+/// Implements the binary form of an id held as `Arc<str>` in its field `.0`: its text, read
+/// back through `new` (so at most `$max` bytes, and checked as its JSON form is).
+macro_rules! borsh_text_id {
+    ($ty:ty, $max:expr) => {
+        impl borsh::BorshSerialize for $ty {
+            fn serialize<W: std::io::Write>(&self, w: &mut W) -> std::io::Result<()> {
+                borsh::BorshSerialize::serialize(&*self.0, w)
+            }
+        }
+        impl borsh::BorshDeserialize for $ty {
+            fn deserialize_reader<R: std::io::Read>(r: &mut R) -> std::io::Result<Self> {
+                <$ty>::new(&$crate::binary::read_str(r, $max)?).map_err($crate::binary::invalid)
+            }
+        }
+    };
+}
+pub(crate) use borsh_text_id;
+
 /// Implements the binary form of a validated type through the plain type it converts to and
 /// is checked from (its `TryFrom`), as its serde form does.
 macro_rules! borsh_via {
@@ -45,16 +63,19 @@ macro_rules! borsh_via {
 }
 pub(crate) use borsh_via;
 
-/// An instant as nanoseconds since the epoch (`#[borsh(serialize_with, deserialize_with)]`).
+/// An instant as whole seconds since the epoch and the nanoseconds past them, exact over
+/// chrono's whole range (`#[borsh(serialize_with, deserialize_with)]`).
 pub(crate) mod at {
     use super::*;
 
     pub(crate) fn serialize<W: Write>(t: &DateTime<Utc>, w: &mut W) -> io::Result<()> {
-        crate::time::nanos(*t).serialize(w)
+        (t.timestamp(), t.timestamp_subsec_nanos()).serialize(w)
     }
 
     pub(crate) fn deserialize<R: Read>(r: &mut R) -> io::Result<DateTime<Utc>> {
-        Ok(crate::time::from_nanos(i64::deserialize_reader(r)?))
+        let (secs, nanos) = <(i64, u32)>::deserialize_reader(r)?;
+        DateTime::from_timestamp(secs, nanos)
+            .ok_or_else(|| invalid(format_args!("no instant is {secs} s and {nanos} ns after the epoch")))
     }
 }
 
@@ -70,5 +91,26 @@ pub(crate) mod naive {
 
     pub(crate) fn deserialize<R: Read>(r: &mut R) -> io::Result<NaiveDateTime> {
         Ok(at::deserialize(r)?.naive_utc())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    use super::*;
+
+    #[test]
+    fn instants_round_trip_exactly_over_chronos_range() {
+        let day = |y| NaiveDate::from_ymd_opt(y, 2, 28).expect("a day").and_hms_nano_opt(23, 59, 59, 999_999_999);
+        for y in [-200_000, 1600, 1970, 2026, 2400, 200_000] {
+            let t = day(y).expect("a time").and_utc();
+            let mut bytes = Vec::new();
+            at::serialize(&t, &mut bytes).expect("encodes");
+            assert_eq!(at::deserialize(&mut bytes.as_slice()).expect("decodes"), t, "{t}");
+        }
+        let mut bytes = Vec::new();
+        (i64::MAX, 0u32).serialize(&mut bytes).expect("encodes");
+        assert!(at::deserialize(&mut bytes.as_slice()).is_err(), "past chrono's range is an error");
     }
 }

@@ -99,17 +99,7 @@ macro_rules! string_id {
             }
         }
 
-        impl borsh::BorshSerialize for $name {
-            fn serialize<W: std::io::Write>(&self, w: &mut W) -> std::io::Result<()> {
-                borsh::BorshSerialize::serialize(&*self.0, w)
-            }
-        }
-
-        impl borsh::BorshDeserialize for $name {
-            fn deserialize_reader<R: std::io::Read>(r: &mut R) -> std::io::Result<Self> {
-                Self::new(&crate::binary::read_str(r, ID_MAX_LEN)?).map_err(crate::binary::invalid)
-            }
-        }
+        crate::binary::borsh_text_id!($name, ID_MAX_LEN);
     };
 }
 

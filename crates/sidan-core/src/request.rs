@@ -1,9 +1,9 @@
 //! Residents' requests (群众点单), validated against a city, and the private
 //! contact data they carry.
 
-use borsh::{BorshDeserialize, BorshSerialize};
 use std::sync::Arc;
 
+use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
 use crate::city::City;

@@ -1,7 +1,7 @@
 //! The row encoding the SQL stores share: an event as `(stream, seq, at, kind, body)` columns
 //! (the time as RFC 3339 text, the event as JSON or in its compact binary form), and a command
-//! key's row. Each store keeps
-//! only its driver's code: reading the columns out of its rows and binding them to statements.
+//! key's row. Each store keeps only its driver's code: reading the columns out of its rows and
+//! binding them to statements.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use sidan_core::lifecycle::{Event, Recorded, StreamId};

@@ -1,6 +1,7 @@
-//! Rebuilding the state from a SQLite log with no snapshot: the store's read and decode alone,
-//! the core's fold alone, and `open` + `EngineBuilder::start` (the full replay, read and fold
-//! overlapped), each as events per second over the same log.
+//! Rebuilding the state from a SQLite log with no snapshot: the event bodies' decoding alone
+//! (JSON beside the binary form the store keeps), the store's read and decode alone, the core's
+//! fold alone, and `open` + `EngineBuilder::start` (the full replay, read and fold overlapped),
+//! each as events per second over the same log.
 //!
 //! The log is the store bench's: a generated city's requests through their whole lives in
 //! the core (`SIDAN_BENCH_REPLAY_EVENTS` events, 1M by default), appended in batches of 10,000.
@@ -19,6 +20,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::{env_usize, log_of, world};
+use sidan_core::lifecycle::Event;
 use sidan_runtime::{EngineConfig, ManualClock, Position, Store};
 use sidan_store_sqlite::{SqliteConfig, SqliteStore};
 use sidan_store_tests::TempDir;
@@ -85,8 +87,29 @@ fn main() {
     });
 }
 
-/// The store's read and decode alone, then the core's fold alone.
+/// The bodies' decoding alone (JSON, then the binary form), the store's read and decode alone,
+/// then the core's fold alone.
 async fn read_and_fold(path: &std::path::Path, n: usize, w: &common::World, log: &[sidan_core::lifecycle::Recorded]) {
+    let json: Vec<String> = log.iter().map(|r| serde_json::to_string(&r.event).expect("encodes")).collect();
+    let binary: Vec<Vec<u8>> = log.iter().map(|r| r.event.to_binary().expect("encodes")).collect();
+    let bytes = |sizes: &mut dyn Iterator<Item = usize>| sizes.sum::<usize>() / n;
+    eprintln!(
+        "replay/body_bytes: JSON {} B, binary {} B an event",
+        bytes(&mut json.iter().map(String::len)),
+        bytes(&mut binary.iter().map(Vec::len))
+    );
+    let t = Instant::now();
+    for text in &json {
+        std::hint::black_box(serde_json::from_str::<Event>(text).expect("decodes"));
+    }
+    eprintln!("replay/decode_json: {}", per_s(n as u64, t.elapsed()));
+    let t = Instant::now();
+    for bytes in &binary {
+        std::hint::black_box(Event::from_binary(bytes).expect("decodes"));
+    }
+    eprintln!("replay/decode_binary: {}", per_s(n as u64, t.elapsed()));
+    drop((json, binary));
+
     let store = SqliteStore::open(path, SqliteConfig::default()).expect("reopens");
     let t = Instant::now();
     let mut at = Position(0);

@@ -265,20 +265,29 @@ fn limit(n: usize) -> i64 {
 
 /// A body column: a blob is the binary form, text is JSON (rows written before this store
 /// wrote the binary form).
-fn body_of(v: ValueRef<'_>) -> rusqlite::Result<Body<'_>> {
+fn body_of(v: ValueRef<'_>, col: usize) -> rusqlite::Result<Body<'_>> {
     match v {
         ValueRef::Blob(bytes) => Ok(Body::Binary(bytes)),
         ValueRef::Text(_) => Ok(Body::Json(v.as_str()?)),
         other => Err(rusqlite::Error::FromSqlConversionFailure(
-            4,
+            col,
             other.data_type(),
             "an event body is neither a blob nor text".into(),
         )),
     }
 }
 
-/// Reads `(position, stream, seq, at, body)` rows into stored events, each decoded straight
-/// from the row's columns (a replay folds one page while the next is read and decoded).
+/// The record in a row's `(stream, seq, at, body)` columns, from column `first` on, decoded
+/// straight from the row (no copy of its columns).
+fn record_of(rows_in: &mut RowDecoder, row: &rusqlite::Row<'_>, first: usize) -> Result<Recorded, StoreError> {
+    let text = |col: usize| row.get_ref(col).and_then(|v| Ok(v.as_str()?)).map_err(unavailable);
+    let seq: i64 = row.get(first + 1).map_err(unavailable)?;
+    let body = row.get_ref(first + 3).and_then(|v| body_of(v, first + 3)).map_err(unavailable)?;
+    rows_in.decode(text(first)?, seq, text(first + 2)?, body)
+}
+
+/// Reads `(position, stream, seq, at, body)` rows into stored events (a replay folds one page
+/// while the next is read and decoded).
 fn collect_stored(
     stmt: &mut rusqlite::Statement<'_>,
     params: impl rusqlite::Params,
@@ -288,11 +297,7 @@ fn collect_stored(
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(unavailable)? {
         let position: i64 = row.get(0).map_err(unavailable)?;
-        let stream = row.get_ref(1).and_then(|v| Ok(v.as_str()?)).map_err(unavailable)?;
-        let seq: i64 = row.get(2).map_err(unavailable)?;
-        let at = row.get_ref(3).and_then(|v| Ok(v.as_str()?)).map_err(unavailable)?;
-        let body = row.get_ref(4).and_then(body_of).map_err(unavailable)?;
-        let record = rows_in.decode(stream, seq, at, body)?;
+        let record = record_of(&mut rows_in, row, 1)?;
         out.push(Stored { position: Position(rows::decode_u64("position", position)?), record });
     }
     Ok(out)
@@ -307,11 +312,7 @@ fn collect_records(
     let mut rows = stmt.query(params).map_err(unavailable)?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(unavailable)? {
-        let stream = row.get_ref(0).and_then(|v| Ok(v.as_str()?)).map_err(unavailable)?;
-        let seq: i64 = row.get(1).map_err(unavailable)?;
-        let at = row.get_ref(2).and_then(|v| Ok(v.as_str()?)).map_err(unavailable)?;
-        let body = row.get_ref(3).and_then(body_of).map_err(unavailable)?;
-        out.push(rows_in.decode(stream, seq, at, body)?);
+        out.push(record_of(&mut rows_in, row, 0)?);
     }
     Ok(out)
 }

@@ -1,8 +1,8 @@
 //! Why the ledger refuses a command, and why an event does not apply.
 
-use borsh::{BorshDeserialize, BorshSerialize};
 use std::fmt;
 
+use borsh::{BorshDeserialize, BorshSerialize};
 use chrono::{DateTime, Utc};
 
 use serde::{Deserialize, Serialize};

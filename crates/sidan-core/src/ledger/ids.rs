@@ -1,10 +1,10 @@
 //! The ledger's identifiers: transfers, items, ledgers and accounts, with their text forms.
 
-use borsh::{BorshDeserialize, BorshSerialize};
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::id::{ID_MAX_LEN, IdError, RequestId, TeamId, UnitId, VolunteerId};
@@ -141,17 +141,7 @@ impl<'de> Deserialize<'de> for TransferId {
     }
 }
 
-impl borsh::BorshSerialize for TransferId {
-    fn serialize<W: std::io::Write>(&self, w: &mut W) -> std::io::Result<()> {
-        borsh::BorshSerialize::serialize(&*self.0, w)
-    }
-}
-
-impl borsh::BorshDeserialize for TransferId {
-    fn deserialize_reader<R: std::io::Read>(r: &mut R) -> std::io::Result<Self> {
-        Self::new(&crate::binary::read_str(r, TRANSFER_ID_MAX_LEN)?).map_err(crate::binary::invalid)
-    }
-}
+crate::binary::borsh_text_id!(TransferId, TRANSFER_ID_MAX_LEN);
 
 /// A love-supermarket (爱心超市) item, such as `rice-5kg` or `towel`: 1–64 bytes of
 /// `A-Za-z0-9-_.:`, like every other id of the domain.
@@ -214,17 +204,7 @@ impl<'de> Deserialize<'de> for ItemId {
     }
 }
 
-impl borsh::BorshSerialize for ItemId {
-    fn serialize<W: std::io::Write>(&self, w: &mut W) -> std::io::Result<()> {
-        borsh::BorshSerialize::serialize(&*self.0, w)
-    }
-}
-
-impl borsh::BorshDeserialize for ItemId {
-    fn deserialize_reader<R: std::io::Read>(r: &mut R) -> std::io::Result<Self> {
-        Self::new(&crate::binary::read_str(r, crate::id::ID_MAX_LEN)?).map_err(crate::binary::invalid)
-    }
-}
+crate::binary::borsh_text_id!(ItemId, crate::id::ID_MAX_LEN);
 
 /// A ledger: a unit of account. A transfer moves an amount within one ledger.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize)]

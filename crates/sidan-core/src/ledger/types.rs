@@ -1,9 +1,9 @@
 //! Accounts, transfers, operations and events of the ledger.
 
-use borsh::{BorshDeserialize, BorshSerialize};
 use std::fmt;
 use std::sync::Arc;
 
+use borsh::{BorshDeserialize, BorshSerialize};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 

@@ -376,6 +376,21 @@ mod tests {
         let bytes = Event::Accepted { team }.to_binary().expect("encodes");
         assert_eq!(bytes, [EVENT_BINARY_FORMAT, 2, 2, 0, 0, 0, b't', b'1']);
         assert_eq!(Event::Closed.to_binary().expect("encodes"), [EVENT_BINARY_FORMAT, 15]);
+        // An instant is whole seconds (i64) then nanoseconds (u32); a unit variant is its index.
+        let deadline = DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::nanoseconds(1_000_000_005);
+        let team = TeamId::new("t1").expect("an id");
+        let offered = Event::Offered { team, deadline, mode: OfferMode::Emergency }.to_binary().expect("encodes");
+        let mut want = vec![EVENT_BINARY_FORMAT, 1, 2, 0, 0, 0, b't', b'1'];
+        want.extend([1, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 2]);
+        assert_eq!(offered, want);
+        // The ledger's events nest: variant 28, then the ledger event's and the account's indexes.
+        let opened = LedgerEvent::AccountOpened {
+            account: crate::ledger::AccountId::PointsIssuance,
+            at: DateTime::<Utc>::UNIX_EPOCH,
+        };
+        let mut want = vec![EVENT_BINARY_FORMAT, 28, 0, 4];
+        want.extend([0; 12]);
+        assert_eq!(Event::Ledger { entry: opened }.to_binary().expect("encodes"), want);
     }
 
     #[test]
