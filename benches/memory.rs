@@ -23,8 +23,8 @@ use sidan::core::dispatch::Dispatcher;
 use sidan::core::id::{RequestId, TeamId, VolunteerId};
 use sidan::core::lifecycle::evaluation::expected_roles;
 use sidan::core::lifecycle::{
-    Command, Event, Lifecycle, LifecyclePolicy, PolicyBook, Recorded, RequestCommand, Score, ServiceMinutes, Tags,
-    Volunteers,
+    Command, Event, Lifecycle, LifecyclePolicy, MemoryPolicy, PolicyBook, Recorded, RequestCommand, Score,
+    ServiceMinutes, StreamId, Tags, Volunteers,
 };
 use sidan::core::request::RequestSpec;
 use sidan::runtime::Position;
@@ -86,6 +86,8 @@ struct Month {
     in_memory: usize,
     retired: usize,
     transfers: usize,
+    /// (team, household) pairs the teams remember having served (continuity).
+    served: usize,
     /// Heap bytes held by the lifecycle (live bytes now, less those before it was made).
     heap: usize,
     snapshot_bytes: usize,
@@ -96,9 +98,18 @@ fn run(base: &Lifecycle, daily: &[Vec<RequestSpec>], days: usize) -> Vec<Month> 
     let mut lc = base.clone();
     let mut months = Vec::new();
     for (day, specs) in daily.iter().enumerate().take(days) {
+        let mut last = None;
         for spec in specs {
             let now = spec.window.start() - Duration::hours(2);
             live(&mut lc, spec, now);
+            last = Some(now);
+        }
+        // The day's timers: expiries and the ledger's retirement of settled transfers.
+        if let Some(now) = last {
+            let due: Vec<StreamId> = lc.due(now).cloned().collect();
+            for stream in due {
+                lc.execute(&Command::Tick(stream), now).expect("a tick is legal");
+            }
         }
         if (day + 1) % 30 == 0 {
             let heap = GLOBAL.allocated().saturating_sub(before);
@@ -107,7 +118,8 @@ fn run(base: &Lifecycle, daily: &[Vec<RequestSpec>], days: usize) -> Vec<Month> 
                 heap,
                 in_memory: lc.requests().count(),
                 retired: lc.retired(),
-                transfers: lc.ledger().transfers().len(),
+                transfers: lc.ledger().transfers_in_memory(),
+                served: lc.dispatcher().index().records().iter().map(|t| t.households_served.len()).sum(),
                 snapshot_bytes: snap.data.len(),
             });
         }
@@ -139,24 +151,37 @@ fn main() {
         })
         .collect();
     let dispatcher = Dispatcher::new(city, index);
-    let book = |retention_h| {
-        PolicyBook::uniform(LifecyclePolicy { retention_h, ..LifecyclePolicy::default() }).expect("valid policy")
+    let book = |retention_h, memory| {
+        PolicyBook::uniform(LifecyclePolicy { retention_h, ..LifecyclePolicy::default() })
+            .and_then(|b| b.with_memory(memory))
+            .expect("valid policy")
     };
-    let week = run(&Lifecycle::new(dispatcher.clone(), book(7 * 24)), &daily, days);
-    let year = run(&Lifecycle::new(dispatcher, book(366 * 24)), &daily, days);
+    let keep_all = MemoryPolicy { ledger_days: 366, retired_ids_days: 366 };
+    let week = run(&Lifecycle::new(dispatcher.clone(), book(7 * 24, MemoryPolicy::default())), &daily, days);
+    let year = run(&Lifecycle::new(dispatcher, book(366 * 24, keep_all)), &daily, days);
     println!("memory over {days} days, {per_day} requests a day, {TEAMS} teams");
     println!(
-        "{:>5} | {:>9} {:>9} {:>10} {:>9} {:>11} | {:>9} {:>9} {:>11}",
-        "month", "requests", "retired", "transfers", "heap MB", "snapshot MB", "requests", "heap MB", "snapshot MB"
+        "{:>5} | {:>9} {:>9} {:>10} {:>8} {:>9} {:>11} | {:>9} {:>9} {:>11}",
+        "month",
+        "requests",
+        "retired",
+        "transfers",
+        "served",
+        "heap MB",
+        "snapshot MB",
+        "requests",
+        "heap MB",
+        "snapshot MB"
     );
     let mb = |b: usize| b as f64 / 1e6;
     for (i, (w, y)) in week.iter().zip(&year).enumerate() {
         println!(
-            "{:>5} | {:>9} {:>9} {:>10} {:>9.1} {:>11.1} | {:>9} {:>9.1} {:>11.1}",
+            "{:>5} | {:>9} {:>9} {:>10} {:>8} {:>9.1} {:>11.1} | {:>9} {:>9.1} {:>11.1}",
             i + 1,
             w.in_memory,
             w.retired,
             w.transfers,
+            w.served,
             mb(w.heap),
             mb(w.snapshot_bytes),
             y.in_memory,

@@ -1122,8 +1122,8 @@ impl Harness {
                 return Err(format!("ledger {ledger}: debits {dp}/{dpo} vs credits {cp}/{cpo}"));
             }
         }
-        if l.transfers().len() != self.model.transfers.len() {
-            return Err(format!("{} transfers, the model has {}", l.transfers().len(), self.model.transfers.len()));
+        if l.transfers_in_memory() != self.model.transfers.len() {
+            return Err(format!("{} transfers, the model has {}", l.transfers_in_memory(), self.model.transfers.len()));
         }
         for (id, mt) in &self.model.transfers {
             let rec = l.transfer(id).ok_or_else(|| format!("{id} missing"))?;

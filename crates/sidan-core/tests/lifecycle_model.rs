@@ -33,8 +33,8 @@ use sidan_core::ledger::{AccountId, LedgerEvent, TransferKind};
 use sidan_core::lifecycle::evaluation::{MAX_TAGS, Tag};
 use sidan_core::lifecycle::{
     Command, DeclineReason, Event, HORIZON_DAYS, Lifecycle, LifecyclePolicy, MAX_SERVICE_MIN, MAX_TEXT_LEN,
-    MAX_VOLUNTEERS, OfferMode, PairingCommand, PairingSpec, PhaseKind, PolicyBook, RaterRole, Recorded, RequestCommand,
-    RosterCommand, Score, ServiceMinutes, StreamId, Text, ValueError, Volunteers, WidenReason,
+    MAX_VOLUNTEERS, MemoryPolicy, OfferMode, PairingCommand, PairingSpec, PhaseKind, PolicyBook, RaterRole, Recorded,
+    RequestCommand, RosterCommand, Score, ServiceMinutes, StreamId, Text, ValueError, Volunteers, WidenReason,
 };
 use sidan_core::request::{BeneficiaryGroup, Contact, Request, RequestSpec, Urgency};
 use sidan_core::team::TeamChange;
@@ -536,6 +536,11 @@ struct Model {
     banked: BTreeMap<VolunteerId, u64>,
     /// Every (request, account) credited: once each (invariant 21).
     credited: BTreeSet<(RequestId, AccountId)>,
+    /// When each transfer still in the ledger's memory was made, in order (every transfer here
+    /// is a posted service credit, linked to none: each leaves alone).
+    ledger_memory: std::collections::VecDeque<DateTime<Utc>>,
+    /// When the ledger last retired settled transfers.
+    last_retired: Option<DateTime<Utc>>,
 }
 
 fn latest_start(req: &Request) -> DateTime<Utc> {
@@ -587,7 +592,16 @@ impl Model {
             seqs: BTreeMap::new(),
             banked: BTreeMap::new(),
             credited: BTreeSet::new(),
+            ledger_memory: std::collections::VecDeque::new(),
+            last_retired: None,
         }
+    }
+
+    /// When the ledger next retires settled transfers: a retention after the oldest in memory,
+    /// and a day after the last retirement (docs/ledger.md).
+    fn next_retirement(&self) -> Option<DateTime<Utc>> {
+        let due = *self.ledger_memory.front()? + MemoryPolicy::default().ledger_retention();
+        Some(self.last_retired.map_or(due, |t| due.max(t + Duration::days(1))))
     }
 
     fn submit_ok(&self, city: &City, spec: &RequestSpec) -> bool {
@@ -659,6 +673,7 @@ impl Model {
             }
             Command::Tick(StreamId::Request(r)) => self.reqs.contains_key(r),
             Command::Tick(StreamId::Pairing(p)) => self.pairings.contains_key(p),
+            Command::Tick(StreamId::Ledger) => self.next_retirement().is_some_and(|t| t <= self.now),
             Command::Pairing(PairingCommand::Pair { spec }) => self.pair_ok(lc, spec),
             Command::Pairing(PairingCommand::Unpair { pairing, .. }) => {
                 self.pairings.get(pairing).is_some_and(|p| p.active)
@@ -702,7 +717,7 @@ impl Model {
                         .map_err(|e| format!("{}: {}: {e}", rec.id(), rec.event.name()))?;
                 }
                 StreamId::Ledger => {
-                    self.fold_ledger(&rec.event, &notes).map_err(|e| format!("{}: {e}", rec.id()))?;
+                    self.fold_ledger(cmd, &rec.event, &notes).map_err(|e| format!("{}: {e}", rec.id()))?;
                 }
                 StreamId::Team(_) => {
                     ensure!(rec.stream == target, "{}: an event on a stream the command did not address", rec.id());
@@ -743,11 +758,24 @@ impl Model {
 
     /// A ledger event in a request decision: a service credit of a request settled as served
     /// in it, or the opening of an account one credits.
-    fn fold_ledger(&mut self, ev: &Event, notes: &BTreeMap<RequestId, Notes>) -> Res {
+    fn fold_ledger(&mut self, cmd: &Command, ev: &Event, notes: &BTreeMap<RequestId, Notes>) -> Res {
         let Event::Ledger { entry } = ev else { return Err(format!("{} on the ledger stream", ev.name())) };
         match entry {
             LedgerEvent::AccountOpened { .. } => Ok(()),
+            // Settled transfers leave memory a retention after they were made, at most once a day.
+            LedgerEvent::Retired { before, at } => {
+                ensure!(matches!(cmd, Command::Tick(StreamId::Ledger)), "a retirement caused by {cmd:?}");
+                ensure!(*at == self.now, "a retirement at {at}, decided at {}", self.now);
+                ensure!(self.next_retirement().is_some_and(|t| t <= self.now), "a retirement not due");
+                ensure!(*before == self.now - MemoryPolicy::default().ledger_retention(), "retires before {before}");
+                while self.ledger_memory.front().is_some_and(|t| t <= before) {
+                    self.ledger_memory.pop_front();
+                }
+                self.last_retired = Some(*at);
+                Ok(())
+            }
             LedgerEvent::Transferred { transfer } => {
+                self.ledger_memory.push_back(transfer.at);
                 let TransferKind::ServiceCredit { request } = &transfer.kind else {
                     return Err(format!("a {} transfer in a request decision", transfer.kind.name()));
                 };
@@ -1271,6 +1299,14 @@ impl Model {
 
     /// After every applied decision: the model agrees with the lifecycle's own state.
     fn agrees(&self, lc: &Lifecycle, touched: &BTreeSet<RequestId>) -> Res {
+        // Bounded memory: the ledger holds exactly the transfers the model has not seen retired.
+        let held = lc.ledger().transfers_in_memory();
+        ensure!(
+            held == self.ledger_memory.len(),
+            "the ledger holds {held} transfers, the model {}",
+            self.ledger_memory.len()
+        );
+        ensure!(lc.ledger().next_retirement() == self.next_retirement(), "the ledger retires at another time");
         let index = lc.dispatcher().index();
         // Invariant 7: open offers + holds within capacity, and equal to the index's load.
         for (i, rec) in index.records().iter().enumerate() {
@@ -1629,6 +1665,9 @@ impl Harness {
                         touched.insert(r.clone());
                     }
                     self.seen.insert(rec.event.name());
+                    if let Event::Ledger { entry } = &rec.event {
+                        self.seen.insert(entry.name());
+                    }
                 }
                 self.m
                     .agrees(&self.lc, &touched)
@@ -1896,6 +1935,9 @@ fn random_runs_reach_every_event() {
         "unpaired",
         "visit_scheduled",
         "visit_skipped",
+        "account_opened",
+        "transferred",
+        "retired",
     ];
     let missing: Vec<_> = all.iter().filter(|e| !seen.contains(*e)).collect();
     assert!(missing.is_empty(), "no random run emitted {missing:?}");

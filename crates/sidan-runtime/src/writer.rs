@@ -295,6 +295,21 @@ impl<T: TravelTime, S: Store, C: Clock> Writer<T, S, C> {
                         },
                         None => None,
                     };
+                    // A new request under an id memory may have forgotten: the store knows.
+                    if let Some(request) = self.lc.needs_stream_check(&cmd) {
+                        match self.store.load(&StreamId::Request(request.clone())).await {
+                            Ok(events) if events.is_empty() => {}
+                            Ok(_) => {
+                                let retired = LifecycleError::Retired { request: request.clone() };
+                                replies.push((reply, Err(retired)));
+                                continue;
+                            }
+                            Err(e) => {
+                                let _ = reply.send(Err(EngineError::Store(e)));
+                                continue;
+                            }
+                        }
+                    }
                     let res = self.lc.decide(&cmd, now).map(|recs| {
                         let start = batch.len();
                         self.apply_all(&recs);

@@ -424,3 +424,42 @@ async fn restarts_start_from_the_latest_snapshot_and_ignore_a_bad_one() {
     assert_eq!(again.query(|lc| lc.digest()).await.expect("queries"), live);
     again.abort();
 }
+
+/// A request id is never taken twice, even after its request left memory and the lifecycle
+/// forgot its id: the engine asks the store, whose stream for it exists.
+#[tokio::test]
+async fn a_forgotten_request_id_is_refused_by_the_store() {
+    let policy = LifecyclePolicy { retention_h: 1, ..LifecyclePolicy::default() };
+    let store = MemoryStore::new();
+    let clock = ManualClock::new(t0());
+    let engine = builder(policy).store(store.clone()).clock(clock.clone()).start().await.expect("starts");
+    let submit = |id: &str, start_h: i64| {
+        Command::Request(RequestCommand::Submit {
+            spec: request(id, "c1-i1-s1", "home-care", Urgency::Normal, start_h, 3),
+        })
+    };
+    engine.execute(submit("a", 4)).await.expect("submits");
+    let cancel = RequestCommand::Cancel { request: rid("a"), reason: Text::new("not needed").expect("short") };
+    engine.execute(Command::Request(cancel)).await.expect("cancels");
+    // An hour on, the next event retires it; its id is refused from memory.
+    clock.advance(Duration::hours(2));
+    engine.execute(submit("b", 8)).await.expect("submits");
+    let again = engine.execute(submit("a", 8)).await;
+    assert!(matches!(again, Err(EngineError::Rejected(LifecycleError::Retired { .. }))), "{again:?}");
+    // Past the memory of retired ids, the next event forgets it; the store still refuses it.
+    let memory = sidan_core::lifecycle::MemoryPolicy::default().retired_id_memory();
+    clock.advance(memory);
+    let later = memory.num_hours() + 8;
+    engine.execute(submit("c", later)).await.expect("submits");
+    assert!(engine.query(|lc| lc.may_have_forgotten()).await.expect("queries"));
+    let stored = store.len();
+    let again = engine.execute(submit("a", later)).await;
+    assert!(
+        matches!(&again, Err(EngineError::Rejected(LifecycleError::Retired { request })) if *request == rid("a")),
+        "{again:?}"
+    );
+    assert_eq!(store.len(), stored, "the refusal stored nothing");
+    // A new id still goes through.
+    engine.execute(submit("d", later)).await.expect("submits");
+    engine.shutdown().await;
+}

@@ -74,21 +74,21 @@ impl Book for Ledger {
     }
 
     fn record(&self, slot: u32) -> &TransferRecord {
-        &self.transfers[slot as usize]
+        self.transfers.at(slot)
     }
 
     fn push(&mut self, t: &Arc<Transfer>, state: TransferState) {
-        let slot = u32::try_from(self.transfers.len()).expect("fewer than 2^32 transfers");
-        if state == TransferState::Pending {
+        let pending = state == TransferState::Pending;
+        let slot = self.transfers.push(TransferRecord { transfer: Arc::clone(t), state, reversed_by: None });
+        if pending {
             let expires_at = t.expires_at().expect("a pending transfer's expiry was checked");
             self.expiries.insert((expires_at, slot));
         }
         self.entries.insert(t.id.clone(), Entry::Transfer(slot));
-        self.transfers.push(TransferRecord { transfer: Arc::clone(t), state, reversed_by: None });
     }
 
     fn resolve(&mut self, slot: u32, state: TransferState, by: Option<(&TransferId, Entry)>) {
-        let rec = &mut self.transfers[slot as usize];
+        let rec = self.transfers.get_mut(slot).expect("an id names a transfer in memory");
         if rec.state == TransferState::Pending
             && let Some(expires_at) = rec.transfer.expires_at()
         {
@@ -101,7 +101,7 @@ impl Book for Ledger {
     }
 
     fn set_reversed_by(&mut self, slot: u32, by: &TransferId) {
-        self.transfers[slot as usize].reversed_by = Some(by.clone());
+        self.transfers.get_mut(slot).expect("an id names a transfer in memory").reversed_by = Some(by.clone());
     }
 }
 
@@ -191,13 +191,13 @@ impl<'a> Overlay<'a> {
             entries: SmallMap::new(),
             records: SmallMap::new(),
             next_account: u32::try_from(base.accounts.len()).expect("fewer than 2^32 accounts"),
-            next_transfer: u32::try_from(base.transfers.len()).expect("fewer than 2^32 transfers"),
+            next_transfer: base.transfers.next_slot(),
         }
     }
 
     fn record_mut(&mut self, slot: u32) -> &mut TransferRecord {
         if self.records.get(&slot).is_none() {
-            self.records.insert(slot, self.base.transfers[slot as usize].clone());
+            self.records.insert(slot, self.base.transfers.at(slot).clone());
         }
         self.records.get_mut(&slot).expect("just inserted")
     }
@@ -289,6 +289,8 @@ pub(crate) fn effect<B: Book>(b: &mut B, ev: &LedgerEvent, ids_new: bool) -> Res
             resolve(b, id, pending, *at, Some(reason.as_deref()), ids_new)
         }
         LedgerEvent::Expired { pending, at } => expire(b, pending, *at),
+        // Memory only: `Ledger::apply` retires; a decision never makes one.
+        LedgerEvent::Retired { .. } => Ok(()),
     }
 }
 

@@ -27,13 +27,15 @@ mod book;
 mod credit;
 mod error;
 mod ids;
+mod retention;
 mod snapshot;
+mod table;
 mod types;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 
 pub use credit::{CreditInput, CreditPolicy, CreditPolicyError, MAX_MULTIPLIER_PCT, MAX_RATE, service_credit};
 pub use error::{InvariantViolation, LedgerApplyError, LedgerError, Side, Subject, TransferField};
@@ -45,6 +47,7 @@ pub use types::{
 };
 
 use book::{Book, Changes, Overlay, check_pairs, check_pending, check_reason, check_reversible, effect, transfer_slot};
+use table::Table;
 
 type HashMap<K, V> = foldhash::HashMap<K, V>;
 
@@ -73,10 +76,20 @@ pub enum Outcome<'a> {
 pub struct Ledger {
     accounts: Vec<Account>,
     account_slot: HashMap<AccountId, u32>,
-    transfers: Vec<TransferRecord>,
+    /// The transfers in memory, by slot.
+    transfers: Table,
     entries: HashMap<TransferId, Entry>,
     /// Every pending transfer by expiry, earliest first (then in the order made).
     expiries: BTreeSet<(DateTime<Utc>, u32)>,
+    /// By account slot, the posted totals of the transfers that left memory (for [`Ledger::check`]).
+    carried: HashMap<u32, Balance>,
+    /// How many transfers left memory.
+    retired: u64,
+    /// When the last [`LedgerEvent::Retired`] was applied.
+    last_retired: Option<DateTime<Utc>>,
+    /// How long a settled transfer stays in memory (`None`: for ever). Configuration, not state:
+    /// it decides when [`Ledger::tick`] retires; the event says what, so a replay needs none.
+    retention: Option<Duration>,
     applied: u64,
 }
 
@@ -124,7 +137,14 @@ impl Ledger {
     /// # Errors
     /// The event does not fit; see [`LedgerApplyError`].
     pub fn apply(&mut self, ev: &LedgerEvent) -> Result<(), LedgerApplyError> {
-        effect(self, ev, false).map_err(|error| LedgerApplyError { index: self.applied, event: ev.name(), error })?;
+        match ev {
+            LedgerEvent::Retired { before, at } => self.retire(*before, *at),
+            _ => effect(self, ev, false).map_err(|error| LedgerApplyError {
+                index: self.applied,
+                event: ev.name(),
+                error,
+            })?,
+        }
         self.applied += 1;
         Ok(())
     }
@@ -164,7 +184,7 @@ impl Ledger {
             let expiry = |rec: &TransferRecord| {
                 (rec.transfer.expires_at().expect("a pending transfer's expiry was checked"), slot)
             };
-            match self.transfers.get_mut(slot as usize) {
+            match self.transfers.get_mut(slot) {
                 Some(old) => {
                     if old.state == TransferState::Pending && !pending {
                         self.expiries.remove(&expiry(old));
@@ -172,7 +192,7 @@ impl Ledger {
                     *old = rec;
                 }
                 None => {
-                    debug_assert_eq!(slot as usize, self.transfers.len(), "new transfers come in slot order");
+                    debug_assert_eq!(slot, self.transfers.next_slot(), "new transfers come in slot order");
                     if pending {
                         self.expiries.insert(expiry(&rec));
                     }
@@ -192,21 +212,36 @@ impl Ledger {
         }
     }
 
-    /// The expiries due at `now`: every pending transfer whose timeout has passed, in timeout
-    /// order (then in the order made; the legs of a redemption expire together). Nothing changes
-    /// until the events are applied.
+    /// What is due at `now`: every pending transfer whose timeout has passed, in timeout order
+    /// (then in the order made; the legs of a redemption expire together); then, with a
+    /// retention, the retirement of the transfers settled before `now` less the retention, at
+    /// most once a day. Nothing changes until the events are applied.
     pub fn tick(&self, now: DateTime<Utc>) -> Vec<LedgerEvent> {
-        self.expiries
+        let mut events: Vec<LedgerEvent> = self
+            .expiries
             .iter()
             .take_while(|(t, _)| *t <= now)
-            .map(|&(_, slot)| LedgerEvent::Expired {
-                pending: self.transfers[slot as usize].transfer.id.clone(),
-                at: now,
-            })
-            .collect()
+            .map(|&(_, slot)| LedgerEvent::Expired { pending: self.transfers.at(slot).transfer.id.clone(), at: now })
+            .collect();
+        if let (Some(keep), Some(due)) = (self.retention, self.next_retirement())
+            && due <= now
+            && let Some(before) = now.checked_sub_signed(keep)
+        {
+            events.push(LedgerEvent::Retired { before, at: now });
+        }
+        events
     }
 
-    /// [`Ledger::tick`], then applies the expiries; returns them.
+    /// When the next [`Ledger::tick`] has something to do: a reservation expires, or settled
+    /// transfers leave memory.
+    pub fn next_wakeup(&self) -> Option<DateTime<Utc>> {
+        match (self.next_expiry(), self.next_retirement()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// [`Ledger::tick`], then applies what it decided (expiries, a retirement); returns them.
     pub fn execute_tick(&mut self, now: DateTime<Utc>) -> Vec<LedgerEvent> {
         let events = self.tick(now);
         self.apply_decided(&events);
@@ -235,20 +270,25 @@ impl Ledger {
 
     /// A transfer and where it stands.
     pub fn transfer(&self, id: &TransferId) -> Option<&TransferRecord> {
-        transfer_slot(self, id).map(|s| &self.transfers[s as usize])
+        transfer_slot(self, id).map(|s| self.transfers.at(s))
     }
 
-    /// Every transfer, in the order made.
-    pub fn transfers(&self) -> impl ExactSizeIterator<Item = &TransferRecord> {
-        self.transfers.iter()
+    /// Every transfer in memory, in the order made.
+    pub fn transfers(&self) -> impl Iterator<Item = &TransferRecord> {
+        self.transfers.iter().map(|(_, r)| r)
+    }
+
+    /// How many transfers are in memory.
+    pub fn transfers_in_memory(&self) -> usize {
+        self.transfers.len()
     }
 
     /// What an id did: the answer to a retry of it.
     pub fn outcome(&self, id: &TransferId) -> Option<Outcome<'_>> {
         Some(match self.entries.get(id)? {
-            Entry::Transfer(s) => Outcome::Transfer(&self.transfers[*s as usize]),
-            Entry::Post(s) => Outcome::Posted(&self.transfers[*s as usize]),
-            Entry::Void(s) => Outcome::Voided(&self.transfers[*s as usize]),
+            Entry::Transfer(s) => Outcome::Transfer(self.transfers.at(*s)),
+            Entry::Post(s) => Outcome::Posted(self.transfers.at(*s)),
+            Entry::Void(s) => Outcome::Voided(self.transfers.at(*s)),
         })
     }
 
@@ -273,6 +313,10 @@ impl Ledger {
         entries.sort_unstable();
         entries.hash(&mut h);
         self.expiries.hash(&mut h);
+        let mut carried: Vec<(&u32, &Balance)> = self.carried.iter().collect();
+        carried.sort_unstable_by_key(|(s, _)| **s);
+        carried.hash(&mut h);
+        (self.retired, self.last_retired).hash(&mut h);
         self.applied.hash(&mut h);
         h.finish()
     }
@@ -303,7 +347,7 @@ impl Ledger {
                 LedgerEvent::AccountOpened { account, .. } => {
                     bal(&mut balances, account);
                 }
-                LedgerEvent::AccountClosed { .. } => {}
+                LedgerEvent::AccountClosed { .. } | LedgerEvent::Retired { .. } => {}
                 LedgerEvent::Transferred { transfer: t } => {
                     let pend = t.timeout_s.is_some();
                     if pend {
@@ -337,7 +381,8 @@ impl Ledger {
     }
 
     /// Checks the ledger's invariants (reliability.md 17–22) against its own records: every
-    /// balance is the fold of its transfers; per ledger, Σ debits = Σ credits, posted and
+    /// balance is the fold of its transfers (those in memory, and the totals carried from those
+    /// that left); per ledger, Σ debits = Σ credits, posted and
     /// pending; no non-system account is below zero counting pending; every pending transfer
     /// is scheduled to expire and nothing else is; every id names what it made; reversals and
     /// redemption legs are linked both ways. O(accounts + transfers); for tests and audits.
@@ -347,11 +392,16 @@ impl Ledger {
     pub fn check(&self) -> Result<(), InvariantViolation> {
         let fail = |s: String| Err(InvariantViolation(s));
         let mut fold = vec![Balance::default(); self.accounts.len()];
+        for (&slot, carried) in &self.carried {
+            match fold.get_mut(slot as usize) {
+                Some(f) => *f = *carried,
+                None => return fail(format!("amounts carried for account slot {slot}, past the accounts")),
+            }
+        }
         let mut expiries = BTreeSet::new();
         let mut n_ids = self.transfers.len();
-        for (slot, rec) in self.transfers.iter().enumerate() {
+        for (slot, rec) in self.transfers.iter() {
             let t = &rec.transfer;
-            let slot = u32::try_from(slot).expect("fewer than 2^32 transfers");
             let (Some(&d), Some(&c)) = (self.account_slot.get(&t.debit), self.account_slot.get(&t.credit)) else {
                 return fail(format!("{}: an account is not open", t.id));
             };

@@ -89,11 +89,19 @@ enum EntrySnap {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LedgerSnapshot {
     accounts: Vec<(AccountId, Balance, bool, bool)>,
+    /// By account slot, the posted totals of the transfers that left memory.
+    carried: Vec<(u32, Balance)>,
     /// The requests service credits name, each once.
     requests: Vec<RequestId>,
-    transfers: Vec<TransferSnap>,
+    /// The slot of the first transfer in memory.
+    first: u32,
+    /// From `first` on; `None` for a transfer that left memory behind the front.
+    transfers: Vec<Option<TransferSnap>>,
     /// Post and void ids (a transfer's own id is in its record).
     entries: Vec<(TransferId, EntrySnap)>,
+    retired: u64,
+    /// Nanoseconds since the epoch.
+    last_retired: Option<i64>,
     applied: u64,
 }
 
@@ -147,6 +155,9 @@ pub enum LedgerSnapshotError {
         /// The transfer.
         id: TransferId,
     },
+    /// The transfers in memory start with one that left it.
+    #[error("ledger snapshot: the transfers start with one that left memory")]
+    LeadingHole,
 }
 
 impl Ledger {
@@ -158,8 +169,9 @@ impl Ledger {
         let slot_of = |a: &AccountId| self.account_slot.get(a).copied().expect("a transfer's accounts are open");
         let transfers = self
             .transfers
-            .iter()
+            .rows()
             .map(|r| {
+                let r = r?;
                 let t = &*r.transfer;
                 let kind = match &t.kind {
                     TransferKind::ServiceCredit { request } => {
@@ -179,7 +191,7 @@ impl Ledger {
                     TransferKind::ServiceCredit { request } => TransferId::service_credit(request, &t.credit),
                     _ => None,
                 };
-                TransferSnap {
+                Some(TransferSnap {
                     id: (derived.as_ref() != Some(&t.id)).then(|| t.id.clone()),
                     debit: slot_of(&t.debit),
                     credit: slot_of(&t.credit),
@@ -189,7 +201,7 @@ impl Ledger {
                     at: nanos(t.at),
                     state: (&r.state).into(),
                     reversed_by: r.reversed_by.clone(),
-                }
+                })
             })
             .collect();
         let mut entries: Vec<(TransferId, EntrySnap)> = self
@@ -202,7 +214,19 @@ impl Ledger {
             })
             .collect();
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        LedgerSnapshot { accounts, requests, transfers, entries, applied: self.applied }
+        let mut carried: Vec<(u32, Balance)> = self.carried.iter().map(|(s, b)| (*s, *b)).collect();
+        carried.sort_unstable_by_key(|(s, _)| *s);
+        LedgerSnapshot {
+            accounts,
+            carried,
+            requests,
+            first: self.transfers.first(),
+            transfers,
+            entries,
+            retired: self.retired,
+            last_retired: self.last_retired.map(nanos),
+            applied: self.applied,
+        }
     }
 
     /// The ledger a snapshot was taken of.
@@ -210,21 +234,38 @@ impl Ledger {
     /// # Errors
     /// If the snapshot does not hold together (a slot out of range, an id twice).
     pub fn restore(snap: LedgerSnapshot) -> Result<Ledger, LedgerSnapshotError> {
-        let mut ledger = Ledger { applied: snap.applied, ..Ledger::default() };
+        let mut ledger = Ledger {
+            applied: snap.applied,
+            retired: snap.retired,
+            last_retired: snap.last_retired.map(from_nanos),
+            transfers: super::Table::starting_at(snap.first),
+            ..Ledger::default()
+        };
         for (slot, (id, balance, system, closed)) in snap.accounts.into_iter().enumerate() {
             if ledger.account_slot.insert(id.clone(), slot as u32).is_some() {
                 return Err(LedgerSnapshotError::DuplicateAccount { account: id });
             }
             ledger.accounts.push(Account { id, balance, system, closed });
         }
-        let n = snap.transfers.len() as u32;
+        for (slot, balance) in snap.carried {
+            if slot as usize >= ledger.accounts.len() {
+                return Err(LedgerSnapshotError::AccountSlot { slot });
+            }
+            ledger.carried.insert(slot, balance);
+        }
         let account = |ledger: &Ledger, slot: u32| {
             ledger.accounts.get(slot as usize).map(|a| a.id.clone()).ok_or(LedgerSnapshotError::AccountSlot { slot })
         };
-        ledger.transfers.reserve(snap.transfers.len());
+        if matches!(snap.transfers.first(), Some(None)) {
+            return Err(LedgerSnapshotError::LeadingHole);
+        }
         ledger.entries.reserve(snap.transfers.len() + snap.entries.len());
-        for (slot, t) in snap.transfers.into_iter().enumerate() {
-            let slot = slot as u32;
+        for t in snap.transfers {
+            let slot = ledger.transfers.next_slot();
+            let Some(t) = t else {
+                ledger.transfers.push_hole();
+                continue;
+            };
             let (debit, credit) = (account(&ledger, t.debit)?, account(&ledger, t.credit)?);
             let kind = match t.kind {
                 KindSnap::ServiceCredit(i) => TransferKind::ServiceCredit {
@@ -275,8 +316,9 @@ impl Ledger {
                 EntrySnap::Void(s) => Entry::Void(s),
             };
             let (Entry::Transfer(s) | Entry::Post(s) | Entry::Void(s)) = e;
-            if s >= n {
-                return Err(LedgerSnapshotError::TransferSlot { id, slot: s, transfers: n });
+            if ledger.transfers.get(s).is_none() {
+                let transfers = ledger.transfers.next_slot();
+                return Err(LedgerSnapshotError::TransferSlot { id, slot: s, transfers });
             }
             if ledger.entries.insert(id.clone(), e).is_some() {
                 return Err(LedgerSnapshotError::DuplicateId { id });
@@ -294,9 +336,13 @@ mod tests {
         let account = AccountId::PointsIssuance;
         LedgerSnapshot {
             accounts: vec![(account, Balance::default(), true, false); accounts],
+            carried: Vec::new(),
             requests: Vec::new(),
+            first: 0,
             transfers: Vec::new(),
             entries,
+            retired: 0,
+            last_retired: None,
             applied: 0,
         }
     }

@@ -1223,7 +1223,7 @@ fn the_digest_and_the_outcome_follow_the_state() {
     assert_ne!(l.digest(), d1);
     assert!(matches!(l.outcome(&tid("p")), Some(Outcome::Posted(r)) if r.transfer.id == tid("h")));
     assert!(l.outcome(&tid("nothing")).is_none());
-    assert_eq!(l.transfers().len(), 4);
+    assert_eq!(l.transfers_in_memory(), 4);
     assert_eq!(l.applied(), 11 + 3 + 2, "opened, seeded, reserved and posted");
     // Equal states, equal digests; the digest sees every part of the state.
     let copy = l.clone();
@@ -1255,7 +1255,7 @@ fn check_finds_a_broken_ledger() {
     one(&mut l, LedgerOp::Void { id: tid("v"), pending: tid("h2") }, t0()).expect("voids");
     l.check().expect("a sound ledger");
     let slot = |l: &Ledger, id: &str| match l.entries[&tid(id)] {
-        Entry::Transfer(s) => s as usize,
+        Entry::Transfer(s) => s,
         other => panic!("{other:?}"),
     };
     type Break = Box<dyn Fn(&mut Ledger)>;
@@ -1311,35 +1311,35 @@ fn check_finds_a_broken_ledger() {
             "state",
             Box::new(move |l| {
                 let s = slot(l, "seed-p");
-                l.transfers[s].state = TransferState::Pending;
+                l.transfers.get_mut(s).expect("in memory").state = TransferState::Pending;
             }),
         ),
         (
             "state of a pending",
             Box::new(move |l| {
                 let s = slot(l, "h");
-                l.transfers[s].state = TransferState::Posted;
+                l.transfers.get_mut(s).expect("in memory").state = TransferState::Posted;
             }),
         ),
         (
             "reversal link",
             Box::new(move |l| {
                 let s = slot(l, "seed-m");
-                l.transfers[s].reversed_by = None;
+                l.transfers.get_mut(s).expect("in memory").reversed_by = None;
             }),
         ),
         (
             "wrong reversal link",
             Box::new(move |l| {
                 let s = slot(l, "seed-p");
-                l.transfers[s].reversed_by = Some(tid("rv"));
+                l.transfers.get_mut(s).expect("in memory").reversed_by = Some(tid("rv"));
             }),
         ),
         (
             "redemption partner",
             Box::new(move |l| {
                 let s = slot(l, "r/points");
-                std::sync::Arc::make_mut(&mut l.transfers[s].transfer).kind =
+                std::sync::Arc::make_mut(&mut l.transfers.get_mut(s).expect("in memory").transfer).kind =
                     TransferKind::Redemption { partner: tid("seed-p") };
             }),
         ),
@@ -1347,14 +1347,14 @@ fn check_finds_a_broken_ledger() {
             "redemption state",
             Box::new(move |l| {
                 let s = slot(l, "r/goods");
-                l.transfers[s].state = TransferState::PendingExpired;
+                l.transfers.get_mut(s).expect("in memory").state = TransferState::PendingExpired;
             }),
         ),
         (
             "account of a transfer",
             Box::new(move |l| {
                 let s = slot(l, "seed-p");
-                std::sync::Arc::make_mut(&mut l.transfers[s].transfer).credit = vp("v404");
+                std::sync::Arc::make_mut(&mut l.transfers.get_mut(s).expect("in memory").transfer).credit = vp("v404");
             }),
         ),
     ];

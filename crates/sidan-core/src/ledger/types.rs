@@ -397,6 +397,18 @@ pub enum LedgerEvent {
         #[borsh(serialize_with = "crate::binary::at::serialize", deserialize_with = "crate::binary::at::deserialize")]
         at: DateTime<Utc>,
     },
+    /// Settled transfers made (and whose reservations could last expire) at or before `before`
+    /// left memory, each with everything linked to it (its reversal or original, its redemption
+    /// partner); balances are unchanged, the ids are forgotten (no retry, no reversal of them).
+    /// Nothing moves: the log keeps every transfer.
+    Retired {
+        /// The transfers settled at or before this instant.
+        #[borsh(serialize_with = "crate::binary::at::serialize", deserialize_with = "crate::binary::at::deserialize")]
+        before: DateTime<Utc>,
+        /// When.
+        #[borsh(serialize_with = "crate::binary::at::serialize", deserialize_with = "crate::binary::at::deserialize")]
+        at: DateTime<Utc>,
+    },
 }
 
 impl LedgerEvent {
@@ -409,6 +421,7 @@ impl LedgerEvent {
             LedgerEvent::Posted { .. } => "posted",
             LedgerEvent::Voided { .. } => "voided",
             LedgerEvent::Expired { .. } => "expired",
+            LedgerEvent::Retired { .. } => "retired",
         }
     }
 }

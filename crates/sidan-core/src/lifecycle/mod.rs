@@ -68,7 +68,7 @@ pub use pairing::{
     MAX_PAIRING_ID_LEN, MAX_SLOTS_PER_TICK, PairingSpec, PairingState, Schedule, ScheduleError, visit_request,
     visit_request_id,
 };
-pub use policy::{LifecyclePolicy, MAX_DEADLINE_S, MAX_RETENTION_H, PolicyBook};
+pub use policy::{LifecyclePolicy, MAX_DEADLINE_S, MAX_MEMORY_DAYS, MAX_RETENTION_H, MemoryPolicy, PolicyBook};
 pub use policy_file::{PolicyFileError, TextPosition};
 pub use snapshot::{LifecycleSnapshot, SNAPSHOT_FORMAT, SnapshotError};
 pub use state::{LifecycleError, OpenOffer, Phase, PhaseKind, RequestState, check};
@@ -225,6 +225,7 @@ fn insert_sorted(v: &mut Vec<TeamIdx>, t: TeamIdx) {
 impl<T: TravelTime> Lifecycle<T> {
     /// An empty lifecycle over a dispatcher (city, teams) and per-unit policies.
     pub fn new(dispatcher: Dispatcher<T>, policies: PolicyBook) -> Self {
+        let ledger = Ledger::new().with_retention(Some(policies.memory().ledger_retention()));
         Self {
             dispatcher,
             policies,
@@ -236,7 +237,7 @@ impl<T: TravelTime> Lifecycle<T> {
             no_shows: HashMap::default(),
             standings: HashMap::default(),
             wakeups: BTreeSet::new(),
-            ledger: Ledger::new(),
+            ledger,
             roster: roster::Roster::default(),
             retention: retention::Retention::default(),
             applied: 0,
@@ -428,9 +429,7 @@ impl<T: TravelTime> Lifecycle<T> {
         }
         self.roster.log.len().hash(&mut h);
         self.retention.queue.hash(&mut h);
-        let mut retired: Vec<u64> = self.retention.retired.iter().copied().collect();
-        retired.sort_unstable();
-        retired.hash(&mut h);
+        (&self.retention.forget, self.retention.forgot_any).hash(&mut h);
         let mut ss: Vec<_> =
             self.standings.iter().map(|(t, s)| (t, s.sum.to_bits(), s.weight.to_bits(), s.count)).collect();
         ss.sort();

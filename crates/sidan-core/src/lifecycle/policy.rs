@@ -87,6 +87,52 @@ impl Default for LifecyclePolicy {
     }
 }
 
+/// How long the engine keeps, city-wide, what it no longer needs in memory. The log keeps
+/// everything; this bounds only the state folded from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemoryPolicy {
+    /// How long a settled transfer stays in memory, in days. Within it, a retry of its id is
+    /// recognised and it can be reversed; after it, its id is free and a correction is an
+    /// adjustment. Balances never leave.
+    pub ledger_days: u32,
+    /// How long a retired request's id is remembered in memory, in days. Within it, a request
+    /// reusing the id is refused by the lifecycle; after it, by the store (whose stream for the id
+    /// exists).
+    pub retired_ids_days: u32,
+}
+
+impl Default for MemoryPolicy {
+    fn default() -> Self {
+        Self { ledger_days: 30, retired_ids_days: 30 }
+    }
+}
+
+/// The longest a [`MemoryPolicy`] may keep anything: ten years, in days.
+pub const MAX_MEMORY_DAYS: u32 = 3660;
+
+impl MemoryPolicy {
+    /// Checks every value; the error names the key.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        for (key, v) in [("memory.ledger_days", self.ledger_days), ("memory.retired_ids_days", self.retired_ids_days)] {
+            if v == 0 || v > MAX_MEMORY_DAYS {
+                return Err(PolicyError { key, problem: PolicyProblem::range(v, 1, MAX_MEMORY_DAYS.into(), " days") });
+            }
+        }
+        Ok(())
+    }
+
+    /// How long a settled transfer stays in memory.
+    pub fn ledger_retention(&self) -> chrono::Duration {
+        chrono::Duration::days(i64::from(self.ledger_days))
+    }
+
+    /// How long a retired request's id is remembered.
+    pub fn retired_id_memory(&self) -> chrono::Duration {
+        chrono::Duration::days(i64::from(self.retired_ids_days))
+    }
+}
+
 /// The longest an ended request may stay in memory: a year and a day, in hours.
 pub const MAX_RETENTION_H: u32 = 366 * 24;
 
@@ -222,6 +268,8 @@ pub struct PolicyBook {
     default: LifecyclePolicy,
     /// Public holidays of the city, local dates (service on them earns `credit.holiday_pct`).
     holidays: BTreeSet<NaiveDate>,
+    /// What leaves memory when, city-wide.
+    memory: MemoryPolicy,
 }
 
 impl PolicyBook {
@@ -231,7 +279,7 @@ impl PolicyBook {
     /// If the policy is invalid.
     pub fn uniform(policy: LifecyclePolicy) -> Result<Self, PolicyError> {
         policy.validate()?;
-        Ok(Self { per_unit: Vec::new(), default: policy, holidays: BTreeSet::new() })
+        Ok(Self { per_unit: Vec::new(), default: policy, holidays: BTreeSet::new(), memory: MemoryPolicy::default() })
     }
 
     /// A book from already resolved per-unit policies (index = [`UnitIdx`]).
@@ -243,7 +291,7 @@ impl PolicyBook {
         for p in &per_unit {
             p.validate()?;
         }
-        Ok(Self { per_unit, default, holidays: BTreeSet::new() })
+        Ok(Self { per_unit, default, holidays: BTreeSet::new(), memory: MemoryPolicy::default() })
     }
 
     /// The policy that applies to requests made at `unit`.
@@ -256,6 +304,21 @@ impl PolicyBook {
     pub fn with_holidays(mut self, holidays: impl IntoIterator<Item = NaiveDate>) -> Self {
         self.holidays = holidays.into_iter().collect();
         self
+    }
+
+    /// The same book with this memory policy.
+    ///
+    /// # Errors
+    /// If the memory policy is invalid.
+    pub fn with_memory(mut self, memory: MemoryPolicy) -> Result<Self, PolicyError> {
+        memory.validate()?;
+        self.memory = memory;
+        Ok(self)
+    }
+
+    /// What leaves memory when.
+    pub fn memory(&self) -> &MemoryPolicy {
+        &self.memory
     }
 
     /// Whether a local date is a public holiday.

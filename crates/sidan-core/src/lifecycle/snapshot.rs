@@ -33,7 +33,7 @@ use crate::time::{from_nanos, nanos};
 use crate::units::UnitIdx;
 
 /// The snapshot format this build writes and reads.
-pub const SNAPSHOT_FORMAT: u32 = 2;
+pub const SNAPSHOT_FORMAT: u32 = 3;
 
 /// A [`Phase`] with plain indexes.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -176,7 +176,9 @@ pub struct LifecycleSnapshot {
     roster: Vec<RosterSnap>,
     /// Ended requests waiting to leave memory, and the fingerprints of those that left.
     retention_queue: Vec<(i64, RequestId)>,
-    retired: Vec<u64>,
+    /// The fingerprints remembered, with the instants (nanoseconds) they are forgotten at, in that order.
+    retired: Vec<(i64, u64)>,
+    forgot_any: bool,
 }
 
 /// Why a snapshot cannot be restored. The caller replays the whole log instead.
@@ -325,8 +327,7 @@ impl<T: TravelTime> Lifecycle<T> {
         standings.sort_unstable_by_key(|s| s.0);
         let roster: Vec<RosterSnap> = self.roster.log.iter().filter_map(RosterSnap::of).collect();
         let added = roster.iter().filter(|r| matches!(r.event, RosterEventSnap::Added(_))).count();
-        let mut retired: Vec<u64> = self.retention.retired.iter().copied().collect();
-        retired.sort_unstable();
+        let retired: Vec<(i64, u64)> = self.retention.forget.iter().map(|(t, fp)| (nanos(*t), *fp)).collect();
         LifecycleSnapshot {
             format: SNAPSHOT_FORMAT,
             fingerprint: fingerprint(&self.dispatcher, index.len() - added),
@@ -340,6 +341,7 @@ impl<T: TravelTime> Lifecycle<T> {
             roster,
             retention_queue: self.retention.queue.iter().map(|(t, id)| (nanos(*t), id.clone())).collect(),
             retired,
+            forgot_any: self.retention.forgot_any,
         }
     }
 
@@ -457,9 +459,11 @@ impl<T: TravelTime> Lifecycle<T> {
         for (t, s) in snap.standings {
             lc.standings.insert(team(t)?, s);
         }
-        lc.ledger = Ledger::restore(snap.ledger)?;
+        lc.ledger = Ledger::restore(snap.ledger)?.with_retention(Some(lc.policies.memory().ledger_retention()));
         lc.retention.queue = snap.retention_queue.into_iter().map(|(t, id)| (from_nanos(t), id)).collect();
-        lc.retention.retired = snap.retired.into_iter().collect();
+        lc.retention.retired = snap.retired.iter().map(|(_, fp)| *fp).collect();
+        lc.retention.forget = snap.retired.into_iter().map(|(t, fp)| (from_nanos(t), fp)).collect();
+        lc.retention.forgot_any = snap.forgot_any;
         Ok(lc)
     }
 }

@@ -583,7 +583,10 @@ fn completed_requests_close_after_all_ratings_or_the_window() {
     assert_eq!(names(&on_request(&recs)), ["settled", "closed"]);
     let Event::Settled { defaulted, served, .. } = &recs[0].event else { panic!("settled first") };
     assert!(*served && defaulted.contains(&RaterRole::Station) && defaulted.contains(&RaterRole::Team));
-    assert!(lc.next_wakeup().is_none());
+    // Nothing waits but the ledger's retirement of the credits, a month on.
+    let retire = lc.ledger().next_retirement().expect("the credits leave memory in time");
+    assert_eq!(lc.next_wakeup(), Some(retire));
+    assert_eq!(retire, closes_at + lc.policies().memory().ledger_retention());
 }
 
 /// The events of the request streams only (the ledger's are left out).
@@ -732,7 +735,9 @@ fn ledger_commands_and_reservation_expiry_run_through_the_lifecycle() {
     assert_eq!(recs.len(), 2, "both legs expire");
     assert_eq!(lc.ledger().balance(&shelf).available(), 3);
     assert_eq!(lc.ledger().balance(&AccountId::VolunteerPoints(vid("v1"))).available(), 10);
-    assert!(lc.next_wakeup().is_none());
+    // Nothing waits but the ledger's retirement of what it settled, a month on.
+    assert_eq!(lc.next_wakeup(), lc.ledger().next_retirement());
+    assert!(lc.next_wakeup().is_some_and(|t| t > expiry + Duration::days(29)));
 }
 
 fn pairing_spec(id: &str, team: &str, household: &str) -> PairingSpec {
@@ -1253,6 +1258,19 @@ fn ended_requests_leave_memory_after_the_retention_and_their_ids_stay_taken() {
     assert_eq!(lc.decide(&cancel, later), Err(LifecycleError::Retired { request: rid("a") }));
     // The wake-up queue still serves the requests moved into the freed slot.
     assert!(lc.due(later + Duration::days(3)).any(|s| *s == StreamId::Request(rid("d"))));
+    assert_eq!(lc.needs_stream_check(&submit("a", 40)), None, "memory alone answers for now");
+    replays_to(&lc, &log);
+    // The memory policy's `retired_ids_days` after it left, its id is forgotten with the first
+    // event after; a new request under it is then for the store to refuse (its stream exists).
+    let forgotten = now + Duration::hours(24) + lc.policies().memory().retired_id_memory();
+    let before_forgetting = forgotten - Duration::seconds(1);
+    log.extend(lc.execute(&submit("e", 760), before_forgetting).expect("submits"));
+    assert!(lc.is_retired(&rid("a")) && !lc.may_have_forgotten());
+    log.extend(lc.execute(&submit("f", 760), forgotten).expect("submits"));
+    assert!(!lc.is_retired(&rid("a")) && lc.may_have_forgotten());
+    assert_eq!(lc.needs_stream_check(&submit("a", 40)), Some(&rid("a")));
+    assert_eq!(lc.needs_stream_check(&submit("f", 40)), None, "a request in memory is known");
+    assert_eq!(lc.needs_stream_check(&cancel), None, "only a new request asks");
     replays_to(&lc, &log);
 }
 

@@ -15,19 +15,19 @@ pub(super) enum Wake {
 
 impl<T: TravelTime> Lifecycle<T> {
     /// The earliest time a stream needs a [`Command::Tick`](crate::lifecycle::Command::Tick)
-    /// (the ledger's when a reservation expires).
+    /// (the ledger's when a reservation expires or settled transfers leave memory).
     pub fn next_wakeup(&self) -> Option<DateTime<Utc>> {
         let streams = self.wakeups.first().map(|(t, _)| *t);
-        match (streams, self.ledger.next_expiry()) {
+        match (streams, self.ledger.next_wakeup()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
     }
 
     /// The streams due for a tick at `now`, earliest first; the ledger last, when one of its
-    /// reservations has expired.
+    /// reservations has expired or settled transfers are due to leave memory.
     pub fn due(&self, now: DateTime<Utc>) -> impl Iterator<Item = &StreamId> + '_ {
-        let ledger = self.ledger.next_expiry().is_some_and(|t| t <= now).then_some(&LEDGER_STREAM);
+        let ledger = self.ledger.next_wakeup().is_some_and(|t| t <= now).then_some(&LEDGER_STREAM);
         self.wakeups.iter().take_while(move |(t, _)| *t <= now).map(|(_, w)| self.wake_stream(*w)).chain(ledger)
     }
 

@@ -232,7 +232,7 @@ impl<'a> ReportBuilder<'a> {
                     f.reservations_expired += 1;
                 }
             }
-            LedgerEvent::AccountOpened { .. } | LedgerEvent::AccountClosed { .. } => {}
+            LedgerEvent::AccountOpened { .. } | LedgerEvent::AccountClosed { .. } | LedgerEvent::Retired { .. } => {}
         }
     }
 

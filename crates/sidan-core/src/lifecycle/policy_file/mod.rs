@@ -4,6 +4,10 @@
 //! ```toml
 //! holidays = ["2026-10-01", "2026-10-02"] # local dates; service on them earns credit.holiday_pct
 //!
+//! [memory]                        # city-wide: how long the engine keeps what it no longer needs
+//! ledger_days = 30                # settled transfers (retry and reversal window)
+//! retired_ids_days = 30           # ids of requests that left memory
+//!
 //! [defaults]                      # any subset of the keys; the rest keep their built-in defaults
 //! offer_deadline_s = 1800
 //!
@@ -39,6 +43,7 @@ use toml::de::{DeTable, DeValue};
 
 use crate::id::UnitId;
 use crate::lifecycle::PolicyBook;
+use crate::lifecycle::policy::MemoryPolicy;
 use crate::score::PolicyError;
 use crate::units::{UnitIdx, UnitTree};
 
@@ -51,6 +56,9 @@ struct FileShape {
     /// Public holidays of the city, as local dates `YYYY-MM-DD`.
     #[serde(default)]
     holidays: Vec<NaiveDate>,
+    /// What leaves memory when, city-wide.
+    #[serde(default)]
+    memory: MemoryPolicy,
     /// Read for its type only: its keys are checked when the defaults are deserialised.
     #[serde(default, rename = "defaults")]
     _defaults: toml::Table,
@@ -285,7 +293,9 @@ impl PolicyBook {
                 }
             }
         }
-        Ok(merge::resolve(text, defaults, &own, units)?.with_holidays(shape.holidays))
+        merge::resolve(text, defaults, &own, units)?.with_holidays(shape.holidays).with_memory(shape.memory).map_err(
+            |e| PolicyFileError::InvalidValue { unit: None, key: e.key, path: e.key.to_owned(), problem: e.problem },
+        )
     }
 }
 
