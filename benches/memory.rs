@@ -1,15 +1,18 @@
 //! Memory over a simulated year at constant demand: what the in-memory
 //! lifecycle holds, and what its snapshot weighs, month by month, with the
-//! default retention of ended requests (a week) beside a retention of a
-//! year (nothing leaves), in one run.
+//! default retention (ended requests leave after a week, settled transfers
+//! and retired ids after 30 days) beside keeping everything for a year, in
+//! one run.
 //!
 //! The city has 6,000 teams (Cangzhou's size). Every day brings the same
 //! number of requests (800 by default: about 290,000 a year), each living
 //! its whole life on its day: submit, accept, check in, complete, every
-//! expected rating, settle and close. At the end of each month the bench
-//! prints the requests in memory, the requests retired, the ledger's
-//! transfers, the live heap (counted by the bench's own allocator) and the
-//! size of the postcard-encoded snapshot.
+//! expected rating, settle and close; the day ends with the due ticks. At
+//! the end of each month the bench prints the requests in memory, the ids
+//! of retired requests remembered, the ledger's transfers in memory, the
+//! (team, household) pairs the teams remember serving, the live heap
+//! (counted by the bench's own allocator) and the size of the
+//! postcard-encoded snapshot.
 //!
 //! Run with `cargo bench --bench memory`; `SIDAN_BENCH_DAILY` and
 //! `SIDAN_BENCH_DAYS` change the demand and the length.

@@ -351,6 +351,7 @@ fn the_example_file_loads_and_inherits() {
     let october = |d| NaiveDate::from_ymd_opt(2026, 10, d).expect("a date");
     assert_eq!(book.holidays().collect::<Vec<_>>(), [october(1), october(2), october(3)]);
     assert!(book.is_holiday(october(2)) && !book.is_holiday(october(4)));
+    assert_eq!(*book.memory(), crate::lifecycle::MemoryPolicy::default());
 
     // The example's [defaults] table lists every key, at its built-in default.
     let example: toml::Table = toml::from_str(text).expect("parses");
@@ -537,4 +538,21 @@ fn key_errors_name_the_unit_that_writes_the_key_not_its_descendants() {
     assert!(matches!(&e, PolicyFileError::BadValue { path, .. } if path == "defaults"), "{e:?}");
     let e = load_err("[units]\n\"cz-c1\" = 1\n");
     assert_eq!(e.path(), Some(r#"units."cz-c1""#));
+}
+
+#[test]
+fn the_memory_table_is_city_wide_and_checked() {
+    let units = tree();
+    let book = PolicyBook::from_toml("[memory]\nledger_days = 90\n", &units).expect("valid");
+    assert_eq!(book.memory().ledger_days, 90);
+    assert_eq!(book.memory().retired_ids_days, 30, "a key left out keeps its default");
+    match load_err("[memory]\nretired_ids_days = 0\n") {
+        PolicyFileError::InvalidValue { unit: None, path, problem, .. } => {
+            assert_eq!(path, "memory.retired_ids_days");
+            assert_eq!(problem, PolicyProblem::range(0u32, 1, 3660, " days"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let err = load_err("[memory]\nledger_dayz = 9\n");
+    assert_eq!(err.path(), Some("memory.ledger_dayz"), "{err}");
 }
