@@ -159,7 +159,7 @@ fn main() {
             .and_then(|b| b.with_memory(memory))
             .expect("valid policy")
     };
-    let keep_all = MemoryPolicy { ledger_days: 366, retired_ids_days: 366 };
+    let keep_all = MemoryPolicy { ledger_days: 366, retired_ids_days: 366, continuity_days: 366 };
     let week = run(&Lifecycle::new(dispatcher.clone(), book(7 * 24, MemoryPolicy::default())), &daily, days);
     let year = run(&Lifecycle::new(dispatcher, book(366 * 24, keep_all)), &daily, days);
     println!("memory over {days} days, {per_day} requests a day, {TEAMS} teams");

@@ -283,7 +283,7 @@ impl<T: TravelTime> Dispatcher<T> {
         let travel_s = self.travel.travel_s(t.base, cx.req.location(), distance_m);
         let continuity = match cx.req.household() {
             Some(h) if t.paired_households.binary_search(h).is_ok() => p.continuity_paired,
-            Some(h) if t.households_served.binary_search(h).is_ok() => p.continuity_served_before,
+            Some(h) if t.has_served(h) => p.continuity_served_before,
             _ => 0.0,
         };
         let terms = ScoreTerms {

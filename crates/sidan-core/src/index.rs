@@ -15,6 +15,7 @@
 use foldhash::HashMap;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use rstar::primitives::GeomWithData;
 use rstar::{AABB, RTree};
@@ -98,8 +99,9 @@ pub struct TeamRecord {
     pub availability: Arc<Availability>,
     /// The time zone of its availability (its unit's).
     pub tz: Tz,
-    /// Households served before, sorted.
-    pub households_served: Vec<HouseholdId>,
+    /// Households served before, sorted by household, each with when it was last served (the
+    /// lifecycle forgets one a while after: the memory policy's `continuity_days`).
+    pub households_served: Vec<Served>,
     /// Households paired with it, sorted.
     pub paired_households: Vec<HouseholdId>,
     /// Whether it takes offers.
@@ -117,10 +119,43 @@ pub struct TeamDynamics {
     pub recent_jobs: u32,
     /// Reputation in [0, 1], if rated.
     pub reputation: Option<f64>,
-    /// Households served before, sorted.
-    pub households_served: Vec<HouseholdId>,
+    /// Households served before, sorted by household, with when last (seconds since the epoch;
+    /// `None`: declared in the team file).
+    pub households_served: Vec<(HouseholdId, Option<i64>)>,
     /// Households paired with it, sorted.
     pub paired_households: Vec<HouseholdId>,
+}
+
+/// A household a team served, and when last.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Served {
+    /// The household.
+    pub household: HouseholdId,
+    /// When the team last served it; `None` for one declared in the team file, never forgotten.
+    pub last: Option<DateTime<Utc>>,
+}
+
+/// The instant a service is recorded at: to the second, as a snapshot keeps it.
+pub(crate) fn served_time(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(at.timestamp(), 0).unwrap_or(at)
+}
+
+/// Sorts a team's served households by household, keeping one entry each: the declared one
+/// (`None`, never forgotten) if any, else the latest.
+fn sort_served(mut v: Vec<Served>) -> Vec<Served> {
+    v.sort_unstable_by(|a, b| {
+        a.household.cmp(&b.household).then(b.last.is_none().cmp(&a.last.is_none())).then(b.last.cmp(&a.last))
+    });
+    v.dedup_by(|later, first| later.household == first.household);
+    v
+}
+
+impl TeamRecord {
+    /// Whether the team has served `household` (within the memory policy's `continuity_days`, or
+    /// as declared in the team file).
+    pub fn has_served(&self, household: &HouseholdId) -> bool {
+        self.households_served.binary_search_by(|s| s.household.cmp(household)).is_ok()
+    }
 }
 
 /// The team table and its spatial index.
@@ -245,7 +280,9 @@ fn validate(city: &City, spec: &TeamSpec, availability: Arc<Availability>) -> Re
         reputation: spec.reputation,
         availability,
         tz: city.units().get(unit).tz,
-        households_served: sorted(&spec.households_served),
+        households_served: sort_served(
+            spec.households_served.iter().map(|h| Served { household: h.clone(), last: None }).collect(),
+        ),
         paired_households: sorted(&spec.paired_households),
         active: spec.active,
         class: class_of(reach_m),
@@ -410,7 +447,11 @@ impl TeamIndex {
             load: t.load,
             recent_jobs: t.recent_jobs,
             reputation: t.reputation,
-            households_served: t.households_served.clone(),
+            households_served: t
+                .households_served
+                .iter()
+                .map(|s| (s.household.clone(), s.last.map(|at| at.timestamp())))
+                .collect(),
             paired_households: t.paired_households.clone(),
         }
     }
@@ -429,7 +470,12 @@ impl TeamIndex {
         t.load = d.load;
         t.recent_jobs = d.recent_jobs;
         t.reputation = d.reputation.filter(|r| (0.0..=1.0).contains(r));
-        t.households_served = sorted(d.households_served);
+        t.households_served = sort_served(
+            d.households_served
+                .into_iter()
+                .map(|(household, last)| Served { household, last: last.and_then(|s| DateTime::from_timestamp(s, 0)) })
+                .collect(),
+        );
         t.paired_households = sorted(d.paired_households);
     }
 
@@ -472,16 +518,44 @@ impl TeamIndex {
         Ok(())
     }
 
-    /// Counts one more recently served request.
-    pub fn record_job(&mut self, id: &TeamId, household: Option<&HouseholdId>) -> Result<(), TeamError> {
+    /// Counts one more recently served request, served at `at` (to the second).
+    pub fn record_job(
+        &mut self,
+        id: &TeamId,
+        household: Option<&HouseholdId>,
+        at: DateTime<Utc>,
+    ) -> Result<(), TeamError> {
         let (_, rec) = self.record_mut(id)?;
         rec.recent_jobs += 1;
-        if let Some(h) = household
-            && let Err(pos) = rec.households_served.binary_search(h)
-        {
-            rec.households_served.insert(pos, h.clone());
+        let at = served_time(at);
+        if let Some(h) = household {
+            match rec.households_served.binary_search_by(|s| s.household.cmp(h)) {
+                Ok(i) => {
+                    let s = &mut rec.households_served[i];
+                    if s.last.is_some() {
+                        s.last = Some(at);
+                    }
+                }
+                Err(i) => rec.households_served.insert(i, Served { household: h.clone(), last: Some(at) }),
+            }
         }
         Ok(())
+    }
+
+    /// Forgets that the team at `idx` served `household`, if it was last served at `at` (so a
+    /// later service keeps it). Returns whether it was forgotten.
+    ///
+    /// # Panics
+    /// If `idx` does not come from this index.
+    pub fn forget_served(&mut self, idx: TeamIdx, household: &HouseholdId, at: DateTime<Utc>) -> bool {
+        let served = &mut self.teams[idx.0 as usize].households_served;
+        match served.binary_search_by(|s| s.household.cmp(household)) {
+            Ok(i) if served[i].last == Some(at) => {
+                served.remove(i);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Sets a team's reputation.
@@ -715,7 +789,8 @@ impl TeamIndex {
                 base + r.id.as_str().len()
                     + 16
                     + r.name.len()
-                    + (r.households_served.len() + r.paired_households.len()) * std::mem::size_of::<HouseholdId>()
+                    + r.households_served.len() * std::mem::size_of::<Served>()
+                    + r.paired_households.len() * std::mem::size_of::<HouseholdId>()
             })
             .sum::<usize>()
             + self.interned.iter().map(|a| a.heap_bytes() + std::mem::size_of::<Availability>()).sum::<usize>()

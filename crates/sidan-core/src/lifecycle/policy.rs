@@ -100,11 +100,15 @@ pub struct MemoryPolicy {
     /// reusing the id is refused by the lifecycle; after it, by the store (whose stream for the id
     /// exists).
     pub retired_ids_days: u32,
+    /// How long a team counts as having served a household (the continuity term of the score,
+    /// `scoring.continuity_served_before`), in days after it last did. Households declared in
+    /// the team file count for ever.
+    pub continuity_days: u32,
 }
 
 impl Default for MemoryPolicy {
     fn default() -> Self {
-        Self { ledger_days: 30, retired_ids_days: 30 }
+        Self { ledger_days: 30, retired_ids_days: 30, continuity_days: 90 }
     }
 }
 
@@ -114,7 +118,12 @@ pub const MAX_MEMORY_DAYS: u32 = 3660;
 impl MemoryPolicy {
     /// Checks every value; the error names the key.
     pub fn validate(&self) -> Result<(), PolicyError> {
-        for (key, v) in [("memory.ledger_days", self.ledger_days), ("memory.retired_ids_days", self.retired_ids_days)] {
+        let keys = [
+            ("memory.ledger_days", self.ledger_days),
+            ("memory.retired_ids_days", self.retired_ids_days),
+            ("memory.continuity_days", self.continuity_days),
+        ];
+        for (key, v) in keys {
             if v == 0 || v > MAX_MEMORY_DAYS {
                 return Err(PolicyError { key, problem: PolicyProblem::range(v, 1, MAX_MEMORY_DAYS.into(), " days") });
             }
@@ -130,6 +139,11 @@ impl MemoryPolicy {
     /// How long a retired request's id is remembered.
     pub fn retired_id_memory(&self) -> chrono::Duration {
         chrono::Duration::days(i64::from(self.retired_ids_days))
+    }
+
+    /// How long a team counts as having served a household after it last did.
+    pub fn continuity(&self) -> chrono::Duration {
+        chrono::Duration::days(i64::from(self.continuity_days))
     }
 }
 

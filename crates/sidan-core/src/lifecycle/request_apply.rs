@@ -167,7 +167,10 @@ impl<T: TravelTime> Lifecycle<T> {
         if let Some((t, h)) = job {
             let id = self.team_id(t);
             // The team exists: its index came from this dispatcher.
-            let _ = self.dispatcher.index_mut().record_job(&id, h.as_ref());
+            let _ = self.dispatcher.index_mut().record_job(&id, h.as_ref(), rec.at);
+            if let Some(h) = h {
+                self.retention.served.push_back((crate::index::served_time(rec.at), t, h));
+            }
         }
         if let Some((t, x)) = rep {
             let model = self.reputation_model();

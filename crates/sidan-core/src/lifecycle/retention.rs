@@ -16,7 +16,8 @@ use std::collections::{BTreeSet, VecDeque};
 use chrono::{DateTime, Duration, Utc};
 
 use crate::geo::TravelTime;
-use crate::id::RequestId;
+use crate::id::{HouseholdId, RequestId};
+use crate::index::TeamIdx;
 use crate::lifecycle::wakeup::Wake;
 use crate::lifecycle::{Command, Lifecycle, RequestCommand};
 
@@ -31,6 +32,10 @@ pub(super) struct Retention {
     pub(super) forget: VecDeque<(DateTime<Utc>, u64)>,
     /// Whether any fingerprint has been forgotten.
     pub(super) forgot_any: bool,
+    /// Every (team, household) service in the order applied, to be forgotten the memory
+    /// policy's `continuity_days` later unless the team served the household again since.
+    /// Derived from the team index (rebuilt on restore), so not part of the digest.
+    pub(super) served: VecDeque<(DateTime<Utc>, TeamIdx, HouseholdId)>,
 }
 
 /// A request id's fingerprint: FNV-1a of its bytes, the same on every machine and replay.
@@ -77,6 +82,13 @@ impl<T: TravelTime> Lifecycle<T> {
             self.retention.forget.pop_front();
             self.retention.retired.remove(&fp);
             self.retention.forgot_any = true;
+        }
+        let continuity = self.policies.memory().continuity();
+        while let Some((at, _, _)) = self.retention.served.front()
+            && *at + continuity <= now
+        {
+            let Some((at, team, household)) = self.retention.served.pop_front() else { break };
+            self.dispatcher.index_mut().forget_served(team, &household, at);
         }
     }
 

@@ -1308,3 +1308,87 @@ fn requests_dispatched_again_in_one_decision_respect_each_others_offers() {
     }
     replays_to(&lc, &log);
 }
+
+/// Serves a request of `household` at `now` (submit, accept, check in, complete), logging it;
+/// returns the team that served.
+fn serve_household(
+    lc: &mut Lifecycle,
+    log: &mut Vec<Recorded>,
+    id: &str,
+    household: &HouseholdId,
+    now: DateTime<Utc>,
+) -> TeamId {
+    let start_h = (now - t0()).num_hours() + 2;
+    let mut spec = request(id, "c1-i1-s1", "home-care", Urgency::Normal, start_h, 4);
+    spec.household = Some(household.clone());
+    let recs = lc.execute(&Command::Request(RequestCommand::Submit { spec }), now).expect("submits");
+    let team = tid(&offers(&recs)[0].0);
+    log.extend(recs);
+    let r = rid(id);
+    for c in [
+        RequestCommand::Accept { request: r.clone(), team: team.clone() },
+        RequestCommand::CheckIn { request: r.clone(), team: team.clone() },
+        RequestCommand::Complete {
+            request: r.clone(),
+            team: team.clone(),
+            minutes: ServiceMinutes::new(60).expect("valid minutes"),
+            volunteers: Volunteers::new(vec![]).expect("valid volunteers"),
+        },
+    ] {
+        log.extend(lc.execute(&Command::Request(c), now).expect("serves"));
+    }
+    team
+}
+
+#[test]
+fn a_team_counts_as_having_served_a_household_for_the_continuity_window() {
+    let mut lc = lifecycle(LifecyclePolicy::default());
+    let mut log = Vec::new();
+    let regular = HouseholdId::new("h-regular").expect("id");
+    let window = lc.policies().memory().continuity();
+    let first = t0();
+    let team = serve_household(&mut lc, &mut log, "a", &regular, first);
+    let idx = lc.dispatcher().index().idx(&team).expect("known");
+    let served = |lc: &Lifecycle| lc.dispatcher().index().get(idx).has_served(&regular);
+    assert!(served(&lc));
+    // Served again before the window ends (by whichever team is offered): the window restarts.
+    let again = first + window - Duration::days(1);
+    let second = serve_household(&mut lc, &mut log, "b", &regular, again);
+    let (snapshot, cut) = (lc.snapshot(), log.len());
+    // The first service's window passes: the team still counts if it served the second time.
+    let other = HouseholdId::new("h-other").expect("id");
+    serve_household(&mut lc, &mut log, "c", &other, first + window + Duration::hours(1));
+    assert_eq!(served(&lc), second == team, "forgotten unless served again");
+    let idx2 = lc.dispatcher().index().idx(&second).expect("known");
+    assert!(lc.dispatcher().index().get(idx2).has_served(&regular));
+    replays_to(&lc, &log);
+    // The second service's window passes too: no team counts any more.
+    serve_household(&mut lc, &mut log, "d", &other, again + window + Duration::hours(1));
+    assert!(!lc.dispatcher().index().get(idx2).has_served(&regular) && !served(&lc));
+    replays_to(&lc, &log);
+    // A lifecycle restored from the snapshot in between forgets the same services at the same points.
+    let (city, index) = tiny_city();
+    let mut back = Lifecycle::restore(Dispatcher::new(city, index), lc.policies().clone(), snapshot).expect("restores");
+    for rec in &log[cut..] {
+        back.apply(rec).expect("the rest of the log applies");
+    }
+    assert_eq!(back.digest(), lc.digest());
+}
+
+#[test]
+fn households_declared_in_the_team_file_count_for_ever() {
+    let (city, mut index) = tiny_city();
+    let declared = HouseholdId::new("h-declared").expect("id");
+    let team = tid("c1-s1-a");
+    let idx = index.idx(&team).expect("known");
+    let mut d = index.dynamics(idx);
+    d.households_served.push((declared.clone(), None));
+    index.set_dynamics(idx, d);
+    let mut lc =
+        Lifecycle::new(Dispatcher::new(city, index), PolicyBook::uniform(LifecyclePolicy::default()).expect("valid"));
+    let mut log = Vec::new();
+    let later = t0() + lc.policies().memory().continuity() * 3;
+    serve_household(&mut lc, &mut log, "a", &declared, t0());
+    serve_household(&mut lc, &mut log, "b", &HouseholdId::new("h-other").expect("id"), later);
+    assert!(lc.dispatcher().index().get(idx).has_served(&declared));
+}
