@@ -167,7 +167,7 @@ fn main() {
         "{:>5} | {:>9} {:>9} {:>10} {:>8} {:>9} {:>11} | {:>9} {:>9} {:>11}",
         "month",
         "requests",
-        "retired",
+        "ret. ids",
         "transfers",
         "served",
         "heap MB",

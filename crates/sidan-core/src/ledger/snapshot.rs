@@ -158,6 +158,14 @@ pub enum LedgerSnapshotError {
     /// The transfers in memory start with one that left it.
     #[error("ledger snapshot: the transfers start with one that left memory")]
     LeadingHole,
+    /// The transfers' slots run past 2^32.
+    #[error("ledger snapshot: {transfers} transfers from slot {first} run past the last slot")]
+    SlotOverflow {
+        /// The first slot.
+        first: u32,
+        /// How many transfers (and holes) follow it.
+        transfers: usize,
+    },
 }
 
 impl Ledger {
@@ -259,6 +267,9 @@ impl Ledger {
         if matches!(snap.transfers.first(), Some(None)) {
             return Err(LedgerSnapshotError::LeadingHole);
         }
+        if u32::try_from(snap.transfers.len()).ok().and_then(|n| snap.first.checked_add(n)).is_none() {
+            return Err(LedgerSnapshotError::SlotOverflow { first: snap.first, transfers: snap.transfers.len() });
+        }
         ledger.entries.reserve(snap.transfers.len() + snap.entries.len());
         for t in snap.transfers {
             let slot = ledger.transfers.next_slot();
@@ -358,6 +369,24 @@ mod tests {
         assert_eq!(
             Ledger::restore(snapshot(1, vec![(id.clone(), EntrySnap::Post(5))])).err(),
             Some(LedgerSnapshotError::TransferSlot { id, slot: 5, transfers: 0 })
+        );
+        let hole = LedgerSnapshot { transfers: vec![None], ..snapshot(1, Vec::new()) };
+        assert_eq!(Ledger::restore(hole).err(), Some(LedgerSnapshotError::LeadingHole));
+        let t = TransferSnap {
+            id: Some(TransferId::new("t-2").expect("an id")),
+            debit: 0,
+            credit: 0,
+            amount: 1,
+            kind: KindSnap::Restock,
+            timeout_s: None,
+            at: 0,
+            state: StateSnap::Posted,
+            reversed_by: None,
+        };
+        let past_the_end = LedgerSnapshot { first: u32::MAX, transfers: vec![Some(t)], ..snapshot(1, Vec::new()) };
+        assert_eq!(
+            Ledger::restore(past_the_end).err(),
+            Some(LedgerSnapshotError::SlotOverflow { first: u32::MAX, transfers: 1 })
         );
     }
 }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use crate::geo::TravelTime;
-use crate::ledger::{self, AccountId, CreditInput, LedgerCommand, LedgerOp};
+use crate::ledger::{self, AccountId, CreditInput, LedgerCommand, LedgerError, LedgerOp, TransferKind};
 use crate::lifecycle::{
     ApplyProblem, Event, Lifecycle, LifecycleError, Out, Phase, RaterRole, Recorded, RequestState, StreamId, evaluation,
 };
@@ -78,7 +78,20 @@ impl<T: TravelTime> Lifecycle<T> {
         out: &mut Out<'_>,
     ) -> Result<(), LifecycleError> {
         let events = match cmd {
-            Some(command) => self.ledger.decide(command, now)?,
+            Some(command) => {
+                // Service credits are made by a served settlement only, once per request; one
+                // sent as a command could credit a request again once its ids left memory.
+                let credit = command.ops.iter().find_map(|op| match op {
+                    LedgerOp::Transfer { transfer } if matches!(transfer.kind, TransferKind::ServiceCredit { .. }) => {
+                        Some(transfer)
+                    }
+                    _ => None,
+                });
+                if let Some(t) = credit {
+                    return Err(LedgerError::KindNotAllowed { transfer: t.id.clone(), kind: t.kind.kind_name() }.into());
+                }
+                self.ledger.decide(command, now)?
+            }
             None => self.ledger.tick(now),
         };
         for entry in events {

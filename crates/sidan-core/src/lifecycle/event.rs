@@ -277,9 +277,10 @@ impl Event {
     }
 }
 
-/// The format of [`Event::to_binary`]: its first byte. A build that changes how an event is laid
-/// out (a variant or a field added, removed or reordered) bumps it, so a body of another
-/// layout is refused by name rather than misread.
+/// The format of [`Event::to_binary`]: its first byte. A build that changes how an existing
+/// event is laid out (a variant or a field removed or reordered, a field added) bumps it, so a
+/// body of another layout is refused by name rather than misread. A variant appended at the end
+/// of an enum leaves every stored body as it was, and the format with it.
 pub const EVENT_BINARY_FORMAT: u8 = 1;
 
 /// Why bytes are not an event's binary form.

@@ -176,6 +176,14 @@ pub fn visit_request_id(pairing: &PairingId, slot: DateTime<Utc>) -> RequestId {
         .unwrap_or_else(|_| unreachable!("pairing ids are validated at creation"))
 }
 
+/// Whether `id` has the form of a visit's id, `<pairing>:<YYYYMMDDTHHMM>`: such ids are kept
+/// for the pairings' visits, so a visit never meets a resident's request under its id.
+pub fn is_visit_request_id(id: &RequestId) -> bool {
+    let Some((pairing, slot)) = id.as_str().rsplit_once(':') else { return false };
+    let b = slot.as_bytes();
+    !pairing.is_empty() && b.len() == 13 && b[8] == b'T' && b[..8].iter().chain(&b[9..]).all(u8::is_ascii_digit)
+}
+
 /// The request a slot produces.
 pub fn visit_request(spec: &PairingSpec, schedule: &Schedule, slot: DateTime<Utc>) -> Option<RequestSpec> {
     Some(RequestSpec {

@@ -70,7 +70,10 @@ impl<T: TravelTime> Lifecycle<T> {
             }
             let spec = pairing::visit_request(&p.spec, &p.schedule, slot);
             match (spec, team) {
-                (Some(spec), Some(team)) if !self.request_slot.contains_key(&spec.id) => {
+                // A request with the visit's id may have ended and left memory: skip the slot.
+                (Some(spec), Some(team))
+                    if !self.request_slot.contains_key(&spec.id) && !self.retention.is_retired(&spec.id) =>
+                {
                     // Decide the visit's request on its own stream; a refusal (window
                     // already too close) skips the slot instead.
                     let mut recs = Vec::new();

@@ -169,7 +169,7 @@ impl<T: TravelTime> Lifecycle<T> {
             // The team exists: its index came from this dispatcher.
             let _ = self.dispatcher.index_mut().record_job(&id, h.as_ref(), rec.at);
             if let Some(h) = h {
-                self.retention.served.push_back((crate::index::served_time(rec.at), t, h));
+                self.retention.served.insert((crate::index::served_time(rec.at), t, h));
             }
         }
         if let Some((t, x)) = rep {

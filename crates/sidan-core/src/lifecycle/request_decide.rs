@@ -42,6 +42,9 @@ impl<T: TravelTime> Lifecycle<T> {
     ) -> Result<(), LifecycleError> {
         let id = cmd.request();
         let st = match (self.admitted(id, cmd.kind())?, cmd) {
+            (None, RequestCommand::Submit { spec }) if crate::lifecycle::pairing::is_visit_request_id(&spec.id) => {
+                return Err(LifecycleError::ReservedRequestId { request: spec.id.clone() });
+            }
             (None, RequestCommand::Submit { spec }) => return self.decide_submit(spec, None, now, out),
             // The table refuses both; its refusals are returned above.
             (Some(_), RequestCommand::Submit { .. }) => {

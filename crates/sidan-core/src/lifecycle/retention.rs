@@ -32,10 +32,12 @@ pub(super) struct Retention {
     pub(super) forget: VecDeque<(DateTime<Utc>, u64)>,
     /// Whether any fingerprint has been forgotten.
     pub(super) forgot_any: bool,
-    /// Every (team, household) service in the order applied, to be forgotten the memory
-    /// policy's `continuity_days` later unless the team served the household again since.
+    /// Every (team, household) service by its time, to be forgotten the memory policy's
+    /// `continuity_days` later unless the team served the household again since (ordered by
+    /// time, not by arrival, so that a restored lifecycle, which rebuilds it from the team
+    /// index, forgets at the same points even if the clock went back).
     /// Derived from the team index (rebuilt on restore), so not part of the digest.
-    pub(super) served: VecDeque<(DateTime<Utc>, TeamIdx, HouseholdId)>,
+    pub(super) served: BTreeSet<(DateTime<Utc>, TeamIdx, HouseholdId)>,
 }
 
 /// A request id's fingerprint: FNV-1a of its bytes, the same on every machine and replay.
@@ -84,10 +86,10 @@ impl<T: TravelTime> Lifecycle<T> {
             self.retention.forgot_any = true;
         }
         let continuity = self.policies.memory().continuity();
-        while let Some((at, _, _)) = self.retention.served.front()
+        while let Some((at, _, _)) = self.retention.served.first()
             && *at + continuity <= now
         {
-            let Some((at, team, household)) = self.retention.served.pop_front() else { break };
+            let Some((at, team, household)) = self.retention.served.pop_first() else { break };
             self.dispatcher.index_mut().forget_served(team, &household, at);
         }
     }
@@ -142,7 +144,9 @@ impl<T: TravelTime> Lifecycle<T> {
     pub fn needs_stream_check<'c>(&self, cmd: &'c Command) -> Option<&'c RequestId> {
         match cmd {
             Command::Request(RequestCommand::Submit { spec })
-                if self.retention.forgot_any && !self.request_slot.contains_key(&spec.id) =>
+                if self.retention.forgot_any
+                    && !self.request_slot.contains_key(&spec.id)
+                    && !self.retention.is_retired(&spec.id) =>
             {
                 Some(&spec.id)
             }

@@ -465,7 +465,7 @@ impl<T: TravelTime> Lifecycle<T> {
         lc.retention.forget = snap.retired.into_iter().map(|(t, fp)| (from_nanos(t), fp)).collect();
         lc.retention.forgot_any = snap.forgot_any;
         // The services to forget, in the order they were served (a later one supersedes).
-        let mut served: Vec<_> = lc
+        lc.retention.served = lc
             .dispatcher
             .index()
             .records()
@@ -477,8 +477,6 @@ impl<T: TravelTime> Lifecycle<T> {
                     .filter_map(move |s| s.last.map(|at| (at, TeamIdx(i as u32), s.household.clone())))
             })
             .collect();
-        served.sort_unstable();
-        lc.retention.served = served.into();
         Ok(lc)
     }
 }

@@ -210,6 +210,13 @@ pub enum LifecycleError {
         /// The request.
         request: RequestId,
     },
+    /// The id has the form of a pairing's visit (`<pairing>:<YYYYMMDDTHHMM>`), which only a
+    /// pairing may use.
+    #[error("request {request}: ids of the form <pairing>:<YYYYMMDDTHHMM> are kept for pairing visits")]
+    ReservedRequestId {
+        /// The request.
+        request: RequestId,
+    },
     /// The submission is invalid.
     #[error(transparent)]
     InvalidRequest(#[from] RequestError),

@@ -1392,3 +1392,53 @@ fn households_declared_in_the_team_file_count_for_ever() {
     serve_household(&mut lc, &mut log, "b", &HouseholdId::new("h-other").expect("id"), later);
     assert!(lc.dispatcher().index().get(idx).has_served(&declared));
 }
+
+/// Service credits come from a served settlement only: one sent as a ledger command is refused,
+/// so a request never credits an account twice, even after its credits left memory.
+#[test]
+fn a_service_credit_sent_as_a_ledger_command_is_refused() {
+    let (mut lc, now, _) = in_phase(PhaseKind::Completed);
+    let recs = settle_at_window_end(&mut lc, now);
+    let credit = recs
+        .iter()
+        .find_map(|r| match &r.event {
+            Event::Ledger { entry: crate::ledger::LedgerEvent::Transferred { transfer } } => Some(transfer.clone()),
+            _ => None,
+        })
+        .expect("a credit");
+    let again = TransferSpec {
+        id: credit.id.clone(),
+        debit: credit.debit.clone(),
+        credit: credit.credit.clone(),
+        amount: credit.amount,
+        kind: credit.kind.clone(),
+        timeout_s: None,
+    };
+    let before = lc.digest();
+    let later = now + Duration::days(40);
+    assert_eq!(
+        lc.decide(&Command::Ledger(LedgerCommand::transfers([again])), later),
+        Err(LifecycleError::Ledger(crate::ledger::LedgerError::KindNotAllowed {
+            transfer: credit.id.clone(),
+            kind: credit.kind.kind_name()
+        }))
+    );
+    assert_eq!(lc.digest(), before);
+}
+
+/// Ids of the form of a pairing's visit are kept for the visits.
+#[test]
+fn a_resident_request_may_not_take_a_visit_id() {
+    use crate::lifecycle::pairing::is_visit_request_id;
+    for (id, visit) in
+        [("p1:20261205T0100", true), ("p1:20261205T010", false), ("p1:2026120XT0100", false), ("r-1", false)]
+    {
+        assert_eq!(is_visit_request_id(&rid(id)), visit, "{id}");
+    }
+    let mut lc = lifecycle(LifecyclePolicy::default());
+    let spec = request("p1:20261205T0100", "c1-i1-s1", "home-care", Urgency::Normal, 2, 4);
+    assert_eq!(
+        lc.execute(&Command::Request(RequestCommand::Submit { spec }), t0()),
+        Err(LifecycleError::ReservedRequestId { request: rid("p1:20261205T0100") })
+    );
+}

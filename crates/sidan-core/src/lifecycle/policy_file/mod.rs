@@ -7,6 +7,7 @@
 //! [memory]                        # city-wide: how long the engine keeps what it no longer needs
 //! ledger_days = 30                # settled transfers (retry and reversal window)
 //! retired_ids_days = 30           # ids of requests that left memory
+//! continuity_days = 90            # a team counts as having served a household
 //!
 //! [defaults]                      # any subset of the keys; the rest keep their built-in defaults
 //! offer_deadline_s = 1800
