@@ -1,12 +1,13 @@
 //! `sidan events`: the event log of a SQLite store as JSON lines, one event per line with its
-//! position, whatever form its body is stored in. Contacts are masked unless asked for.
+//! position, whatever form its body is stored in. Contacts are masked unless asked for. With
+//! `--cloudevents SOURCE`, each line is the CloudEvent the bus would publish (always masked).
 
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use sidan::runtime::{Position, Store as _};
+use sidan::runtime::{Position, Published, Store as _};
 use sidan::store_sqlite::{SqliteConfig, SqliteStore};
 
 /// Arguments of `sidan events`.
@@ -21,8 +22,12 @@ pub struct EventsArgs {
     #[arg(long)]
     limit: Option<u64>,
     /// Show residents' contacts in full, as the serving team's admins may see them.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "cloudevents")]
     reveal_contacts: bool,
+    /// Print each event as the CloudEvent the bus publishes, from this source (a URI-reference
+    /// naming the deployment, like `/sidan/cangzhou`); contacts are masked.
+    #[arg(long, value_name = "SOURCE")]
+    cloudevents: Option<String>,
 }
 
 /// Prints the events; exit code 1 with a message on stderr if the store cannot be read.
@@ -48,8 +53,16 @@ fn print(args: &EventsArgs) -> anyhow::Result<()> {
         at = last.position;
         left -= page.len() as u64;
         for s in &page {
-            let record = if args.reveal_contacts { s.record.clone() } else { s.record.masked() };
-            let line = serde_json::json!({ "position": s.position.0, "record": record });
+            let line = match &args.cloudevents {
+                Some(source) => {
+                    let ce = Published::of(s).to_cloudevent_json(source)?;
+                    String::from_utf8(ce).context("a CloudEvent is UTF-8")?
+                }
+                None => {
+                    let record = if args.reveal_contacts { s.record.clone() } else { s.record.masked() };
+                    serde_json::json!({ "position": s.position.0, "record": record }).to_string()
+                }
+            };
             if let Err(e) = writeln!(out, "{line}") {
                 return quiet_on_closed_pipe(e);
             }

@@ -75,6 +75,23 @@ fn events_are_printed_as_json_lines_with_contacts_masked() {
     assert!(out.status.success(), "a closed pipe is not an error: {}", String::from_utf8_lossy(&out.stderr));
     assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
 
+    // As the bus publishes them: CloudEvents, masked, one per event, read back exactly.
+    let clouds = print(&["--cloudevents", "/sidan/test"]);
+    assert_eq!(clouds.len(), masked.len());
+    for (ce, m) in clouds.iter().zip(&masked) {
+        assert_eq!((&ce["specversion"], &ce["source"]), (&"1.0".into(), &"/sidan/test".into()));
+        assert_eq!(ce["sidanposition"], m["position"]);
+        let back = sidan::runtime::Published::from_cloudevent_json(ce.to_string().as_bytes()).expect("decodes");
+        let m: Recorded = serde_json::from_value(m["record"].clone()).expect("a record");
+        assert_eq!(back.record, m, "the CloudEvent carries the masked record");
+        assert!(
+            ce["type"].as_str().is_some_and(|t| t == format!("sidan.{}.{}", m.stream.kind(), back.record.event.name())
+                || t.starts_with("sidan.ledger."))
+        );
+    }
+    let both = sidan(&["events", db.to_str().expect("UTF-8"), "--cloudevents", "/s", "--reveal-contacts"]);
+    assert!(!both.status.success(), "contacts never leave as CloudEvents");
+
     let missing = dir.path().join("nothing.db");
     let out = sidan(&["events", missing.to_str().expect("UTF-8")]);
     assert!(!out.status.success());

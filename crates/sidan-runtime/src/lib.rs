@@ -21,6 +21,7 @@
 mod builder;
 mod bus;
 mod clock;
+pub mod cloudevent;
 mod engine;
 pub mod keys;
 mod relay;
@@ -30,8 +31,9 @@ pub mod store;
 mod writer;
 
 pub use builder::{EngineBuilder, NoStore};
-pub use bus::{Bus, BusError, MemoryBus, Published, Subscription};
+pub use bus::{Bus, BusError, Filter, MAX_SUBSCRIPTION_BUFFER, MemoryBus, Published, Subscriber, Subscription};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use cloudevent::{CloudEvent, CloudEventError};
 pub use engine::{Engine, EngineConfig, EngineError, Receipt, StartInfo};
 pub use keys::{CommandKey, Fingerprint, KeyError, KeyRecord, StoredKey};
 pub use snapshot::{LIFECYCLE_SNAPSHOT, SnapshotUnused};

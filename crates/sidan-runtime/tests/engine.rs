@@ -15,8 +15,8 @@ use sidan_core::lifecycle::{
 use sidan_core::request::Urgency;
 use sidan_core::testkit::{request, t0, tiny_city};
 use sidan_runtime::{
-    Bus, Engine, EngineBuilder, EngineConfig, EngineError, LIFECYCLE_SNAPSHOT, ManualClock, MemoryBus, MemoryStore,
-    Position, Snapshot, SnapshotUnused, Store, StoreError, Stored,
+    Bus, Engine, EngineBuilder, EngineConfig, EngineError, Filter, LIFECYCLE_SNAPSHOT, ManualClock, MemoryBus,
+    MemoryStore, Position, Snapshot, SnapshotUnused, Store, StoreError, Stored,
 };
 
 fn builder(policy: LifecyclePolicy) -> EngineBuilder<StraightLine> {
@@ -207,7 +207,7 @@ async fn deadlines_fire_and_escalate_on_the_manual_clock() {
     let policy = LifecyclePolicy { offer_deadline_s: 600, escalate_after_misses: 2, ..LifecyclePolicy::default() };
     let store = MemoryStore::new();
     let bus = MemoryBus::new();
-    let mut sub = bus.subscribe().await.expect("subscribes");
+    let mut sub = bus.subscribe(Filter::All, 1024).await.expect("subscribes");
     let clock = ManualClock::new(t0());
     let engine = builder(policy).store(store.clone()).bus(bus).clock(clock.clone()).start().await.expect("starts");
     let spec = request("r", "c1-i1-s1", "home-care", Urgency::Normal, 24, 4);
@@ -233,6 +233,7 @@ async fn deadlines_fire_and_escalate_on_the_manual_clock() {
             let m = tokio::time::timeout(std::time::Duration::from_secs(5), sub.next())
                 .await
                 .expect("the engine publishes in time")
+                .expect("not lagged")
                 .expect("the bus is open");
             let text = serde_json::to_string(&m).expect("serialises");
             assert!(!text.contains("13812345678") && !text.contains("402"), "bus payload leaks PI: {text}");

@@ -13,8 +13,8 @@ use sidan_core::lifecycle::{Command, Lifecycle, LifecyclePolicy, PolicyBook, Rec
 use sidan_core::request::Urgency;
 use sidan_core::testkit::{request, t0, tiny_city};
 use sidan_runtime::{
-    Bus, BusError, Engine, EngineBuilder, EngineError, ManualClock, MemoryBus, MemoryStore, Position, Published, Store,
-    StoreError, Stored, Subscription,
+    Bus, BusError, Engine, EngineBuilder, EngineError, Filter, ManualClock, MemoryBus, MemoryStore, Position,
+    Published, Store, StoreError, Stored, Subscription,
 };
 
 fn builder() -> EngineBuilder<StraightLine> {
@@ -85,8 +85,8 @@ impl Bus for FlakyBus {
         }
         self.inner.publish(batch).await
     }
-    async fn subscribe(&self) -> Result<Subscription, BusError> {
-        self.inner.subscribe().await
+    async fn subscribe(&self, filter: Filter, buffer: usize) -> Result<Subscription, BusError> {
+        self.inner.subscribe(filter, buffer).await
     }
 }
 
@@ -95,6 +95,7 @@ async fn first_message(sub: &mut Subscription) -> Published {
     tokio::time::timeout(std::time::Duration::from_secs(600), sub.next())
         .await
         .expect("published in time")
+        .expect("not lagged")
         .expect("the bus is open")
 }
 
@@ -103,7 +104,7 @@ async fn the_relay_retries_a_failing_bus_and_logs_each_failure() {
     let log = Captured::default();
     let _guard = log.install();
     let bus = FlakyBus::failing(3);
-    let mut sub = bus.subscribe().await.expect("subscribes");
+    let mut sub = bus.subscribe(Filter::All, 1024).await.expect("subscribes");
     let store = MemoryStore::new();
     let engine =
         builder().store(store.clone()).bus(bus.clone()).clock(ManualClock::new(t0())).start().await.expect("starts");
@@ -123,7 +124,7 @@ async fn the_relay_gives_up_after_a_bounded_number_of_tries_then_comes_back() {
     let _guard = log.install();
     // 1 + 8 retries fail twice over; the 21st attempt passes.
     let bus = FlakyBus::failing(20);
-    let mut sub = bus.subscribe().await.expect("subscribes");
+    let mut sub = bus.subscribe(Filter::All, 1024).await.expect("subscribes");
     let engine = builder().store(MemoryStore::new()).bus(bus.clone()).clock(ManualClock::new(t0())).start().await;
     let engine = engine.expect("starts");
     engine.execute(submit("r1")).await.expect("submits: the store has it, whatever the bus does");

@@ -49,7 +49,8 @@ use sidan_core::request::Urgency;
 use sidan_core::testkit::{request, t0, tiny_city};
 use sidan_runtime::store::Snapshot;
 use sidan_runtime::{
-    Bus, Engine, EngineBuilder, EngineError, ManualClock, MemoryBus, MemoryStore, Position, Store, StoreError, Stored,
+    Bus, Engine, EngineBuilder, EngineError, Filter, ManualClock, MemoryBus, MemoryStore, Position, Store, StoreError,
+    Stored,
 };
 
 mod keys;
@@ -544,7 +545,7 @@ pub async fn engine_replay_matches_live<H: Harness>(h: &mut H) {
     let policy = LifecyclePolicy { offer_deadline_s: 600, ..LifecyclePolicy::default() };
     let store = h.fresh().await;
     let bus = MemoryBus::new();
-    let mut sub = bus.subscribe().await.expect("subscribes");
+    let mut sub = bus.subscribe(Filter::All, 1024).await.expect("subscribes");
     let clock = ManualClock::new(t0());
     let engine = tiny_builder(policy).store(store.clone()).bus(bus).clock(clock.clone()).start().await.expect("starts");
     let cases = [
@@ -585,6 +586,7 @@ pub async fn engine_replay_matches_live<H: Harness>(h: &mut H) {
         let m = tokio::time::timeout(std::time::Duration::from_secs(20), sub.next())
             .await
             .expect("the engine publishes the expiry in time")
+            .expect("not lagged")
             .expect("the bus is open");
         if matches!(m.record.event, Event::OfferExpired { .. }) {
             break;
