@@ -21,7 +21,8 @@ pub struct EventsArgs {
     /// Print at most this many events.
     #[arg(long)]
     limit: Option<u64>,
-    /// Show residents' contacts in full, as the serving team's admins may see them.
+    /// Show residents' contacts and homes in full, as the serving team's admins may see them
+    /// (masked, a home's location is shown to about 100 m).
     #[arg(long, conflicts_with = "cloudevents")]
     reveal_contacts: bool,
     /// Print each event as the CloudEvent the bus publishes, from this source (a URI-reference

@@ -46,6 +46,8 @@ fn events_are_printed_as_json_lines_with_contacts_masked() {
             submitted += 1;
             assert_eq!(ms.contact, rs.contact.masked_contact(), "{}: masked unless asked", m.id());
             assert_ne!(ms.contact.phone, rs.contact.phone, "{}: the phone is hidden", m.id());
+            assert_eq!(ms.location, rs.location.coarse(), "{}: the home is shown to about 100 m", m.id());
+            assert!(ms.location.distance_m(rs.location) < 80.0, "{}", m.id());
         } else {
             assert_eq!(m, r, "only contacts differ");
         }

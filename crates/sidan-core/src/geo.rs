@@ -99,6 +99,14 @@ impl Location {
         self.lon
     }
 
+    /// The location to three decimals of a degree (about 110 m north–south): enough to see the
+    /// neighbourhood, not the door. What a masked event shows of a resident's home.
+    pub fn coarse(self) -> Location {
+        let round = |v: f64| (v * 1000.0).round() / 1000.0;
+        // Rounding keeps a value within its range (±90 and ±180 are multiples of 0.001).
+        Self { lat: round(self.lat), lon: round(self.lon) }
+    }
+
     /// Great-circle (haversine) distance to `other`, in metres.
     pub fn distance_m(self, other: Location) -> f64 {
         haversine_m(self.lat, self.lon, other.lat, other.lon)

@@ -226,16 +226,27 @@ pub enum Event {
 }
 
 impl Event {
-    /// The event with personal data masked, as it may leave the process (bus, logs, reports).
+    /// The event with personal data masked, as it may leave the process (bus, logs, reports):
+    /// the resident's contact masked and their home's location coarsened ([`Location::coarse`]).
+    ///
+    /// [`Location::coarse`]: crate::geo::Location::coarse
     pub fn masked(&self) -> Event {
         match self {
             Event::Submitted { spec, scope, pairing } => Event::Submitted {
-                spec: Arc::new(RequestSpec { contact: spec.contact.masked_contact(), ..(**spec).clone() }),
+                spec: Arc::new(RequestSpec {
+                    contact: spec.contact.masked_contact(),
+                    location: spec.location.coarse(),
+                    ..(**spec).clone()
+                }),
                 scope: scope.clone(),
                 pairing: pairing.clone(),
             },
             Event::Paired { spec } => Event::Paired {
-                spec: Box::new(PairingSpec { contact: spec.contact.masked_contact(), ..(**spec).clone() }),
+                spec: Box::new(PairingSpec {
+                    contact: spec.contact.masked_contact(),
+                    location: spec.location.coarse(),
+                    ..(**spec).clone()
+                }),
             },
             other => other.clone(),
         }
