@@ -17,7 +17,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
-use sidan_core::id::TeamId;
+use sidan_core::id::{TeamId, UnitId};
 use sidan_core::lifecycle::{Event, Recorded};
 use tokio::sync::mpsc;
 
@@ -32,12 +32,17 @@ pub struct Published {
     pub position: Position,
     /// The event with personal data masked.
     pub record: Recorded,
+    /// The unit the event belongs to (its request's, pairing's or team's) with the unit's
+    /// ancestors, root first; empty for the ledger's events, or one the relay could not place.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub units: Vec<UnitId>,
 }
 
 impl Published {
-    /// The message for a stored event, with personal data masked.
+    /// The message for a stored event, with personal data masked (and no units: the relay adds
+    /// them).
     pub fn of(stored: &Stored) -> Self {
-        Self { id: stored.record.id(), position: stored.position, record: stored.record.masked() }
+        Self { id: stored.record.id(), position: stored.position, record: stored.record.masked(), units: Vec::new() }
     }
 
     /// Its CloudEvents `type`: `sidan.<stream kind>.<event name>`, a ledger entry by its own
@@ -74,6 +79,9 @@ pub enum Filter {
     TeamOffers(TeamId),
     /// The messages of one CloudEvents type, like `sidan.request.offered`.
     Type(String),
+    /// The messages of one unit's subtree: a station's, an institute's, a county's requests,
+    /// pairings and teams (by [`Published::units`]).
+    Subtree(UnitId),
 }
 
 impl Filter {
@@ -94,6 +102,7 @@ impl Filter {
                     .and_then(|rest| rest.strip_prefix('.'))
                     .is_some_and(|rest| rest == name)
             }
+            Filter::Subtree(unit) => msg.units.contains(unit),
         }
     }
 }

@@ -9,11 +9,13 @@
 //!   expired; none for a retirement;
 //! - `time`: when it happened; `datacontenttype`: `application/json`;
 //! - `data`: the event, masked (no phone number or address leaves);
-//! - extensions `sidanstream` (the stream, `request/r-1`), `sidanseq` (its number in the stream)
-//!   and `sidanposition` (its position in the log).
+//! - extensions `sidanstream` (the stream, `request/r-1`), `sidanseq` (its number in the stream),
+//!   `sidanposition` (its position in the log) and, when the event has a unit, `sidanunits` (the
+//!   unit and its ancestors, root first, joined by `/`: `cz/cz-xh/cz-xh-jd/cz-xh-jd-bj`).
 
 use cloudevents::event::{Data, ExtensionValue};
 use cloudevents::{AttributesReader, EventBuilder, EventBuilderV10};
+use sidan_core::id::UnitId;
 use sidan_core::ledger::LedgerEvent;
 use sidan_core::lifecycle::{Event, Recorded, StreamId};
 
@@ -28,6 +30,8 @@ pub const EXT_STREAM: &str = "sidanstream";
 pub const EXT_SEQ: &str = "sidanseq";
 /// The extension attribute holding the event's position in the log.
 pub const EXT_POSITION: &str = "sidanposition";
+/// The extension attribute holding the event's unit and its ancestors, root first, joined by `/`.
+pub const EXT_UNITS: &str = "sidanunits";
 /// The content type of `data`.
 pub const DATA_CONTENT_TYPE: &str = "application/json";
 
@@ -96,6 +100,10 @@ impl Published {
         if let Some(s) = subject(&self.record) {
             b = b.subject(s);
         }
+        if !self.units.is_empty() {
+            let path: Vec<&str> = self.units.iter().map(UnitId::as_str).collect();
+            b = b.extension(EXT_UNITS, path.join("/"));
+        }
         b.build().map_err(|e| CloudEventError::Build(e.to_string()))
     }
 
@@ -130,8 +138,16 @@ impl Published {
             Some(Data::Binary(b)) => serde_json::from_slice(b).map_err(|e| CloudEventError::Data(e.to_string()))?,
             None => return Err(CloudEventError::Attribute("data")),
         };
+        let units = match ce.extension(EXT_UNITS) {
+            None => Vec::new(),
+            Some(ExtensionValue::String(s)) => s
+                .split('/')
+                .map(|u| UnitId::new(u).map_err(|_| CloudEventError::Attribute(EXT_UNITS)))
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(CloudEventError::Attribute(EXT_UNITS)),
+        };
         let record = Recorded { stream, seq: ext_int(EXT_SEQ)?, at, event };
-        Ok(Published { id: ce.id().to_owned(), position: Position(ext_int(EXT_POSITION)?), record })
+        Ok(Published { id: ce.id().to_owned(), position: Position(ext_int(EXT_POSITION)?), record, units })
     }
 
     /// The message in CloudEvents structured JSON.

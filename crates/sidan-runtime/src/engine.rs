@@ -198,8 +198,21 @@ impl<T: TravelTime + Send + Sync + 'static> Engine<T> {
         let notify = Arc::new(Notify::new());
         notify.notify_one();
         let (stop_relay, stop_rx) = watch::channel(false);
-        let relay =
-            tokio::spawn(crate::relay::run(Arc::clone(&store), bus, Arc::clone(&notify), stop_rx, config.relay_batch));
+        let scopes = {
+            let d = lc.dispatcher();
+            crate::scopes::Scopes::new(
+                d.city().units().clone(),
+                d.index().records().iter().map(|t| (t.id.clone(), t.unit)),
+            )
+        };
+        let relay = tokio::spawn(crate::relay::run(
+            Arc::clone(&store),
+            bus,
+            Arc::clone(&notify),
+            stop_rx,
+            config.relay_batch,
+            scopes,
+        ));
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let writer = Writer::new(lc, factory, store, clock, notify, config, &started, keys);
         let writer = tokio::spawn(writer.run(rx));

@@ -26,6 +26,7 @@ mod engine;
 pub mod keys;
 mod relay;
 pub mod rows;
+mod scopes;
 pub mod snapshot;
 pub mod store;
 mod writer;

@@ -16,6 +16,7 @@ use tokio::sync::{Notify, watch};
 use tracing::{debug, warn};
 
 use crate::bus::{Bus, BusError, Published};
+use crate::scopes::Scopes;
 use crate::store::{Store, StoreError};
 
 /// The first pause between two attempts; it doubles up to [`MAX_DELAY`].
@@ -46,7 +47,9 @@ pub(crate) async fn run<S: Store, B: Bus>(
     notify: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
     limit: usize,
+    scopes: Scopes,
 ) {
+    let scopes = tokio::sync::Mutex::new(scopes);
     let backoff = ExponentialBuilder::default()
         .with_min_delay(MIN_DELAY)
         .with_max_delay(MAX_DELAY)
@@ -60,7 +63,7 @@ pub(crate) async fn run<S: Store, B: Bus>(
         // Publish until the outbox is empty.
         loop {
             let stop_now = stop.clone();
-            let round = (|| relay_once(&*store, &bus, limit.max(1)))
+            let round = (|| relay_once(&*store, &bus, limit.max(1), &scopes))
                 .retry(backoff)
                 // Stopping: no more retries; what is left goes out at the next start.
                 .when(move |_| !*stop_now.borrow())
@@ -90,11 +93,23 @@ pub(crate) async fn run<S: Store, B: Bus>(
 }
 
 /// Publishes one batch from the outbox and marks it; returns how many events.
-async fn relay_once<S: Store, B: Bus>(store: &S, bus: &B, limit: usize) -> Result<usize, RelayError> {
+async fn relay_once<S: Store, B: Bus>(
+    store: &S,
+    bus: &B,
+    limit: usize,
+    scopes: &tokio::sync::Mutex<Scopes>,
+) -> Result<usize, RelayError> {
     let pending = store.unpublished(limit).await?;
     let Some(last) = pending.last().map(|s| s.position) else { return Ok(0) };
-    // Masked: personal data never leaves through the bus.
-    let msgs: Vec<Published> = pending.iter().map(Published::of).collect();
+    // Masked: personal data never leaves through the bus. Each message with its units.
+    let mut scopes = scopes.lock().await;
+    let mut msgs: Vec<Published> = Vec::with_capacity(pending.len());
+    for s in &pending {
+        let mut m = Published::of(s);
+        m.units = scopes.units(store, &s.record).await;
+        msgs.push(m);
+    }
+    drop(scopes);
     bus.publish(&msgs).await?;
     store.mark_published(last).await?;
     Ok(pending.len())

@@ -92,7 +92,12 @@ async fn subscriptions_take_what_their_filter_selects() {
     let mut all = bus.subscribe(Filter::All, 16).await.expect("subscribes");
     let mut a = bus.subscribe(Filter::TeamOffers(team("c1-s1-a")), 16).await.expect("subscribes");
     let mut offers = bus.subscribe(Filter::Type("sidan.request.offered".into()), 16).await.expect("subscribes");
-    let batch = [submitted("r1"), offered(2, "r1", "c1-s1-a"), offered(3, "r1", "c1-s1-b")];
+    let mut i1 = bus.subscribe(Filter::Subtree(UnitId::new("c1-i1").expect("an id")), 16).await.expect("subscribes");
+    let mut i2 = bus.subscribe(Filter::Subtree(UnitId::new("c1-i2").expect("an id")), 16).await.expect("subscribes");
+    let mut batch = [submitted("r1"), offered(2, "r1", "c1-s1-a"), offered(3, "r1", "c1-s1-b")];
+    for m in &mut batch {
+        m.units = ["cz", "c1", "c1-i1", "c1-i1-s1"].iter().map(|u| UnitId::new(u).expect("an id")).collect();
+    }
     bus.publish(&batch).await.expect("publishes");
     let drain = |s: &mut sidan_runtime::Subscription| {
         let mut got = Vec::new();
@@ -104,6 +109,13 @@ async fn subscriptions_take_what_their_filter_selects() {
     assert_eq!(drain(&mut all), [1, 2, 3]);
     assert_eq!(drain(&mut a), [2]);
     assert_eq!(drain(&mut offers), [2, 3]);
+    assert_eq!(drain(&mut i1), [1, 2, 3]);
+    assert!(drain(&mut i2).is_empty(), "another institute's subtree");
+    // The units travel as an extension and come back.
+    let json = batch[0].to_cloudevent_json("/s").expect("encodes");
+    let v: serde_json::Value = serde_json::from_slice(&json).expect("JSON");
+    assert_eq!(v["sidanunits"], "cz/c1/c1-i1/c1-i1-s1");
+    assert_eq!(Published::from_cloudevent_json(&json).expect("decodes"), batch[0]);
 }
 
 #[tokio::test]
@@ -161,5 +173,7 @@ async fn a_team_sees_its_offers_through_the_engine() {
         .expect("the bus is open");
     assert_eq!(m.event_type(), "sidan.request.accepted");
     assert_eq!(m.offer_team(), Some(&to));
+    let station: Vec<&str> = m.units.iter().map(UnitId::as_str).collect();
+    assert_eq!(station, ["cz", "c1", "c1-i1", "c1-i1-s1"], "the relay places the event in its request's station");
     engine.shutdown().await;
 }
