@@ -111,7 +111,7 @@ mod tests {
     use sidan_core::testkit::{request, t0, tiny_city};
 
     use super::*;
-    use crate::store::{MemoryStore, Store as _};
+    use crate::store::MemoryStore;
 
     fn scopes() -> Scopes {
         let (city, index) = tiny_city();
