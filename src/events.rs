@@ -1,6 +1,7 @@
 //! `sidan events`: the event log of a SQLite store as JSON lines, one event per line with its
 //! position, whatever form its body is stored in. Contacts are masked unless asked for. With
-//! `--cloudevents SOURCE`, each line is the CloudEvent the bus would publish (always masked).
+//! `--cloudevents SOURCE`, each line is the CloudEvent the bus would publish (always masked),
+//! without `sidanunits`: placing an event in the unit hierarchy needs the city.
 
 use std::io::Write as _;
 use std::path::PathBuf;

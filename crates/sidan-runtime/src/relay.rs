@@ -106,7 +106,7 @@ async fn relay_once<S: Store, B: Bus>(
     let mut msgs: Vec<Published> = Vec::with_capacity(pending.len());
     for s in &pending {
         let mut m = Published::of(s);
-        m.units = scopes.units(store, &s.record).await;
+        m.units = scopes.units(store, &s.record).await?;
         msgs.push(m);
     }
     drop(scopes);

@@ -14,7 +14,7 @@ use sidan_core::id::{TeamId, UnitId};
 use sidan_core::lifecycle::{Event, Recorded, StreamId};
 use sidan_core::units::{UnitIdx, UnitTree};
 
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// The units of the streams the relay is publishing.
 #[derive(Debug, Clone, Default)]
@@ -50,8 +50,12 @@ impl Scopes {
     }
 
     /// The unit `rec` belongs to with its ancestors, root first; empty for the ledger or a
-    /// stream that cannot be placed.
-    pub(crate) async fn units<S: Store>(&mut self, store: &S, rec: &Recorded) -> Vec<UnitId> {
+    /// stream whose first event names no unit.
+    ///
+    /// # Errors
+    /// The store cannot read the first event of a stream not seen before: the relay's round
+    /// fails and is tried again, rather than publish a message it could not place.
+    pub(crate) async fn units<S: Store>(&mut self, store: &S, rec: &Recorded) -> Result<Vec<UnitId>, StoreError> {
         let unit = match &rec.stream {
             StreamId::Ledger => None,
             StreamId::Team(team) => {
@@ -66,13 +70,7 @@ impl Scopes {
                 }
                 let unit = match self.open.get(stream) {
                     Some(u) => Some(u.clone()),
-                    None => match store.load(stream).await {
-                        Ok(events) => events.first().and_then(first_unit).cloned(),
-                        Err(e) => {
-                            tracing::warn!(error = %e, %stream, "the stream's unit cannot be read; published without it");
-                            None
-                        }
-                    },
+                    None => store.load(stream).await?.first().and_then(first_unit).cloned(),
                 };
                 if last(&rec.event) {
                     self.open.remove(stream);
@@ -82,7 +80,7 @@ impl Scopes {
                 unit
             }
         };
-        unit.map(|u| self.path(u)).unwrap_or_default()
+        Ok(unit.map(|u| self.path(u)).unwrap_or_default())
     }
 
     /// A unit with its ancestors, root first.
@@ -135,21 +133,25 @@ mod tests {
         let scope = UnitId::new("c1-i1-s1").expect("an id");
         let submitted = rec(stream.clone(), 1, Event::Submitted { spec: Arc::new(spec), scope, pairing: None });
         let station = path(&["cz", "c1", "c1-i1", "c1-i1-s1"]);
-        assert_eq!(s.units(&store, &submitted).await, station);
-        assert_eq!(s.units(&store, &rec(stream.clone(), 2, Event::Expired)).await, station, "its last event");
+        assert_eq!(s.units(&store, &submitted).await.expect("placed"), station);
+        assert_eq!(
+            s.units(&store, &rec(stream.clone(), 2, Event::Expired)).await.expect("placed"),
+            station,
+            "its last event"
+        );
         assert_eq!(s.open(), 0, "a stream that ended is forgotten");
         // A team's events by the team's unit; the ledger's by none.
         let team = StreamId::Team(TeamId::new("c1-s1-a").expect("an id"));
-        assert_eq!(s.units(&store, &rec(team, 1, Event::TeamReactivated)).await, station);
+        assert_eq!(s.units(&store, &rec(team, 1, Event::TeamReactivated)).await.expect("placed"), station);
         let ledger = rec(
             StreamId::Ledger,
             1,
             Event::Ledger { entry: sidan_core::ledger::LedgerEvent::Retired { before: t0(), at: t0() } },
         );
-        assert!(s.units(&store, &ledger).await.is_empty());
+        assert!(s.units(&store, &ledger).await.expect("placed").is_empty());
         // A relay that starts again in the middle of a stream reads its first event from the store.
         store.append(std::slice::from_ref(&submitted)).await.expect("appends");
         let mut fresh = scopes();
-        assert_eq!(fresh.units(&store, &rec(stream, 2, Event::Closed)).await, station);
+        assert_eq!(fresh.units(&store, &rec(stream, 2, Event::Closed)).await.expect("placed"), station);
     }
 }
