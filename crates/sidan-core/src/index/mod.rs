@@ -28,6 +28,12 @@ use crate::team::{MAX_REACH_KM, TeamChange, TeamError, TeamKind, TeamProblem, Te
 use crate::time::{Availability, AvailabilitySpec};
 use crate::units::UnitIdx;
 
+mod served;
+
+pub use served::Served;
+pub(crate) use served::served_time;
+use served::sort_served;
+
 /// Dense index of a team inside a [`TeamIndex`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TeamIdx(pub u32);
@@ -124,38 +130,6 @@ pub struct TeamDynamics {
     pub households_served: Vec<(HouseholdId, Option<i64>)>,
     /// Households paired with it, sorted.
     pub paired_households: Vec<HouseholdId>,
-}
-
-/// A household a team served, and when last.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Served {
-    /// The household.
-    pub household: HouseholdId,
-    /// When the team last served it; `None` for one declared in the team file, never forgotten.
-    pub last: Option<DateTime<Utc>>,
-}
-
-/// The instant a service is recorded at: to the second, as a snapshot keeps it.
-pub(crate) fn served_time(at: DateTime<Utc>) -> DateTime<Utc> {
-    DateTime::from_timestamp(at.timestamp(), 0).unwrap_or(at)
-}
-
-/// Sorts a team's served households by household, keeping one entry each: the declared one
-/// (`None`, never forgotten) if any, else the latest.
-fn sort_served(mut v: Vec<Served>) -> Vec<Served> {
-    v.sort_unstable_by(|a, b| {
-        a.household.cmp(&b.household).then(b.last.is_none().cmp(&a.last.is_none())).then(b.last.cmp(&a.last))
-    });
-    v.dedup_by(|later, first| later.household == first.household);
-    v
-}
-
-impl TeamRecord {
-    /// Whether the team has served `household` (within the memory policy's `continuity_days`, or
-    /// as declared in the team file).
-    pub fn has_served(&self, household: &HouseholdId) -> bool {
-        self.households_served.binary_search_by(|s| s.household.cmp(household)).is_ok()
-    }
 }
 
 /// The team table and its spatial index.
@@ -542,22 +516,6 @@ impl TeamIndex {
         Ok(())
     }
 
-    /// Forgets that the team at `idx` served `household`, if it was last served at `at` (so a
-    /// later service keeps it). Returns whether it was forgotten.
-    ///
-    /// # Panics
-    /// If `idx` does not come from this index.
-    pub fn forget_served(&mut self, idx: TeamIdx, household: &HouseholdId, at: DateTime<Utc>) -> bool {
-        let served = &mut self.teams[idx.0 as usize].households_served;
-        match served.binary_search_by(|s| s.household.cmp(household)) {
-            Ok(i) if served[i].last == Some(at) => {
-                served.remove(i);
-                true
-            }
-            _ => false,
-        }
-    }
-
     /// Sets a team's reputation.
     pub fn set_reputation(&mut self, id: &TeamId, reputation: f64) -> Result<(), TeamError> {
         if !(0.0..=1.0).contains(&reputation) {
@@ -798,30 +756,4 @@ impl TeamIndex {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    proptest! {
-        /// Every point within the radius lies in one of the boxes.
-        #[test]
-        fn cap_boxes_contain_the_cap(
-            lat in -89.9..89.9f64, lon in -180.0..180.0f64,
-            radius_km in 0.1..600.0f64, bearing in 0.0..std::f64::consts::TAU, frac in 0.0..1.0f64,
-        ) {
-            let at = Location::new(lat, lon).expect("in range");
-            // Walk `frac * radius` along `bearing` on the sphere.
-            let d = frac * radius_km * 1000.0 / EARTH_RADIUS_M;
-            let (p1, l1) = (lat.to_radians(), lon.to_radians());
-            let p2 = (p1.sin() * d.cos() + p1.cos() * d.sin() * bearing.cos()).asin();
-            let l2 = l1 + (bearing.sin() * d.sin() * p1.cos()).atan2(d.cos() - p1.sin() * p2.sin());
-            let lon2 = (l2.to_degrees() + 540.0).rem_euclid(360.0) - 180.0;
-            let q = [lon2, p2.to_degrees()];
-            let inside = cap_boxes(at, radius_km * 1000.0).into_iter().flatten().any(|b| {
-                let (lo, hi) = (b.lower(), b.upper());
-                lo[0] - 1e-9 <= q[0] && q[0] <= hi[0] + 1e-9 && lo[1] - 1e-9 <= q[1] && q[1] <= hi[1] + 1e-9
-            });
-            prop_assert!(inside, "{q:?} not in boxes of {at:?} r={radius_km}");
-        }
-    }
-}
+mod tests;
