@@ -48,11 +48,15 @@ impl Published {
     /// Its CloudEvents `type`: `sidan.<stream kind>.<event name>`, a ledger entry by its own
     /// name (`sidan.request.offered`, `sidan.ledger.transferred`).
     pub fn event_type(&self) -> String {
-        let name = match &self.record.event {
+        format!("sidan.{}.{}", self.record.stream.kind(), self.event_name())
+    }
+
+    /// The last part of its type: the event's name, a ledger entry's own.
+    fn event_name(&self) -> &'static str {
+        match &self.record.event {
             Event::Ledger { entry } => entry.name(),
             other => other.name(),
-        };
-        format!("sidan.{}.{name}", self.record.stream.kind())
+        }
     }
 
     /// The team whose offer the message is about: an offer made to it, accepted, declined,
@@ -92,11 +96,7 @@ impl Filter {
             Filter::TeamOffers(team) => msg.offer_team() == Some(team),
             Filter::Type(ty) => {
                 // `sidan.<kind>.<name>` without building the string.
-                let name = match &msg.record.event {
-                    Event::Ledger { entry } => entry.name(),
-                    other => other.name(),
-                };
-                let kind = msg.record.stream.kind();
+                let (kind, name) = (msg.record.stream.kind(), msg.event_name());
                 ty.strip_prefix("sidan.")
                     .and_then(|rest| rest.strip_prefix(kind))
                     .and_then(|rest| rest.strip_prefix('.'))

@@ -112,6 +112,14 @@ impl Default for MemoryPolicy {
     }
 }
 
+/// Checks that a count lies in `1..=max`; the error names the key.
+fn one_to(key: &'static str, v: u32, max: u32, unit: &'static str) -> Result<(), PolicyError> {
+    if v == 0 || v > max {
+        return Err(PolicyError { key, problem: PolicyProblem::range(v, 1, max.into(), unit) });
+    }
+    Ok(())
+}
+
 /// The longest a [`MemoryPolicy`] may keep anything: ten years, in days.
 pub const MAX_MEMORY_DAYS: u32 = 3660;
 
@@ -123,12 +131,7 @@ impl MemoryPolicy {
             ("memory.retired_ids_days", self.retired_ids_days),
             ("memory.continuity_days", self.continuity_days),
         ];
-        for (key, v) in keys {
-            if v == 0 || v > MAX_MEMORY_DAYS {
-                return Err(PolicyError { key, problem: PolicyProblem::range(v, 1, MAX_MEMORY_DAYS.into(), " days") });
-            }
-        }
-        Ok(())
+        keys.into_iter().try_for_each(|(key, v)| one_to(key, v, MAX_MEMORY_DAYS, " days"))
     }
 
     /// How long a settled transfer stays in memory.
@@ -163,12 +166,7 @@ impl LifecyclePolicy {
             ("recruitment_deadline_s", self.recruitment_deadline_s),
         ];
         for (key, v) in deadlines {
-            if v == 0 || v > MAX_DEADLINE_S {
-                return Err(PolicyError {
-                    key,
-                    problem: PolicyProblem::range(v, 1, MAX_DEADLINE_S.into(), " seconds"),
-                });
-            }
+            one_to(key, v, MAX_DEADLINE_S, " seconds")?;
         }
         if !(1..=64).contains(&self.emergency_fanout) {
             return Err(PolicyError {
@@ -182,24 +180,9 @@ impl LifecyclePolicy {
                 problem: PolicyProblem::BelowMinimum { value: 0, min: 1 },
             });
         }
-        if self.escalate_after_min == 0 || self.escalate_after_min > MAX_DEADLINE_S / 60 {
-            return Err(PolicyError {
-                key: "escalate_after_min",
-                problem: PolicyProblem::range(self.escalate_after_min, 1, (MAX_DEADLINE_S / 60).into(), " minutes"),
-            });
-        }
-        if self.evaluation_window_h == 0 || self.evaluation_window_h > MAX_DEADLINE_S / 3600 {
-            return Err(PolicyError {
-                key: "evaluation_window_h",
-                problem: PolicyProblem::range(self.evaluation_window_h, 1, (MAX_DEADLINE_S / 3600).into(), " hours"),
-            });
-        }
-        if self.retention_h == 0 || self.retention_h > MAX_RETENTION_H {
-            return Err(PolicyError {
-                key: "retention_h",
-                problem: PolicyProblem::range(self.retention_h, 1, MAX_RETENTION_H.into(), " hours"),
-            });
-        }
+        one_to("escalate_after_min", self.escalate_after_min, MAX_DEADLINE_S / 60, " minutes")?;
+        one_to("evaluation_window_h", self.evaluation_window_h, MAX_DEADLINE_S / 3600, " hours")?;
+        one_to("retention_h", self.retention_h, MAX_RETENTION_H, " hours")?;
         let weights = [
             ("rating_weight_resident", self.rating_weight_resident),
             ("rating_weight_station", self.rating_weight_station),
